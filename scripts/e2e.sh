@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# End-to-end tests: xgw on real AF_XDP sockets between network namespaces, exercised with
+# real clients (ping, traceroute, tracepath, curl, iperf3). Needs root and a built binary.
+#
+#   scripts/e2e.sh [path/to/xgw]        (default: target/release/xgw)
+#
+# Every namespace is named after this run ($LAB-*) and removed on exit, even on failure.
+# Only 198.18.0.0/15 and TEST-NET addresses are used; every load is bounded in time.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+XGW=$(realpath "${1:-target/release/xgw}")
+export LAB=xgwe$$
+LAB_SH=scripts/lab.sh
+WORK=$(mktemp -d /tmp/xgw-e2e.XXXXXX)
+XGW_PID=
+pass=0 fail=0 failed_names=()
+
+cleanup() {
+    stop_xgw >/dev/null 2>&1
+    "$LAB_SH" down >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cli() { ip netns exec "$LAB-cli" "$@"; }
+srv() { ip netns exec "$LAB-srv" "$@"; }
+rtr() { ip netns exec "$LAB-rtr" "$@"; }
+
+ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
+bad()  { fail=$((fail + 1)); failed_names+=("$1"); echo "FAIL - $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/       /' | tail -n 25; }
+# check NAME COMMAND...: the command must succeed.
+check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$out"; fi; }
+# expect NAME REGEX COMMAND...: the command's output must match REGEX (exit status ignored).
+expect() {
+    local name=$1 re=$2; shift 2; local out; out=$("$@" 2>&1)
+    if grep -Eq -- "$re" <<<"$out"; then ok "$name"; else bad "$name" "expected /$re/ in:"$'\n'"$out"; fi
+}
+
+start_xgw() { # CONFIG [extra args]
+    local cfg=$1; shift
+    rtr "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
+    XGW_PID=$!
+    for _ in $(seq 100); do
+        grep -q "xgw running" "$WORK/xgw.log" && return 0
+        kill -0 "$XGW_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "xgw did not start:"; cat "$WORK/xgw.log"; return 1
+}
+
+stop_xgw() {
+    [ -n "$XGW_PID" ] || return 0
+    kill -TERM "$XGW_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$XGW_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$XGW_PID" 2>/dev/null
+    wait "$XGW_PID" 2>/dev/null
+    XGW_PID=
+}
+
+dump_counters() { kill -USR1 "$XGW_PID"; sleep 0.5; }
+
+make_config() { # FILE R1_MTU
+    cat >"$1" <<EOF2
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = "198.19.0.1/24"
+mtu = $2
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.19.0.2"
+[icmp]
+rate = 1000
+burst = 50
+EOF2
+}
+
+serve_files() { # start an HTTP server in the server namespace with a random 8 MiB file
+    head -c 8388608 /dev/urandom >"$WORK/blob"
+    (cd "$WORK" && exec ip netns exec "$LAB-srv" timeout 120 python3 -m http.server 8080 --bind 198.19.0.2) >/dev/null 2>&1 &
+    for _ in $(seq 50); do srv bash -c 'exec 3<>/dev/tcp/198.19.0.2/8080' 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+
+download_intact() { # N parallel downloads, each must match
+    local n=$1 i pids=() rc=0
+    local want; want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
+    for i in $(seq "$n"); do
+        cli timeout 60 curl -s --max-time 60 -o "$WORK/dl$i" http://198.19.0.2:8080/blob & pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    for i in $(seq "$n"); do
+        [ "$(sha256sum <"$WORK/dl$i" | cut -d' ' -f1)" = "$want" ] || { echo "download $i corrupt or short: $(stat -c %s "$WORK/dl$i" 2>/dev/null)"; rc=1; }
+    done
+    return $rc
+}
+
+xdp_detached() { ! rtr ip link show | grep -q 'prog/xdp'; }
+
+phase() { echo; echo "## $*"; }
+
+# ---------------------------------------------------------------- phase 1: one queue
+phase "one queue, MTU 1500"
+"$LAB_SH" up 1 || { bad "lab up"; exit 1; }
+make_config "$WORK/r.toml" 1500
+if start_xgw "$WORK/r.toml"; then
+    check  "ping through the router"           cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+    check  "ping the router (near side)"       cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+    check  "ping the router (far side)"        cli ping -c 2 -i 0.2 -W 2 198.19.0.1
+    expect "ping -t 1 to the router is answered (RFC 1812 4.2.2.9)" "1 received" cli ping -c 1 -t 1 -W 2 198.18.0.1
+    expect "ping -t 1 gets Time Exceeded from the router" "From 198\.18\.0\.1 .*Time to live exceeded" cli ping -c 1 -t 1 -W 2 198.19.0.2
+    expect "traceroute shows the router then the server" "^ *1 +198\.18\.0\.1 .*"$'\n'" *2 +203\.0\.113\.1 " \
+        cli traceroute -n -q 1 -w 2 -m 5 203.0.113.1
+    expect "unrouted destination gets Net Unreachable" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 3 192.0.2.1
+    expect "silent host gets Host Unreachable" "From 198\.18\.0\.1 .*Destination Host Unreachable" cli ping -c 1 -W 8 198.19.0.99
+    if serve_files; then
+        check "8 MiB TCP transfer arrives intact" download_intact 1
+    else
+        bad "http server in the server namespace"
+    fi
+    check  "iperf3 TCP through the router"     bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2"
+    dump_counters
+    stop_xgw
+    check  "SIGTERM leaves no XDP program attached" xdp_detached
+    grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown logs final counters" || bad "clean shutdown logs final counters" "$(tail -20 "$WORK/xgw.log")"
+else
+    bad "xgw starts (1 queue)" "$(cat "$WORK/xgw.log")"
+fi
+cp "$WORK/xgw.log" "$WORK/xgw-phase1.log" 2>/dev/null
+"$LAB_SH" down
+
+# ---------------------------------------------------------------- phase 2: smaller MTU
+phase "server link MTU 1400"
+SRV_MTU=1400 "$LAB_SH" up 1 || { bad "lab up (mtu)"; exit 1; }
+make_config "$WORK/m.toml" 1400
+if start_xgw "$WORK/m.toml"; then
+    cli ping -c 1 -W 2 198.19.0.2 >/dev/null 2>&1   # resolve the server first
+    expect "ping -M do gets Frag Needed with mtu 1400" "mtu = 1400" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
+    expect "tracepath reports pmtu 1400" "pmtu 1400" cli tracepath -n -m 5 198.19.0.2
+    expect "DF-clear packets larger than the MTU are fragmented and arrive" "1 received" cli ping -c 1 -W 3 -M dont -s 1450 198.19.0.2
+    stop_xgw
+else
+    bad "xgw starts (mtu 1400)" "$(cat "$WORK/xgw.log")"
+fi
+"$LAB_SH" down
+
+# ---------------------------------------------------------------- phase 3: two queues
+phase "two queues, parallel flows"
+"$LAB_SH" up 2 || { bad "lab up (2 queues)"; exit 1; }
+make_config "$WORK/q.toml" 1500
+if start_xgw "$WORK/q.toml" --queues 2; then
+    grep -q "workers=2" "$WORK/xgw.log" && ok "two workers started" || bad "two workers started" "$(cat "$WORK/xgw.log")"
+    check "ping through the router (2 queues)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+    if serve_files; then
+        check "4 parallel 8 MiB transfers arrive intact (2 queues)" download_intact 4
+    else
+        bad "http server (2 queues)"
+    fi
+    check "iperf3 -P 4 through the router (2 queues)" bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2 -P 4"
+    stop_xgw
+    check "SIGTERM leaves no XDP program attached (2 queues)" xdp_detached
+else
+    bad "xgw starts (2 queues)" "$(cat "$WORK/xgw.log")"
+fi
+"$LAB_SH" down
+
+echo
+[ "$fail" -eq 0 ] || { echo "failed: ${failed_names[*]}"; echo "--- last xgw log"; cat "$WORK/xgw-phase1.log" 2>/dev/null | tail -40; }
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

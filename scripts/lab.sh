@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Build or remove the xgw lab: client and server namespaces joined by veth pairs to a
+# router namespace.
+#
+#   client ns ($LAB-cli)         router ns ($LAB-rtr)          server ns ($LAB-srv)
+#   c0 198.18.0.2/24  <--veth-->  r0 | xgw (198.18.0.1)
+#                                 r1 | xgw (198.19.0.1)  <--veth-->  s0 198.19.0.2/24
+#                                                                    lo 203.0.113.1/32 (a "remote" net)
+#
+# The router namespace's interfaces carry no kernel addresses: xgw owns them (it answers
+# ARP and ICMP itself). `kernel` mode instead gives the kernel the router addresses and
+# turns on ip_forward, for comparisons.
+#
+# Usage: scripts/lab.sh up [QUEUES] | down | kernel | xgwmode | status
+# Environment: LAB (namespace prefix, default "xgw$$"-style unique name must be passed by
+# the caller to keep several labs apart), SRV_MTU (MTU of the r1/s0 link, default 1500).
+# Only 198.18.0.0/15 and TEST-NET addresses are used.
+set -euo pipefail
+
+LAB=${LAB:?set LAB to a unique namespace prefix, e.g. LAB=xgw$$}
+CLI=$LAB-cli RTR=$LAB-rtr SRV=$LAB-srv
+SRV_MTU=${SRV_MTU:-1500}
+
+in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+up() {
+    local q=${1:-1}
+    mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+    for ns in "$CLI" "$RTR" "$SRV"; do
+        ip netns add "$ns"
+        in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        in "$ns" ip link set lo up
+    done
+    ip link add c0 netns "$CLI" numtxqueues "$q" numrxqueues "$q" type veth \
+        peer r0 netns "$RTR" numtxqueues "$q" numrxqueues "$q"
+    ip link add s0 netns "$SRV" numtxqueues "$q" numrxqueues "$q" type veth \
+        peer r1 netns "$RTR" numtxqueues "$q" numrxqueues "$q"
+    in "$RTR" ip link set r1 mtu "$SRV_MTU"
+    in "$SRV" ip link set s0 mtu "$SRV_MTU"
+    # Hosts' ends: finish TCP/UDP checksums in software (veth would leave them partial,
+    # and xgw forwards frames, not skbs).
+    in "$CLI" ethtool -K c0 tx off >/dev/null
+    in "$SRV" ethtool -K s0 tx off >/dev/null
+    # Router ends: no offloads that would hand AF_XDP aggregated or partial frames.
+    for d in r0 r1; do in "$RTR" ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1 || true; done
+    in "$CLI" ip addr add 198.18.0.2/24 dev c0
+    in "$SRV" ip addr add 198.19.0.2/24 dev s0
+    in "$SRV" ip addr add 203.0.113.1/32 dev lo
+    for ns_dev in "$CLI c0" "$RTR r0" "$RTR r1" "$SRV s0"; do
+        set -- $ns_dev
+        in "$1" ip link set "$2" up
+    done
+    in "$CLI" ip route add default via 198.18.0.1
+    in "$SRV" ip route add default via 198.19.0.1
+}
+
+kernel() {
+    in "$RTR" ip addr add 198.18.0.1/24 dev r0
+    in "$RTR" ip addr add 198.19.0.1/24 dev r1
+    in "$RTR" ip route add 203.0.113.0/24 via 198.19.0.2
+    in "$RTR" sysctl -qw net.ipv4.ip_forward=1
+}
+
+xgwmode() {
+    in "$RTR" sysctl -qw net.ipv4.ip_forward=0
+    in "$RTR" ip route del 203.0.113.0/24 2>/dev/null || true
+    in "$RTR" ip addr flush dev r0
+    in "$RTR" ip addr flush dev r1
+    for ns in "$CLI" "$SRV"; do in "$ns" ip neigh flush all; done
+}
+
+down() {
+    for ns in "$CLI" "$RTR" "$SRV"; do
+        if ip netns list | grep -qw "$ns"; then
+            # Kill anything still running in the namespace (xgw, iperf3, http servers).
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        fi
+    done
+}
+
+status() {
+    for ns in "$CLI" "$RTR" "$SRV"; do
+        echo "== $ns"; in "$ns" ip -br addr 2>/dev/null || true
+        in "$ns" ip link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' || true
+    done
+}
+
+case "${1:-}" in
+    up) up "${2:-1}" ;;
+    down) down ;;
+    kernel) kernel ;;
+    xgwmode) xgwmode ;;
+    status) status ;;
+    *) echo "usage: LAB=name $0 up [QUEUES] | down | kernel | xgwmode | status" >&2; exit 2 ;;
+esac

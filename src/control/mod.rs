@@ -1,0 +1,501 @@
+//! `control`: the slow path. One thread owns the route table, the ARP cache and the ICMP
+//! rate limiter; it answers punts from the workers, originates ARP and ICMP, fragments,
+//! ages neighbours and publishes snapshots (DESIGN 6.4, R5).
+//!
+//! Must not depend on: `io` internals. [`ControlPlane`] itself does no I/O and takes time
+//! as an argument: it consumes [`Punt`]s and produces frames in an outbox, so tests drive
+//! it synchronously and the runtime wraps it in a thread.
+
+pub mod frag;
+pub mod icmp;
+pub mod publish;
+pub mod routes;
+
+use std::{net::Ipv4Addr, sync::Arc, time::Instant};
+
+use self::{
+    icmp::{IcmpError, TokenBucket},
+    routes::Routes,
+};
+use crate::{
+    config::ValidConfig,
+    dataplane::{counters::define_counters, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ},
+    neigh::{
+        cache::{Event as NeighEvent, NeighCache, NeighConfig, Resolve},
+        AdjIndex, AdjTable, Adjacency, PortId,
+    },
+    wire::{
+        arp,
+        ethernet::{self, EtherType, MacAddr},
+        icmpv4::dst_unreachable_code as unreach,
+        ipv4::{self, Packet, Protocol},
+    },
+};
+
+define_counters! {
+    /// What the control plane did.
+    pub enum ControlEvent {
+        ArpRequestsIn = "arp.requests_in" => "ARP requests received",
+        ArpRepliesIn = "arp.replies_in" => "ARP replies received",
+        ArpRepliesSent = "arp.replies_sent" => "ARP replies sent for our addresses",
+        ArpRequestsSent = "arp.requests_sent" => "ARP requests sent to resolve next hops",
+        ArpInvalid = "arp.invalid" => "malformed or unsupported ARP",
+        ArpNotLearned = "arp.not_learned" => "ARP sender not on a connected subnet of the port",
+        NeighQueueFull = "neigh.queue_full" => "packets dropped: too many waiting for one neighbour",
+        NeighTableFull = "neigh.table_full" => "packets dropped: neighbour table full",
+        NeighUnreachable = "neigh.unreachable" => "packets dropped: neighbour did not answer ARP",
+        SlowForwarded = "slowpath.forwarded" => "packets forwarded by the control plane",
+        Fragmented = "slowpath.fragmented" => "packets fragmented",
+        FragmentsSent = "slowpath.fragments" => "fragments produced",
+        EchoReplies = "icmp.echo_replies" => "echo replies sent",
+        IcmpErrors = "icmp.errors_sent" => "ICMP errors sent",
+        IcmpRateLimited = "icmp.rate_limited" => "ICMP errors not sent: rate limit",
+        IcmpSuppressed = "icmp.suppressed" => "ICMP errors not sent: RFC 1812 4.3.2.7",
+        LocalDropped = "local.dropped" => "packets to the router it does not answer",
+        NoRouteOut = "output.no_route" => "router-originated packet without a route",
+    }
+}
+
+/// Control-plane counters.
+#[derive(Debug, Clone)]
+pub struct ControlCounters {
+    v: [u64; ControlEvent::COUNT],
+}
+
+impl Default for ControlCounters {
+    fn default() -> Self {
+        ControlCounters {
+            v: [0; ControlEvent::COUNT],
+        }
+    }
+}
+
+impl ControlCounters {
+    fn inc(&mut self, e: ControlEvent) {
+        self.v[e as usize] += 1;
+    }
+    fn add(&mut self, e: ControlEvent, n: u64) {
+        self.v[e as usize] += n;
+    }
+    /// Value of one counter.
+    pub fn get(&self, e: ControlEvent) -> u64 {
+        self.v[e as usize]
+    }
+    /// Non-zero counters as `(name, value, description)`.
+    pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
+        ControlEvent::ALL
+            .iter()
+            .map(|e| (e.name(), self.get(*e), e.description()))
+            .filter(|(_, v, _)| *v != 0)
+            .collect()
+    }
+}
+
+/// The slow path's state machine (no threads, no I/O).
+#[derive(Debug)]
+pub struct ControlPlane {
+    ports: Arc<[PortInfo]>,
+    routes: Routes,
+    neigh: NeighCache<Vec<u8>>,
+    icmp: TokenBucket,
+    ident: u16,
+    generation: u64,
+    published_neigh: Option<u64>,
+    out: Vec<(u16, Vec<u8>)>,
+    /// What it did.
+    pub counters: ControlCounters,
+}
+
+impl ControlPlane {
+    /// Control plane for `cfg`, with the ports' runtime facts (MAC, effective MTU) in `ports`.
+    pub fn new(cfg: &ValidConfig, ports: Vec<PortInfo>) -> Self {
+        let n = &cfg.neighbor;
+        let neigh = NeighCache::new(NeighConfig {
+            max_entries: n.max_entries,
+            queue_len: n.queue_len,
+            reachable_time: n.reachable_time,
+            retrans_time: n.retrans_time,
+            max_requests: n.max_requests,
+            failed_hold: n.retrans_time * 3,
+        });
+        ControlPlane {
+            ports: ports.into(),
+            routes: Routes::from_config(cfg),
+            neigh,
+            icmp: TokenBucket::new(cfg.icmp.rate, cfg.icmp.burst),
+            ident: 1,
+            generation: 0,
+            published_neigh: None,
+            out: Vec::new(),
+            counters: ControlCounters::default(),
+        }
+    }
+
+    /// The route table.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// The neighbour cache (read-only, for stats and tests).
+    pub fn neighbors(&self) -> &NeighCache<Vec<u8>> {
+        &self.neigh
+    }
+
+    /// Whether the fast path's view is out of date.
+    pub fn needs_publish(&self) -> bool {
+        self.published_neigh != Some(self.neigh.generation())
+    }
+
+    /// Build the next snapshot from the current routes and resolved neighbours.
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.generation += 1;
+        self.published_neigh = Some(self.neigh.generation());
+        let mut adjs = AdjTable::default();
+        let mut neighbors = ahash::HashMap::default();
+        for (ip, mac, port) in self.neigh.iter_resolved() {
+            let p = &self.ports[usize::from(port.0)];
+            let idx = adjs.push(Adjacency::new(mac, p.mac, port, p.mtu));
+            neighbors.insert(u32::from(ip), idx);
+        }
+        let nexthop_adj = self
+            .routes
+            .nexthops()
+            .iter()
+            .map(|nh| match nh {
+                NextHop::Via { gateway, .. } => neighbors
+                    .get(&u32::from(*gateway))
+                    .map_or(NO_ADJ, |a: &AdjIndex| a.0),
+                _ => NO_ADJ,
+            })
+            .collect();
+        Snapshot {
+            generation: self.generation,
+            fib: self.routes.fib().clone(),
+            nexthops: self.routes.nexthops().into(),
+            nexthop_adj,
+            adjs,
+            neighbors,
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// Frames to transmit, as `(port, frame)`.
+    pub fn take_output(&mut self) -> Vec<(u16, Vec<u8>)> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handle one punted packet.
+    pub fn handle(&mut self, now: Instant, punt: Punt) {
+        let frame = &punt.frame;
+        if frame.len() < ethernet::HEADER_LEN {
+            return;
+        }
+        let l2_multicast = ethernet::Frame::new_unchecked(&frame[..])
+            .dst_addr()
+            .is_multicast();
+        let l3 = &frame[ethernet::HEADER_LEN..];
+        match punt.reason {
+            PuntReason::Arp => self.handle_arp(now, punt.rx_port, l3),
+            PuntReason::ToUs => self.handle_local(now, l3),
+            PuntReason::TtlExpired => {
+                self.send_error(now, IcmpError::TtlExceeded, l3, l2_multicast)
+            }
+            PuntReason::NoRoute | PuntReason::Unreachable => {
+                let e = IcmpError::Unreachable {
+                    code: unreach::NET,
+                    mtu: 0,
+                };
+                self.send_error(now, e, l3, l2_multicast)
+            }
+            PuntReason::NeedFrag => {
+                let mtu = self.port_mtu(punt.tx_port);
+                let e = IcmpError::Unreachable {
+                    code: unreach::FRAG_NEEDED,
+                    mtu,
+                };
+                self.send_error(now, e, l3, l2_multicast)
+            }
+            PuntReason::ArpMiss | PuntReason::Fragment => {
+                self.forward(now, punt.tx_port, punt.next_hop, l3, l2_multicast)
+            }
+        }
+    }
+
+    /// Timers: ARP retransmission, neighbour ageing and failure.
+    pub fn tick(&mut self, now: Instant) {
+        let mut events = Vec::new();
+        self.neigh.poll(now, &mut events);
+        for ev in events {
+            match ev {
+                NeighEvent::SendRequest { ip, port, unicast } => {
+                    self.send_arp_request(port.0, ip, unicast)
+                }
+                NeighEvent::Unreachable { pending, .. } => {
+                    for ip in pending {
+                        self.counters.inc(ControlEvent::NeighUnreachable);
+                        let e = IcmpError::Unreachable {
+                            code: unreach::HOST,
+                            mtu: 0,
+                        };
+                        self.send_error(now, e, &ip, false);
+                    }
+                }
+                NeighEvent::Expired { .. } => {}
+            }
+        }
+    }
+
+    fn port_mtu(&self, port: u16) -> u16 {
+        self.ports
+            .get(usize::from(port))
+            .map_or(ipv4::MIN_MTU as u16, |p| p.mtu)
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    /// Forward a transit packet the fast path could not finish: TTL, MTU, neighbour.
+    fn forward(&mut self, now: Instant, port: u16, nh: Ipv4Addr, l3: &[u8], l2_multicast: bool) {
+        let Ok(pkt) = Packet::new_checked(l3) else {
+            return;
+        };
+        let mut ip = l3[..usize::from(pkt.total_len())].to_vec();
+        let mut p = Packet::new_unchecked(&mut ip[..]);
+        let ttl = p.ttl();
+        if ttl <= 1 {
+            return self.send_error(now, IcmpError::TtlExceeded, l3, l2_multicast);
+        }
+        p.set_ttl(ttl - 1);
+        p.fill_checksum();
+        let mtu = self.port_mtu(port);
+        if ip.len() > usize::from(mtu) {
+            if Packet::new_unchecked(&ip[..]).dont_frag() {
+                let e = IcmpError::Unreachable {
+                    code: unreach::FRAG_NEEDED,
+                    mtu,
+                };
+                return self.send_error(now, e, l3, l2_multicast);
+            }
+            return self.fragment_out(now, port, nh, &ip, mtu);
+        }
+        self.counters.inc(ControlEvent::SlowForwarded);
+        self.output(now, port, nh, ip);
+    }
+
+    fn fragment_out(&mut self, now: Instant, port: u16, nh: Ipv4Addr, ip: &[u8], mtu: u16) {
+        let Some(frags) = frag::fragment(ip, usize::from(mtu)) else {
+            return;
+        };
+        self.counters.inc(ControlEvent::Fragmented);
+        self.counters
+            .add(ControlEvent::FragmentsSent, frags.len() as u64);
+        for f in frags {
+            self.output(now, port, nh, f);
+        }
+    }
+
+    /// Send an IPv4 packet to neighbour `nh` on `port`, resolving it first if needed.
+    fn output(&mut self, now: Instant, port: u16, nh: Ipv4Addr, ip: Vec<u8>) {
+        if let Some((mac, p)) = self.neigh.lookup(nh) {
+            return self.emit_ip(p.0, mac, &ip);
+        }
+        match self.neigh.resolve(now, nh, PortId(port), ip) {
+            Resolve::Known(mac, ip) => self.emit_ip(port, mac, &ip),
+            Resolve::Queued { send_request } => {
+                if send_request {
+                    self.send_arp_request(port, nh, None);
+                }
+            }
+            Resolve::QueueFull(_) => self.counters.inc(ControlEvent::NeighQueueFull),
+            Resolve::TableFull(_) => self.counters.inc(ControlEvent::NeighTableFull),
+            Resolve::Unreachable(ip) => {
+                self.counters.inc(ControlEvent::NeighUnreachable);
+                let e = IcmpError::Unreachable {
+                    code: unreach::HOST,
+                    mtu: 0,
+                };
+                self.send_error(now, e, &ip, false);
+            }
+        }
+    }
+
+    /// Route and send a packet the router originates (DF clear, so it may be fragmented).
+    fn originate(&mut self, now: Instant, ip: Vec<u8>) {
+        let dst = Packet::new_unchecked(&ip[..]).dst_addr();
+        let Some((port, nh)) = self.routes.output(dst) else {
+            return self.counters.inc(ControlEvent::NoRouteOut);
+        };
+        let mtu = self.port_mtu(port);
+        if ip.len() > usize::from(mtu) {
+            return self.fragment_out(now, port, nh, &ip, mtu);
+        }
+        self.output(now, port, nh, ip);
+    }
+
+    fn emit_ip(&mut self, port: u16, dst: MacAddr, ip: &[u8]) {
+        let src = self.ports[usize::from(port)].mac;
+        let mut f = vec![0u8; ethernet::HEADER_LEN + ip.len()];
+        let repr = ethernet::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            ethertype: EtherType::Ipv4,
+        };
+        repr.emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+        f[ethernet::HEADER_LEN..].copy_from_slice(ip);
+        self.out.push((port, f));
+    }
+
+    /// RFC 1812 §4.3.2: suppression checks, rate limit, then build and route the error.
+    fn send_error(&mut self, now: Instant, kind: IcmpError, l3: &[u8], l2_multicast: bool) {
+        let routes = &self.routes;
+        let verdict = icmp::may_send_error(
+            l2_multicast,
+            l3,
+            |a| routes.is_subnet_broadcast(a),
+            |a| routes.is_local(a),
+        );
+        if verdict.is_err() {
+            return self.counters.inc(ControlEvent::IcmpSuppressed);
+        }
+        let orig_src = Packet::new_unchecked(l3).src_addr();
+        let Some((port, nh)) = self.routes.output(orig_src) else {
+            return self.counters.inc(ControlEvent::NoRouteOut);
+        };
+        if !self.icmp.take(now) {
+            return self.counters.inc(ControlEvent::IcmpRateLimited);
+        }
+        // RFC 1812 §4.3.2.4: the source is an address of the interface the error leaves by.
+        let src = self.source_for(port, nh);
+        let ident = self.next_ident();
+        if let Some(err) = icmp::build_error(kind, l3, src, ident) {
+            self.counters.inc(ControlEvent::IcmpErrors);
+            self.originate(now, err);
+        }
+    }
+
+    /// Our address on `port`, preferring one on the same subnet as `peer`.
+    fn source_for(&self, port: u16, peer: Ipv4Addr) -> Ipv4Addr {
+        let addrs = &self.ports[usize::from(port)].addresses;
+        addrs
+            .iter()
+            .find(|c| c.contains_addr(&peer))
+            .or(addrs.first())
+            .map_or(Ipv4Addr::UNSPECIFIED, |c| c.address())
+    }
+
+    fn handle_local(&mut self, now: Instant, l3: &[u8]) {
+        let Ok(pkt) = Packet::new_checked(l3) else {
+            return;
+        };
+        match pkt.protocol() {
+            Protocol::Icmp => {
+                let ident = self.next_ident();
+                match icmp::build_echo_reply(l3, ident) {
+                    Some(reply) => {
+                        self.counters.inc(ControlEvent::EchoReplies);
+                        self.originate(now, reply);
+                    }
+                    None => self.counters.inc(ControlEvent::LocalDropped),
+                }
+            }
+            // RFC 1122 §4.1.3.1: no listener → port unreachable (traceroute's UDP probes).
+            Protocol::Udp => {
+                let e = IcmpError::Unreachable {
+                    code: unreach::PORT,
+                    mtu: 0,
+                };
+                self.send_error(now, e, l3, false)
+            }
+            // No TCP stack: drop quietly (a RST would need one).
+            Protocol::Tcp => self.counters.inc(ControlEvent::LocalDropped),
+            Protocol::Unknown(_) => {
+                let e = IcmpError::Unreachable {
+                    code: unreach::PROTOCOL,
+                    mtu: 0,
+                };
+                self.send_error(now, e, l3, false)
+            }
+        }
+    }
+
+    fn handle_arp(&mut self, now: Instant, port: u16, l3: &[u8]) {
+        let Some(repr) = arp::Packet::new_checked(l3)
+            .ok()
+            .and_then(|p| arp::Repr::parse(&p).ok())
+        else {
+            return self.counters.inc(ControlEvent::ArpInvalid);
+        };
+        let Some(info) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        let (spa, sha, tpa) = (
+            repr.source_protocol_addr,
+            repr.source_hardware_addr,
+            repr.target_protocol_addr,
+        );
+        let target_is_us = info.addresses.iter().any(|c| c.address() == tpa);
+        let on_link = info.addresses.iter().any(|c| c.contains_addr(&spa));
+        let our_mac = info.mac;
+        match repr.operation {
+            arp::Operation::Request => self.counters.inc(ControlEvent::ArpRequestsIn),
+            arp::Operation::Reply => self.counters.inc(ControlEvent::ArpRepliesIn),
+            arp::Operation::Unknown(_) => return self.counters.inc(ControlEvent::ArpInvalid),
+        }
+        // RFC 826 merge: update what we know about the sender; create an entry only when
+        // the packet is about us. Probes (sender 0.0.0.0) teach nothing.
+        if !spa.is_unspecified() && sha.is_unicast() {
+            if on_link {
+                let learned = self.neigh.learn(now, spa, sha, PortId(port), target_is_us);
+                for ip in learned.released {
+                    self.emit_ip(port, sha, &ip);
+                }
+            } else {
+                self.counters.inc(ControlEvent::ArpNotLearned);
+            }
+        }
+        if repr.operation == arp::Operation::Request && target_is_us && sha.is_unicast() {
+            let reply = arp::Repr {
+                operation: arp::Operation::Reply,
+                source_hardware_addr: our_mac,
+                source_protocol_addr: tpa,
+                target_hardware_addr: sha,
+                target_protocol_addr: spa,
+            };
+            self.counters.inc(ControlEvent::ArpRepliesSent);
+            self.emit_arp(port, sha, &reply);
+        }
+    }
+
+    fn send_arp_request(&mut self, port: u16, target: Ipv4Addr, unicast: Option<MacAddr>) {
+        let Some(info) = self.ports.get(usize::from(port)) else {
+            return;
+        };
+        let req = arp::Repr {
+            operation: arp::Operation::Request,
+            source_hardware_addr: info.mac,
+            source_protocol_addr: self.source_for(port, target),
+            target_hardware_addr: MacAddr::ZERO,
+            target_protocol_addr: target,
+        };
+        self.counters.inc(ControlEvent::ArpRequestsSent);
+        self.emit_arp(port, unicast.unwrap_or(MacAddr::BROADCAST), &req);
+    }
+
+    fn emit_arp(&mut self, port: u16, dst: MacAddr, repr: &arp::Repr) {
+        let src = self.ports[usize::from(port)].mac;
+        // Pad to the 60-byte Ethernet minimum.
+        let mut f = vec![0u8; 60];
+        let eth = ethernet::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            ethertype: EtherType::Arp,
+        };
+        eth.emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+        repr.emit(&mut arp::Packet::new_unchecked(
+            &mut f[ethernet::HEADER_LEN..],
+        ));
+        self.out.push((port, f));
+    }
+}

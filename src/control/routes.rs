@@ -1,0 +1,229 @@
+//! Route table assembly: connected, local, broadcast and static routes from the config,
+//! compiled into the FIB. Shared by the running router and `xgw route get`, so both choose
+//! next hops the same way.
+
+use std::{collections::HashMap, net::Ipv4Addr, sync::Arc};
+
+use crate::{
+    config::{RouteTarget, ValidConfig},
+    dataplane::NextHop,
+    fib::{Fib, FibBuilder, Prefix},
+    wire::ipv4::Cidr,
+};
+
+/// The control plane's route state: the exact-prefix builder, next hops, compiled FIB.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    builder: FibBuilder,
+    nexthops: Vec<NextHop>,
+    fib: Arc<Fib>,
+}
+
+/// Where a destination goes, as `xgw route get` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The matching prefix.
+    pub prefix: Prefix,
+    /// What it resolves to.
+    pub nexthop: NextHop,
+}
+
+fn to_prefix(c: Cidr) -> Prefix {
+    Prefix::new(c.address(), c.prefix_len())
+}
+
+impl Routes {
+    /// Build the table for `cfg`.
+    ///
+    /// Precedence for equal prefixes: local /32 > broadcast /32 > connected > static
+    /// (config validation rejects duplicate static prefixes).
+    pub fn from_config(cfg: &ValidConfig) -> Routes {
+        let mut nexthops: Vec<NextHop> = Vec::new();
+        let mut ids: HashMap<NextHop, u32> = HashMap::new();
+        let mut id = |nh: NextHop| -> u32 {
+            *ids.entry(nh).or_insert_with(|| {
+                nexthops.push(nh);
+                u32::try_from(nexthops.len() - 1).expect("fewer than 2^32 next hops")
+            })
+        };
+        let mut b = FibBuilder::new();
+        for r in &cfg.routes {
+            let nh = match r.target {
+                RouteTarget::Via { gateway, interface } => NextHop::Via {
+                    gateway,
+                    port: port_id(interface),
+                },
+                RouteTarget::Dev { interface } => NextHop::Connected {
+                    port: port_id(interface),
+                },
+                RouteTarget::Blackhole => NextHop::Blackhole,
+                RouteTarget::Unreachable => NextHop::Unreachable,
+            };
+            b.insert(to_prefix(r.prefix), id(nh));
+        }
+        for (p, iface) in cfg.interfaces.iter().enumerate() {
+            let port = port_id(p);
+            for a in &iface.addresses {
+                b.insert(to_prefix(a.network()), id(NextHop::Connected { port }));
+            }
+        }
+        for (p, iface) in cfg.interfaces.iter().enumerate() {
+            let port = port_id(p);
+            for a in &iface.addresses {
+                if let Some(bc) = a.broadcast() {
+                    b.insert(Prefix::new(bc, 32), id(NextHop::Broadcast { port }));
+                }
+            }
+        }
+        for iface in &cfg.interfaces {
+            for a in &iface.addresses {
+                b.insert(Prefix::new(a.address(), 32), id(NextHop::Local));
+            }
+        }
+        let fib = Arc::new(b.build());
+        Routes {
+            builder: b,
+            nexthops,
+            fib,
+        }
+    }
+
+    /// The compiled FIB (values index [`Routes::nexthops`]).
+    pub fn fib(&self) -> &Arc<Fib> {
+        &self.fib
+    }
+
+    /// Next hops by FIB value.
+    pub fn nexthops(&self) -> &[NextHop] {
+        &self.nexthops
+    }
+
+    /// The route the fast path would use for `dst`: the FIB decides the next hop, the
+    /// builder names the prefix that produced it.
+    pub fn get(&self, dst: Ipv4Addr) -> Option<RouteInfo> {
+        let v = self.fib.lookup_addr(dst)?;
+        let (prefix, bv) = self.builder.longest_match(dst)?;
+        debug_assert_eq!(v, bv, "compiled FIB and route set disagree for {dst}");
+        Some(RouteInfo {
+            prefix,
+            nexthop: self.nexthops[v as usize],
+        })
+    }
+
+    /// Egress port and neighbour for a packet to `dst` originated by the router.
+    pub fn output(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+        let v = self.fib.lookup_addr(dst)?;
+        match self.nexthops[v as usize] {
+            NextHop::Via { gateway, port } => Some((port, gateway)),
+            NextHop::Connected { port } => Some((port, dst)),
+            _ => None,
+        }
+    }
+
+    /// Is `a` one of the router's own addresses?
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        matches!(
+            self.get(a),
+            Some(RouteInfo {
+                nexthop: NextHop::Local,
+                ..
+            })
+        )
+    }
+
+    /// Is `a` the broadcast address of a connected subnet?
+    pub fn is_subnet_broadcast(&self, a: Ipv4Addr) -> bool {
+        matches!(
+            self.get(a),
+            Some(RouteInfo {
+                nexthop: NextHop::Broadcast { .. },
+                ..
+            })
+        )
+    }
+}
+
+fn port_id(p: usize) -> u16 {
+    u16::try_from(p).expect("config limits the number of interfaces")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    const CFG: &str = r#"
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = ["198.19.0.1/24", "192.0.2.1/25"]
+[[route]]
+prefix = "0.0.0.0/0"
+via = "198.19.0.254"
+[[route]]
+prefix = "203.0.113.0/24"
+dev = "r0"
+[[route]]
+prefix = "198.51.100.0/24"
+type = "blackhole"
+[[route]]
+prefix = "198.51.100.128/25"
+via = "198.18.0.9"
+"#;
+
+    fn routes() -> Routes {
+        Routes::from_config(&config::parse(CFG, "t.toml").unwrap())
+    }
+
+    fn a(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn connected_local_broadcast_and_static() {
+        let r = routes();
+        let g = |s: &str| r.get(a(s)).unwrap();
+        assert_eq!(g("198.18.0.1").nexthop, NextHop::Local);
+        assert_eq!(g("198.18.0.1").prefix.to_string(), "198.18.0.1/32");
+        assert_eq!(g("198.18.0.255").nexthop, NextHop::Broadcast { port: 0 });
+        assert_eq!(g("198.18.0.7").nexthop, NextHop::Connected { port: 0 });
+        assert_eq!(g("192.0.2.100").nexthop, NextHop::Connected { port: 1 });
+        assert_eq!(g("192.0.2.127").nexthop, NextHop::Broadcast { port: 1 });
+        assert_eq!(
+            g("192.0.2.200").nexthop,
+            NextHop::Via {
+                gateway: a("198.19.0.254"),
+                port: 1
+            }
+        );
+        assert_eq!(g("203.0.113.9").nexthop, NextHop::Connected { port: 0 });
+        assert_eq!(g("198.51.100.1").nexthop, NextHop::Blackhole);
+        let more = g("198.51.100.200");
+        assert_eq!(more.prefix.to_string(), "198.51.100.128/25");
+        assert_eq!(
+            more.nexthop,
+            NextHop::Via {
+                gateway: a("198.18.0.9"),
+                port: 0
+            }
+        );
+        assert_eq!(g("8.8.8.8").prefix.to_string(), "0.0.0.0/0");
+        assert_eq!(r.output(a("203.0.113.5")), Some((0, a("203.0.113.5"))));
+        assert_eq!(r.output(a("198.18.0.1")), None);
+        assert!(r.is_local(a("192.0.2.1")));
+        assert!(r.is_subnet_broadcast(a("198.19.0.255")));
+    }
+
+    #[test]
+    fn identical_next_hops_share_one_value() {
+        let r = routes();
+        let n = r
+            .nexthops()
+            .iter()
+            .filter(|h| **h == NextHop::Local)
+            .count();
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,243 @@
+//! Counters declared once with a description each, owned per worker, summed off-path (R16).
+//!
+//! A worker accumulates into a plain [`LocalCounters`] while it processes a batch and
+//! publishes once per batch into its own cache-padded block of `AtomicU64`s with
+//! `store(load + n)`: only that worker writes the block, so no `lock`-prefixed
+//! read-modify-write appears on the hot path. Readers (`stats`) sum the blocks; a reader may
+//! see a block mid-publication, which only delays a count, never loses it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam::utils::CachePadded;
+
+/// Declares an enum of counter reasons with `COUNT`, `ALL`, `name()` and `description()`.
+macro_rules! define_counters {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $var:ident = $key:literal => $desc:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vm])* $var,)* }
+        impl $name {
+            /// Number of variants.
+            pub const COUNT: usize = [$($name::$var),*].len();
+            /// Every variant, in declaration order (= index order).
+            pub const ALL: [$name; Self::COUNT] = [$($name::$var),*];
+            /// Counter name, `stage.reason`.
+            pub const fn name(self) -> &'static str { match self { $($name::$var => $key,)* } }
+            /// Human description.
+            pub const fn description(self) -> &'static str { match self { $($name::$var => $desc,)* } }
+        }
+    };
+}
+
+pub(crate) use define_counters;
+
+define_counters! {
+    /// Why a packet left the fast path without being transmitted.
+    pub enum DropReason {
+        Runt = "ethernet_input.runt" => "frame shorter than an Ethernet header",
+        NotForUs = "ethernet_input.not_for_us" => "unicast frame for another MAC address",
+        L2Multicast = "ethernet_input.l2_multicast" => "IPv4 in a link-layer broadcast/multicast frame",
+        UnknownEtherType = "ethernet_input.unknown_ethertype" => "neither IPv4 nor ARP",
+        Truncated = "ip4_input.truncated" => "ip4 header truncated (< 20 bytes)",
+        BadVersion = "ip4_input.bad_version" => "ip4 version != 4",
+        BadHeaderLen = "ip4_input.bad_header_len" => "ip4 IHL < 5 or beyond the frame",
+        BadTotalLen = "ip4_input.bad_total_len" => "ip4 total length inconsistent with IHL or frame",
+        BadChecksum = "ip4_input.bad_checksum" => "ip4 header checksum invalid",
+        MartianSource = "ip4_input.martian_source" => "ip4 source is a martian (RFC 1812 5.3.7)",
+        MartianDestination = "ip4_input.martian_destination" => "ip4 destination is a martian",
+        NotForwardable = "ip4_input.not_forwardable" => "multicast or limited-broadcast destination",
+        DirectedBroadcast = "ip4_lookup.directed_broadcast" => "directed broadcast (RFC 2644: off)",
+        Blackhole = "ip4_lookup.blackhole" => "blackhole route",
+        FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",
+        PuntQueueFull = "punt.queue_full" => "control-plane queue full",
+    }
+}
+
+define_counters! {
+    /// Why a packet was handed to the control plane.
+    pub enum PuntReason {
+        Arp = "punt.arp" => "ARP frame",
+        ToUs = "punt.to_us" => "ip4 addressed to the router",
+        TtlExpired = "punt.ttl_expired" => "ttl <= 1 in transit (ICMP time exceeded)",
+        NoRoute = "punt.no_route" => "no route (ICMP net unreachable)",
+        Unreachable = "punt.unreachable" => "unreachable route (ICMP net unreachable)",
+        ArpMiss = "punt.arp_miss" => "next hop not resolved (ARP)",
+        NeedFrag = "punt.need_frag" => "larger than egress MTU with DF (ICMP frag needed)",
+        Fragment = "punt.fragment" => "larger than egress MTU without DF (fragment)",
+    }
+}
+
+define_counters! {
+    /// Other per-worker events.
+    pub enum Event {
+        RxPackets = "worker.rx_packets" => "frames received",
+        TxPackets = "worker.tx_packets" => "frames forwarded in the fast path",
+        Injected = "worker.injected" => "frames sent on behalf of the control plane",
+        InjectFailed = "worker.inject_failed" => "control-plane frames dropped (no buffer)",
+        SnapshotSwaps = "worker.snapshot_swaps" => "new control-plane snapshots picked up",
+    }
+}
+
+/// Counts accumulated by a worker during one batch (plain integers, no atomics).
+#[derive(Debug, Clone)]
+pub struct LocalCounters {
+    /// Per [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+    /// Per [`PuntReason`].
+    pub punts: [u64; PuntReason::COUNT],
+    /// Per [`Event`].
+    pub events: [u64; Event::COUNT],
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        LocalCounters {
+            drops: [0; DropReason::COUNT],
+            punts: [0; PuntReason::COUNT],
+            events: [0; Event::COUNT],
+        }
+    }
+}
+
+impl LocalCounters {
+    /// Count one drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+    /// Count one punt.
+    #[inline]
+    pub fn punt(&mut self, r: PuntReason) {
+        self.punts[r as usize] += 1;
+    }
+    /// Count `n` events.
+    #[inline]
+    pub fn event(&mut self, e: Event, n: u64) {
+        self.events[e as usize] += n;
+    }
+    /// Value of a drop counter.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+    /// Value of a punt counter.
+    pub fn punted(&self, r: PuntReason) -> u64 {
+        self.punts[r as usize]
+    }
+    /// Value of an event counter.
+    pub fn events(&self, e: Event) -> u64 {
+        self.events[e as usize]
+    }
+    /// Add another set of counts.
+    pub fn add(&mut self, o: &LocalCounters) {
+        self.drops
+            .iter_mut()
+            .zip(o.drops)
+            .for_each(|(a, b)| *a += b);
+        self.punts
+            .iter_mut()
+            .zip(o.punts)
+            .for_each(|(a, b)| *a += b);
+        self.events
+            .iter_mut()
+            .zip(o.events)
+            .for_each(|(a, b)| *a += b);
+    }
+    /// All non-zero counters as `(name, value, description)`.
+    pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
+        let d = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.dropped(*r), r.description()));
+        let p = PuntReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.punted(*r), r.description()));
+        let e = Event::ALL
+            .iter()
+            .map(|r| (r.name(), self.events(*r), r.description()));
+        e.chain(d).chain(p).filter(|(_, v, _)| *v != 0).collect()
+    }
+}
+
+const TOTAL: usize = DropReason::COUNT + PuntReason::COUNT + Event::COUNT;
+
+/// A worker's published counters: written only by that worker, read by anyone.
+#[derive(Debug)]
+pub struct SharedCounters {
+    cells: CachePadded<[AtomicU64; TOTAL]>,
+}
+
+impl Default for SharedCounters {
+    fn default() -> Self {
+        SharedCounters {
+            cells: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+}
+
+impl SharedCounters {
+    /// Publish a batch's local counts and reset them. Single writer: `Relaxed` load+store
+    /// suffices (no other thread writes these cells; readers tolerate staleness).
+    pub fn publish(&self, local: &mut LocalCounters) {
+        let all = local.drops.iter().chain(&local.punts).chain(&local.events);
+        for (cell, &n) in self.cells.iter().zip(all) {
+            if n != 0 {
+                cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            }
+        }
+        *local = LocalCounters::default();
+    }
+
+    /// A copy of the current values.
+    pub fn read(&self) -> LocalCounters {
+        let mut out = LocalCounters::default();
+        let all = out
+            .drops
+            .iter_mut()
+            .chain(out.punts.iter_mut())
+            .chain(out.events.iter_mut());
+        for (cell, v) in self.cells.iter().zip(all) {
+            *v = cell.load(Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_described() {
+        let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.extend(PuntReason::ALL.iter().map(|r| r.name()));
+        names.extend(Event::ALL.iter().map(|r| r.name()));
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert!(DropReason::ALL.iter().all(|r| !r.description().is_empty()));
+        assert_eq!(
+            DropReason::ALL[DropReason::BadChecksum as usize],
+            DropReason::BadChecksum
+        );
+    }
+
+    #[test]
+    fn publish_accumulates_and_resets() {
+        let shared = SharedCounters::default();
+        let mut l = LocalCounters::default();
+        l.drop(DropReason::BadChecksum);
+        l.drop(DropReason::BadChecksum);
+        l.punt(PuntReason::Arp);
+        l.event(Event::RxPackets, 5);
+        shared.publish(&mut l);
+        assert_eq!(l.dropped(DropReason::BadChecksum), 0);
+        l.drop(DropReason::BadChecksum);
+        shared.publish(&mut l);
+        let r = shared.read();
+        assert_eq!(r.dropped(DropReason::BadChecksum), 3);
+        assert_eq!(r.punted(PuntReason::Arp), 1);
+        assert_eq!(r.events(Event::RxPackets), 5);
+        assert_eq!(r.nonzero().len(), 3);
+    }
+}

@@ -1,0 +1,219 @@
+//! `dataplane`: the batched, sans-I/O forwarding pipeline (DESIGN R3, R4, R9).
+//!
+//! Owns: the stage functions, the per-batch metadata, the immutable [`Snapshot`] type the
+//! control plane publishes, punt messages and counters. Must not depend on: `io` beyond the
+//! [`crate::io::Verdict`] type, `control`, `config`, locks, logging per packet.
+//!
+//! ```text
+//!  rx burst ─► ethernet-input ─► ip4-input ─► ip4-lookup ─► ip4-rewrite ─► Tx(port)
+//!                 │ ARP            │ bad hdr     │ to-us, no route,  │ ttl<=1, arp miss,
+//!                 ▼                ▼ martian     ▼ unreachable       ▼ mtu exceeded
+//!               punt ──────────► control thread (bounded queue)     punt
+//!                                    drops are counted per reason, frames recycled
+//! ```
+//! A stage looks only at packets whose `next` is still [`Next::Continue`], sets `next` for
+//! the ones it finishes, and never returns a `Result`, allocates or logs. Only `punt` copies
+//! a frame (out of the fast path, into the control queue).
+
+pub mod counters;
+mod ethernet_input;
+mod ip4_input;
+mod ip4_lookup;
+mod ip4_rewrite;
+mod punt;
+
+use std::{net::Ipv4Addr, sync::Arc};
+
+use crossbeam::channel::Sender;
+
+pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCounters};
+use crate::{
+    fib::Fib,
+    io::{Verdict, BATCH},
+    neigh::{AdjIndex, AdjTable},
+    wire::{ethernet::MacAddr, ipv4::Cidr},
+};
+
+/// Fate of one packet in the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Still being processed by the stages.
+    Continue,
+    /// Rewritten; transmit on this port.
+    Tx(u16),
+    /// Dropped and counted.
+    Drop(DropReason),
+    /// Copied to the control plane, then recycled.
+    Punt(PuntReason),
+}
+
+/// What a route resolves to; the FIB's values index a `[NextHop]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// One of the router's own addresses.
+    Local,
+    /// The broadcast address of a connected subnet (directed broadcast: dropped, RFC 2644).
+    Broadcast {
+        /// Port of that subnet.
+        port: u16,
+    },
+    /// A gateway on a connected subnet.
+    Via {
+        /// Gateway address.
+        gateway: Ipv4Addr,
+        /// Egress port.
+        port: u16,
+    },
+    /// Destination is on-link: the neighbour is the destination itself.
+    Connected {
+        /// Egress port.
+        port: u16,
+    },
+    /// Drop silently.
+    Blackhole,
+    /// Drop with ICMP net unreachable.
+    Unreachable,
+}
+
+/// Sentinel for "no adjacency" in [`Snapshot::nexthop_adj`].
+pub const NO_ADJ: u32 = u32::MAX;
+
+/// Per-port facts the fast path needs.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    /// Interface name (for logs and `route get`).
+    pub name: String,
+    /// Our MAC address on this port.
+    pub mac: MacAddr,
+    /// Egress MTU (IP bytes).
+    pub mtu: u16,
+    /// Our addresses on this port (first = primary, used as ICMP source).
+    pub addresses: Vec<Cidr>,
+}
+
+/// Immutable forwarding state, built by the control plane and picked up by workers once
+/// per batch (R5). Cheap to clone parts are `Arc`ed so a neighbour change does not copy
+/// the FIB.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Publication generation (monotonic).
+    pub generation: u64,
+    /// Compiled LPM table; values index `nexthops`.
+    pub fib: Arc<Fib>,
+    /// Next hops by FIB value.
+    pub nexthops: Arc<[NextHop]>,
+    /// For `NextHop::Via` entries: the gateway's adjacency, or [`NO_ADJ`] if unresolved.
+    pub nexthop_adj: Box<[u32]>,
+    /// Resolved neighbours' finished rewrites.
+    pub adjs: AdjTable,
+    /// On-link neighbours by address (host order), for `NextHop::Connected`.
+    pub neighbors: ahash::HashMap<u32, AdjIndex>,
+    /// Ports by index.
+    pub ports: Arc<[PortInfo]>,
+}
+
+/// A packet handed to the control plane, with what the fast path already knew about it.
+#[derive(Debug, Clone)]
+pub struct Punt {
+    /// Why.
+    pub reason: PuntReason,
+    /// Port the frame arrived on.
+    pub rx_port: u16,
+    /// Egress port, when the lookup got that far (else `u16::MAX`).
+    pub tx_port: u16,
+    /// Neighbour to resolve (`ArpMiss`, `Fragment`) or unspecified.
+    pub next_hop: Ipv4Addr,
+    /// The whole received frame, Ethernet header included.
+    pub frame: Vec<u8>,
+}
+
+/// Per-packet metadata for one batch, structure-of-arrays (VPP's buffer opaque).
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) next: [Next; BATCH],
+    /// FIB value (next-hop index) from `ip4-lookup`.
+    pub(crate) nh: [u32; BATCH],
+    /// Egress port chosen by `ip4-lookup`/`ip4-rewrite` (for punts).
+    pub(crate) tx_port: [u16; BATCH],
+    /// Neighbour address to resolve (host order) for `ArpMiss`/`Fragment` punts.
+    pub(crate) nh_addr: [u32; BATCH],
+    pub(crate) rx_port: u16,
+    pub(crate) len: usize,
+}
+
+impl Meta {
+    fn new(rx_port: u16, len: usize) -> Self {
+        Meta {
+            next: [Next::Continue; BATCH],
+            nh: [0; BATCH],
+            tx_port: [u16::MAX; BATCH],
+            nh_addr: [0; BATCH],
+            rx_port,
+            len,
+        }
+    }
+}
+
+/// The fast-path pipeline of one worker.
+#[derive(Debug)]
+pub struct Pipeline {
+    punt_tx: Sender<Punt>,
+    verify_checksum: bool,
+    /// Counts of the batches processed since the last [`SharedCounters::publish`].
+    pub counters: LocalCounters,
+}
+
+impl Pipeline {
+    /// A pipeline that punts into `punt_tx`.
+    pub fn new(punt_tx: Sender<Punt>) -> Self {
+        Pipeline {
+            punt_tx,
+            verify_checksum: true,
+            counters: LocalCounters::default(),
+        }
+    }
+
+    /// Skip IPv4 header checksum verification (for NICs that verified it already).
+    pub fn set_verify_checksum(&mut self, on: bool) {
+        self.verify_checksum = on;
+    }
+
+    /// Run every stage over one received burst and fill in the verdicts.
+    ///
+    /// # Panics
+    /// If `frames.len() > BATCH` or `verdicts.len() < frames.len()`.
+    pub fn process(
+        &mut self,
+        snap: &Snapshot,
+        rx_port: u16,
+        frames: &mut [&mut [u8]],
+        verdicts: &mut [Verdict],
+    ) {
+        let n = frames.len();
+        assert!(n <= BATCH && verdicts.len() >= n);
+        let mut meta = Meta::new(rx_port, n);
+        let c = &mut self.counters;
+        c.event(Event::RxPackets, n as u64);
+        ethernet_input::run(frames, &mut meta, snap, c);
+        // R4: one instance per setting, chosen once per batch.
+        if self.verify_checksum {
+            ip4_input::run::<true>(frames, &mut meta, c);
+        } else {
+            ip4_input::run::<false>(frames, &mut meta, c);
+        }
+        ip4_lookup::run(frames, &mut meta, snap, c);
+        ip4_rewrite::run(frames, &mut meta, snap, c);
+        punt::run(frames, &mut meta, &self.punt_tx, c);
+        let mut tx = 0;
+        for (v, next) in verdicts.iter_mut().zip(&meta.next[..n]) {
+            *v = match *next {
+                Next::Tx(p) => {
+                    tx += 1;
+                    Verdict::Tx(p)
+                }
+                _ => Verdict::Drop,
+            };
+        }
+        c.event(Event::TxPackets, tx);
+    }
+}

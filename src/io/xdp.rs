@@ -1,0 +1,160 @@
+//! `io::xdp`: load the steering program (`bpf/xsk_redirect.bpf.c`), attach it to each port
+//! through a **bpf_link**, and populate its maps.
+//!
+//! A bpf_link is owned by a file descriptor: when the process exits for any reason —
+//! SIGTERM, panic (`panic = "abort"`), SIGKILL — the kernel closes it and detaches the
+//! program, so a crashed router never leaves an interface black-holed. The program passes
+//! to the kernel any frame whose XSKMAP slot has no socket yet, so the window between
+//! attach and socket creation drops nothing either.
+
+use std::{
+    io,
+    mem::MaybeUninit,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+};
+
+use libbpf_rs::{
+    skel::{OpenSkel, SkelBuilder},
+    MapCore, MapFlags, OpenObject,
+};
+
+// Generated code is exempt from our SAFETY-comment rule, nothing else is.
+#[allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    missing_debug_implementations,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/xsk_redirect.skel.rs"));
+}
+
+/// Must match `XGW_MAX_QUEUES` in the BPF program.
+pub const MAX_QUEUES: u32 = 64;
+/// Must match `XGW_MAX_PORTS` in the BPF program.
+pub const MAX_PORTS: u32 = 16;
+
+/// XDP attach mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Driver (native) XDP.
+    Native,
+    /// Generic (skb) XDP: works everywhere, slower.
+    Generic,
+}
+
+/// The loaded program and its links; dropping it detaches everything.
+pub struct XdpProgram {
+    skel: skel::XskRedirectSkel<'static>,
+    links: Vec<(u32, OwnedFd)>,
+}
+
+impl std::fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("links", &self.links)
+            .finish()
+    }
+}
+
+fn err(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+impl XdpProgram {
+    /// Load the program (does not attach).
+    pub fn load() -> io::Result<XdpProgram> {
+        // The skeleton borrows its object storage for its whole life; one program per
+        // process, so the storage is leaked deliberately (a few hundred bytes).
+        let storage: &'static mut MaybeUninit<OpenObject> =
+            Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = skel::XskRedirectSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| err("open BPF object", e))?;
+        let skel = open.load().map_err(|e| {
+            err(
+                "load XDP program (is /sys/fs/bpf available, are we root?)",
+                e,
+            )
+        })?;
+        Ok(XdpProgram {
+            skel,
+            links: Vec::new(),
+        })
+    }
+
+    /// Attach to `ifindex` as port `slot` with a bpf_link in `mode`.
+    pub fn attach(&mut self, ifindex: u32, slot: u32, mode: XdpMode) -> io::Result<()> {
+        if slot >= MAX_PORTS {
+            return Err(err("attach", format!("at most {MAX_PORTS} ports")));
+        }
+        let base = slot * MAX_QUEUES;
+        self.skel
+            .maps
+            .port_base
+            .update(&ifindex.to_ne_bytes(), &base.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| err("port_base map", e))?;
+        let prog_fd = self.skel.progs.xgw_steer.as_fd().as_raw_fd();
+        let flags = match mode {
+            XdpMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
+            XdpMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
+        };
+        let opts = libbpf_sys::bpf_link_create_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _,
+            flags,
+            ..Default::default()
+        };
+        let target = i32::try_from(ifindex).map_err(|e| err("ifindex", e))?;
+        // SAFETY: `prog_fd` is the fd of the loaded program owned by `self.skel`, alive for
+        // the call; `opts` is a fully initialised options struct whose `sz` is its size, as
+        // libbpf's OPTS convention requires; libbpf only reads it.
+        let fd =
+            unsafe { libbpf_sys::bpf_link_create(prog_fd, target, libbpf_sys::BPF_XDP, &opts) };
+        if fd < 0 {
+            return Err(err(
+                &format!("attach XDP ({mode:?}) to ifindex {ifindex}"),
+                io::Error::from_raw_os_error(-fd),
+            ));
+        }
+        // SAFETY: `fd` was just returned by bpf_link_create, is valid, and nothing else owns
+        // it; the OwnedFd closes it (detaching the program) exactly once.
+        let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        self.links.push((ifindex, link));
+        Ok(())
+    }
+
+    /// Register an AF_XDP socket for `(slot, queue)`.
+    pub fn register_socket(&mut self, slot: u32, queue: u32, fd: i32) -> io::Result<()> {
+        if queue >= MAX_QUEUES {
+            return Err(err("xsks map", format!("queue {queue} >= {MAX_QUEUES}")));
+        }
+        let key = slot * MAX_QUEUES + queue;
+        self.skel
+            .maps
+            .xsks
+            .update(&key.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| err("xsks map", e))
+    }
+
+    /// Per-CPU counters of the program summed: (redirected, passed, no port).
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let mut out = [0u64; 3];
+        for (i, o) in out.iter_mut().enumerate() {
+            let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
+            if let Ok(Some(vals)) = self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
+                *o = vals
+                    .iter()
+                    .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                    .map(u64::from_ne_bytes)
+                    .sum();
+            }
+        }
+        (out[0], out[1], out[2])
+    }
+
+    /// Detach from every interface now (also happens on drop).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+}

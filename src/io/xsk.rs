@@ -1,0 +1,344 @@
+//! `io::xsk`: AF_XDP I/O for one worker: one UMEM shared by its sockets on every port
+//! at the worker's queue id, so a frame received on one port is transmitted on another by
+//! moving its descriptor (no copy).
+//!
+//! # Frame ownership invariants
+//! - **U1** Every frame of the UMEM is, at any time, in exactly one of: a fill ring, an RX
+//!   ring, the worker's current burst (`rx_descs[..n]`), a TX ring, a completion ring, or
+//!   the `free` list. Descriptors move by value between these; nothing duplicates them.
+//! - **U2** A descriptor returned by `RxQueue::consume` or `CompQueue::consume` has been
+//!   released by the kernel: userspace may read and write its frame until it is handed to a
+//!   fill or TX ring again.
+//! - **U3** Every descriptor comes from this worker's `Umem` (created in [`XskIo::new`]),
+//!   and all rings used here belong to sockets created from that same `Umem`.
+//! - **U4** Sockets that share a `(ifname, queue)` pair are never created (one socket per
+//!   port per worker), and the XDP program is loaded by us, not by libxdp (the
+//!   `INHIBIT_PROG_LOAD` flag) — the precondition of `Socket::new`.
+//!
+//! In debug builds `check_conservation` asserts U1's count after every loop: frames in
+//! `free` + those handed to fill and TX rings and not yet returned == the UMEM's size.
+
+use std::{ffi::CString, io, num::NonZeroU32, os::fd::AsRawFd, time::Duration};
+
+use xsk_rs::{
+    config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
+    umem::frame::DataMut,
+    CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem,
+};
+
+use super::{PacketIo, Verdict, BATCH};
+
+/// Size of one UMEM frame.
+pub const FRAME_SIZE: u32 = 4096;
+/// Descriptors per ring (fill, completion, RX, TX).
+pub const RING_SIZE: u32 = 2048;
+
+/// The rings of one socket (one port at this worker's queue id).
+struct PortRings {
+    tx: TxQueue,
+    rx: RxQueue,
+    fq: FillQueue,
+    cq: CompQueue,
+    /// Frames handed to this port's fill ring and not yet received (U1 accounting).
+    in_fill: usize,
+    /// Frames handed to this port's TX ring and not yet completed.
+    in_tx: usize,
+    /// Frames received on this burst for TX on this port, not yet produced.
+    pending_tx: Vec<FrameDesc>,
+}
+
+impl std::fmt::Debug for PortRings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortRings")
+            .field("in_fill", &self.in_fill)
+            .field("in_tx", &self.in_tx)
+            .finish()
+    }
+}
+
+/// A worker's AF_XDP I/O.
+#[derive(Debug)]
+pub struct XskIo {
+    umem: Umem,
+    ports: Vec<PortRings>,
+    free: Vec<FrameDesc>,
+    rx_descs: [FrameDesc; BATCH],
+    scratch: Vec<FrameDesc>,
+    total_frames: usize,
+    tx_dropped: u64,
+}
+
+/// Options for creating a worker's sockets.
+#[derive(Debug, Clone, Copy)]
+pub struct XskOptions {
+    /// Frames in the worker's UMEM (shared by its ports).
+    pub frames_per_port: u32,
+    /// Force copy mode (needed with generic XDP; veth has no zero-copy anyway).
+    pub force_copy: bool,
+}
+
+impl Default for XskOptions {
+    fn default() -> Self {
+        XskOptions {
+            frames_per_port: 2 * RING_SIZE,
+            force_copy: false,
+        }
+    }
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+impl XskIo {
+    /// Create one socket per port in `ifnames` at `queue_id`, all on one new UMEM, and prime
+    /// the fill rings.
+    pub fn new(ifnames: &[String], queue_id: u32, opts: XskOptions) -> io::Result<XskIo> {
+        let nports = u32::try_from(ifnames.len()).map_err(|e| io_err("ports", e))?;
+        let frames = NonZeroU32::new(opts.frames_per_port * nports.max(1))
+            .ok_or_else(|| io_err("umem", "zero frames"))?;
+        let qs = |n| QueueSize::new(n).map_err(|e| io_err("queue size", e));
+        let umem_cfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| io_err("frame size", e))?)
+            .fill_queue_size(qs(RING_SIZE)?)
+            .comp_queue_size(qs(RING_SIZE)?)
+            .build()
+            .map_err(|e| io_err("umem config", e))?;
+        let (umem, descs) = Umem::new(umem_cfg, frames, false).map_err(|e| io_err("umem", e))?;
+        let mut bind = BindFlags::XDP_USE_NEED_WAKEUP;
+        if opts.force_copy {
+            bind |= BindFlags::XDP_COPY;
+        }
+        let sock_cfg = SocketConfig::builder()
+            .rx_queue_size(qs(RING_SIZE)?)
+            .tx_queue_size(qs(RING_SIZE)?)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        let mut ports = Vec::new();
+        for name in ifnames {
+            let cname = CString::new(name.as_str()).map_err(|e| io_err("ifname", e))?;
+            // SAFETY: U4 — this worker creates exactly one socket per (ifname, queue_id), and
+            // INHIBIT_PROG_LOAD is set because the XDP program is ours (io::xdp).
+            let (tx, rx, rings) =
+                unsafe { Socket::new(sock_cfg, &umem, &Interface::new(cname), queue_id) }
+                    .map_err(|e| io_err(&format!("AF_XDP socket on {name} queue {queue_id}"), e))?;
+            let (fq, cq) = rings.ok_or_else(|| {
+                io_err(
+                    name,
+                    "no fill/completion rings (pair already bound from this UMEM)",
+                )
+            })?;
+            ports.push(PortRings {
+                tx,
+                rx,
+                fq,
+                cq,
+                in_fill: 0,
+                in_tx: 0,
+                pending_tx: Vec::with_capacity(BATCH),
+            });
+        }
+        let total_frames = descs.len();
+        let mut io = XskIo {
+            umem,
+            ports,
+            free: descs,
+            rx_descs: [FrameDesc::default(); BATCH],
+            scratch: vec![FrameDesc::default(); RING_SIZE as usize],
+            total_frames,
+            tx_dropped: 0,
+        };
+        io.refill();
+        Ok(io)
+    }
+
+    /// File descriptors of the sockets, in port order (for the XSKMAP).
+    pub fn fds(&self) -> Vec<i32> {
+        self.ports.iter().map(|p| p.rx.fd().as_raw_fd()).collect()
+    }
+
+    /// Top up every fill ring from the free list, sharing frames fairly between ports.
+    fn refill(&mut self) {
+        let share = (self.free.len() / self.ports.len().max(1)).max(1);
+        for p in &mut self.ports {
+            let want = u32::try_from(share.min(self.free.len())).unwrap_or(u32::MAX);
+            let n = p.fq.nb_free(want).min(want) as usize;
+            if n == 0 {
+                continue;
+            }
+            let from = self.free.len() - n;
+            // SAFETY: U1/U2 — the descriptors in `free` are owned by userspace only (not in
+            // any ring) and belong to this UMEM (U3); after `produce` they are removed from
+            // `free`, so each is handed to the kernel exactly once. `n <= nb_free`, so the
+            // ring accepts all of them.
+            let produced = unsafe { p.fq.produce(&self.free[from..]) };
+            debug_assert_eq!(produced, n);
+            self.free.truncate(self.free.len() - produced);
+            p.in_fill += produced;
+            if p.fq.needs_wakeup() {
+                // A poll with timeout 0 lets the kernel resume filling (need_wakeup).
+                let _ = p.fq.wakeup(p.rx.fd_mut(), 0);
+            }
+        }
+    }
+
+    /// Reap TX completions into the free list.
+    fn complete(&mut self) {
+        for p in &mut self.ports {
+            if p.in_tx == 0 {
+                continue;
+            }
+            // SAFETY: U2 — `consume` returns descriptors the kernel has finished sending;
+            // they come from this UMEM (U3) and `scratch` is ours.
+            let n = unsafe { p.cq.consume(&mut self.scratch) };
+            p.in_tx -= n;
+            self.free.extend_from_slice(&self.scratch[..n]);
+        }
+    }
+
+    /// Hand each port's pending descriptors to its TX ring and kick it if asked.
+    fn transmit_pending(&mut self) {
+        for p in &mut self.ports {
+            if p.pending_tx.is_empty() {
+                continue;
+            }
+            let want = u32::try_from(p.pending_tx.len()).unwrap_or(u32::MAX);
+            let room = p.tx.nb_free(want).min(want) as usize;
+            // SAFETY: U1 — the descriptors in `pending_tx` came out of this worker's RX ring
+            // (or free list) in this iteration and are in no ring; U3 — same UMEM. `room <=
+            // nb_free`, so the ring takes them all.
+            let sent = unsafe { p.tx.produce(&p.pending_tx[..room]) };
+            p.in_tx += sent;
+            let unsent = p.pending_tx.len() - sent;
+            if unsent > 0 {
+                self.tx_dropped += unsent as u64;
+                self.free.extend_from_slice(&p.pending_tx[sent..]);
+            }
+            p.pending_tx.clear();
+            if sent > 0 && p.tx.needs_wakeup() {
+                // Copy mode transmits only on sendto(); errors (EAGAIN/ENOBUFS) mean "retry
+                // on the next kick", which the next flush does.
+                let _ = p.tx.wakeup();
+            }
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn check_conservation(&self) {
+        let rings: usize = self.ports.iter().map(|p| p.in_fill + p.in_tx).sum();
+        debug_assert_eq!(
+            self.free.len() + rings,
+            self.total_frames,
+            "U1: frames lost or duplicated"
+        );
+    }
+}
+
+impl PacketIo for XskIo {
+    fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    fn rx_burst<F>(&mut self, port: usize, f: F) -> usize
+    where
+        F: FnOnce(&mut [&mut [u8]], &mut [Verdict]),
+    {
+        let p = &mut self.ports[port];
+        // SAFETY: U2 — `consume` writes into `rx_descs` descriptors the kernel has released
+        // (they left this port's fill ring, which only ever receives frames of this UMEM).
+        let n = unsafe { p.rx.consume(&mut self.rx_descs) };
+        if n == 0 {
+            return 0;
+        }
+        p.in_fill -= n;
+        let mut verdicts = [Verdict::Drop; BATCH];
+        {
+            let umem = &self.umem;
+            let mut data: [Option<DataMut<'_>>; BATCH] = std::array::from_fn(|_| None);
+            for (slot, desc) in data.iter_mut().zip(self.rx_descs[..n].iter_mut()) {
+                // SAFETY: U1 — each descriptor in `rx_descs[..n]` is distinct and owned by
+                // userspace (U2), so no other reference to its frame exists; U3 — it belongs
+                // to `umem`. The `DataMut` borrows the descriptor, so it cannot outlive the
+                // burst: it is dropped before the descriptor is handed to a ring below.
+                *slot = Some(unsafe { umem.data_mut(desc) });
+            }
+            let mut views: [&mut [u8]; BATCH] = std::array::from_fn(|_| <&mut [u8]>::default());
+            for (v, d) in views.iter_mut().zip(data.iter_mut()) {
+                if let Some(d) = d {
+                    *v = d.contents_mut();
+                }
+            }
+            f(&mut views[..n], &mut verdicts[..n]);
+        }
+        for (desc, v) in self.rx_descs[..n].iter().zip(verdicts) {
+            match v {
+                Verdict::Tx(out) if usize::from(out) < self.ports.len() => {
+                    self.ports[usize::from(out)].pending_tx.push(*desc)
+                }
+                _ => self.free.push(*desc),
+            }
+        }
+        self.transmit_pending();
+        n
+    }
+
+    fn inject(&mut self, port: usize, frame: &[u8]) -> bool {
+        if port >= self.ports.len() || frame.len() > (FRAME_SIZE as usize) - 512 {
+            return false;
+        }
+        if self.free.is_empty() {
+            self.complete();
+        }
+        let Some(mut desc) = self.free.pop() else {
+            return false;
+        };
+        {
+            // SAFETY: U1 — `desc` was just taken out of `free`, so it is in no ring and no
+            // other reference to its frame exists; U3 — it belongs to this UMEM.
+            let mut data = unsafe { self.umem.data_mut(&mut desc) };
+            let mut cur = data.cursor();
+            cur.set_pos(0);
+            if std::io::Write::write_all(&mut cur, frame).is_err() {
+                self.free.push(desc);
+                return false;
+            }
+        }
+        self.ports[port].pending_tx.push(desc);
+        self.transmit_pending();
+        true
+    }
+
+    fn flush(&mut self) {
+        self.complete();
+        self.refill();
+        for p in &mut self.ports {
+            // Copy-mode TX may stop after a partial send; keep kicking while frames are out.
+            if p.in_tx > 0 && p.tx.needs_wakeup() {
+                let _ = p.tx.wakeup();
+            }
+        }
+        #[cfg(debug_assertions)]
+        self.check_conservation();
+    }
+
+    fn wait(&mut self, timeout: Duration) {
+        let mut fds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .map(|p| libc::pollfd {
+                fd: p.rx.fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a live, exclusively borrowed array of `fds.len()` initialised
+        // pollfd structs for the duration of the call; poll only writes `revents`.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    }
+
+    fn tx_dropped(&self) -> u64 {
+        self.tx_dropped
+    }
+}

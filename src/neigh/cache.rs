@@ -1,0 +1,1165 @@
+//! The control-side ARP cache: RFC 826 resolution with RFC 1122 §2.3.2 timers and limits.
+//!
+//! Owns the neighbour state machine, the per-neighbour packet queues, request rate limiting and
+//! the bound on table size. It does no I/O: it tells the caller what to send ([`Resolve`],
+//! [`Event`]) and the caller (the control thread) builds and transmits ARP frames. Time is
+//! passed in as [`Instant`], so tests drive it with a fake clock.
+//!
+//! ```text
+//!            resolve()               learn()                reachable_time
+//!   (none) ───────────► Incomplete ──────────► Reachable ─────────────────► Stale
+//!                          │  ▲                  ▲   ▲ learn()                │ unicast probe every
+//!   max_requests unanswered│  │ resolve() after  │   └────────────────────────┤ retrans_time
+//!                          ▼  │ failed_hold      │ learn()                    │ max_requests
+//!                        Failed ─────────────────┘                            ▼ unanswered
+//!                          │ failed_hold elapsed                           removed (Expired)
+//!                          ▼
+//!                       removed
+//! ```
+//!
+//! Contract:
+//! - At most one request per `retrans_time` per destination (RFC 1122 §2.3.2.1).
+//! - At most `queue_len` packets wait per unresolved neighbour; when full the oldest is dropped
+//!   (RFC 1122 §2.3.2.2: keep at least the latest).
+//! - At most `max_entries` entries. When full, reclaim a Failed entry, then an Incomplete entry
+//!   whose requests are exhausted, then the least recently confirmed Stale entry. A Reachable
+//!   entry is never evicted and the table is never flushed wholesale; otherwise the new entry is
+//!   refused. Victim search is one pass over the table, skipped entirely when only Reachable
+//!   entries exist (the ARP-flood case).
+//! - [`NeighCache::generation`] changes exactly when the resolved set `ip → (mac, port)` changes.
+//! - Any ARP (request or reply) from a neighbour confirms it: it becomes Reachable.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::mem;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::PortId;
+use crate::wire::ethernet::MacAddr;
+
+/// Tunables of the neighbour cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighConfig {
+    /// Upper bound on entries of any state (clamped to at least 1).
+    pub max_entries: usize,
+    /// Packets held per unresolved neighbour (clamped to at least 1).
+    pub queue_len: usize,
+    /// How long a confirmation keeps a neighbour Reachable.
+    pub reachable_time: Duration,
+    /// Minimum interval between two requests for the same neighbour.
+    pub retrans_time: Duration,
+    /// Requests sent before a neighbour is declared unreachable (clamped to at least 1).
+    pub max_requests: u32,
+    /// While Failed, new packets fail at once without new requests (default 3 s).
+    pub failed_hold: Duration,
+}
+
+impl Default for NeighConfig {
+    fn default() -> Self {
+        NeighConfig {
+            max_entries: 4096,
+            queue_len: 4,
+            reachable_time: Duration::from_secs(30),
+            retrans_time: Duration::from_secs(1),
+            max_requests: 3,
+            failed_hold: Duration::from_secs(3),
+        }
+    }
+}
+
+/// State of one neighbour entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Requests sent, no answer yet; packets are queued.
+    Incomplete,
+    /// Confirmed within `reachable_time`.
+    Reachable,
+    /// `reachable_time` passed; still usable while being re-validated by unicast probes.
+    Stale,
+    /// No answer to `max_requests` requests; packets fail at once until `failed_hold` passes.
+    Failed,
+}
+
+impl State {
+    const COUNT: usize = 4;
+
+    fn idx(self) -> usize {
+        match self {
+            State::Incomplete => 0,
+            State::Reachable => 1,
+            State::Stale => 2,
+            State::Failed => 3,
+        }
+    }
+
+    fn is_resolved(self) -> bool {
+        matches!(self, State::Reachable | State::Stale)
+    }
+}
+
+/// What the caller must do with a packet handed to [`NeighCache::resolve`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolve<P> {
+    /// Already resolved; the caller sends the packet to this MAC.
+    Known(MacAddr, P),
+    /// The packet was queued; if `send_request`, the caller broadcasts an ARP request now.
+    Queued {
+        /// Whether a request is due now (rate limited to one per `retrans_time`).
+        send_request: bool,
+    },
+    /// The queue was full: the new packet was queued and this, the oldest, dropped (counted).
+    QueueFull(P),
+    /// The neighbour is Failed within `failed_hold`: send ICMP host unreachable for this packet.
+    Unreachable(P),
+    /// The table is full of entries that may not be reclaimed; the packet is refused (counted).
+    TableFull(P),
+}
+
+/// Outcome of [`NeighCache::learn`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Learned<P> {
+    /// Packets that were waiting for this neighbour, oldest first; send them to the MAC now.
+    pub released: Vec<P>,
+    /// Whether the resolved set changed (the adjacency snapshot must be republished).
+    pub changed: bool,
+}
+
+/// An action requested by [`NeighCache::poll`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<P> {
+    /// Send an ARP request for `ip` out of `port`: broadcast if `unicast` is `None`, otherwise a
+    /// unicast probe to the known MAC (re-validation of a Stale entry).
+    SendRequest {
+        /// Address being resolved.
+        ip: Ipv4Addr,
+        /// Port to send on.
+        port: PortId,
+        /// Destination MAC for a unicast probe.
+        unicast: Option<MacAddr>,
+    },
+    /// Resolution failed; send ICMP host unreachable for `pending` (RFC 1812 §4.3.3.1).
+    Unreachable {
+        /// Address that did not answer.
+        ip: Ipv4Addr,
+        /// Port it was expected on.
+        port: PortId,
+        /// Packets that were queued for it, oldest first.
+        pending: Vec<P>,
+    },
+    /// A resolved neighbour stopped answering and was removed (generation bumped).
+    Expired {
+        /// Address removed.
+        ip: Ipv4Addr,
+    },
+}
+
+/// Counters of the neighbour cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighStats {
+    /// ARP requests the caller was told to send (broadcast and unicast).
+    pub requests_sent: u64,
+    /// ARP packets that created, confirmed or updated an entry.
+    pub replies_learned: u64,
+    /// Packets dropped because a neighbour's queue was full.
+    pub queue_overflow: u64,
+    /// New entries refused because nothing could be reclaimed.
+    pub table_full_refused: u64,
+    /// Entries reclaimed to make room.
+    pub evicted: u64,
+    /// Resolutions that ended Failed.
+    pub failed: u64,
+    /// Stale entries removed after unanswered probes.
+    pub expired: u64,
+    /// Known neighbours whose MAC or port changed.
+    pub mac_changed: u64,
+    /// ARP senders ignored for claiming a multicast, broadcast or zero MAC (RFC 1812 §3.3.2).
+    pub bogus_ignored: u64,
+}
+
+/// One neighbour.
+struct Entry<P> {
+    state: State,
+    /// Valid while Reachable or Stale; `ZERO` otherwise.
+    mac: MacAddr,
+    port: PortId,
+    queue: VecDeque<P>,
+    /// Requests sent in the current resolution or re-validation round.
+    requests: u32,
+    /// Incomplete/Stale: next request (or, if exhausted, give up); Reachable: becomes Stale;
+    /// Failed: end of `failed_hold`.
+    deadline: Instant,
+    /// Last confirmation (for least-recently-confirmed eviction of Stale entries).
+    confirmed: Instant,
+}
+
+/// The ARP cache, generic over the queued packet type `P`.
+pub struct NeighCache<P> {
+    cfg: NeighConfig,
+    map: HashMap<Ipv4Addr, Entry<P>, ahash::RandomState>,
+    /// Entries per [`State`], so the flood case skips the victim search.
+    counts: [usize; State::COUNT],
+    generation: u64,
+    stats: NeighStats,
+}
+
+impl<P> fmt::Debug for NeighCache<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NeighCache")
+            .field("cfg", &self.cfg)
+            .field("len", &self.map.len())
+            .field("generation", &self.generation)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends a request if the rate limit allows and the round is not exhausted.
+fn try_request<P>(
+    e: &mut Entry<P>,
+    now: Instant,
+    cfg: &NeighConfig,
+    stats: &mut NeighStats,
+) -> bool {
+    // RFC 1122 §2.3.2.1: at most one request per `retrans_time` per destination.
+    if now >= e.deadline && e.requests < cfg.max_requests {
+        e.requests += 1;
+        e.deadline = now + cfg.retrans_time;
+        stats.requests_sent += 1;
+        true
+    } else {
+        false
+    }
+}
+
+fn set_state<P>(counts: &mut [usize; State::COUNT], e: &mut Entry<P>, state: State) {
+    counts[e.state.idx()] -= 1;
+    counts[state.idx()] += 1;
+    e.state = state;
+}
+
+impl<P> NeighCache<P> {
+    /// An empty cache. Zero `max_entries`, `queue_len` and `max_requests` are raised to 1.
+    pub fn new(cfg: NeighConfig) -> Self {
+        let cfg = NeighConfig {
+            max_entries: cfg.max_entries.max(1),
+            queue_len: cfg.queue_len.max(1),
+            max_requests: cfg.max_requests.max(1),
+            ..cfg
+        };
+        NeighCache {
+            cfg,
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            counts: [0; State::COUNT],
+            generation: 0,
+            stats: NeighStats::default(),
+        }
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &NeighConfig {
+        &self.cfg
+    }
+
+    /// MAC and port of `ip` if it is Reachable or Stale.
+    pub fn lookup(&self, ip: Ipv4Addr) -> Option<(MacAddr, PortId)> {
+        self.map
+            .get(&ip)
+            .filter(|e| e.state.is_resolved())
+            .map(|e| (e.mac, e.port))
+    }
+
+    /// State of the entry for `ip`, if any.
+    pub fn state(&self, ip: Ipv4Addr) -> Option<State> {
+        self.map.get(&ip).map(|e| e.state)
+    }
+
+    /// A packet to `ip` (out of `port`) has no resolved neighbour: queue it and maybe request.
+    ///
+    /// On `Queued { send_request: true }` the caller broadcasts an ARP request for `ip` on
+    /// `port`. `QueueFull` never asks for a request: retransmissions are driven by
+    /// [`NeighCache::poll`]. For an Incomplete entry, `port` of the first packet is kept.
+    pub fn resolve(&mut self, now: Instant, ip: Ipv4Addr, port: PortId, pkt: P) -> Resolve<P> {
+        let cfg = &self.cfg;
+        if let Some(e) = self.map.get_mut(&ip) {
+            match e.state {
+                State::Reachable | State::Stale => return Resolve::Known(e.mac, pkt),
+                State::Failed if now < e.deadline => return Resolve::Unreachable(pkt),
+                State::Failed => {
+                    // The hold is over but `poll` has not removed it yet: start again.
+                    set_state(&mut self.counts, e, State::Incomplete);
+                    e.port = port;
+                    e.requests = 0;
+                    e.deadline = now;
+                }
+                State::Incomplete => {}
+            }
+            if e.queue.len() >= cfg.queue_len {
+                // RFC 1122 §2.3.2.2: keep the latest packet, drop the oldest.
+                let oldest = e.queue.pop_front();
+                e.queue.push_back(pkt);
+                self.stats.queue_overflow += 1;
+                return match oldest {
+                    Some(old) => Resolve::QueueFull(old),
+                    // Unreachable: queue_len >= 1, so a full queue has a front.
+                    None => Resolve::Queued {
+                        send_request: false,
+                    },
+                };
+            }
+            e.queue.push_back(pkt);
+            let send_request = try_request(e, now, cfg, &mut self.stats);
+            return Resolve::Queued { send_request };
+        }
+        if !self.make_room() {
+            self.stats.table_full_refused += 1;
+            return Resolve::TableFull(pkt);
+        }
+        let mut queue = VecDeque::with_capacity(self.cfg.queue_len.min(4));
+        queue.push_back(pkt);
+        let mut e = Entry {
+            state: State::Incomplete,
+            mac: MacAddr::ZERO,
+            port,
+            queue,
+            requests: 0,
+            deadline: now,
+            confirmed: now,
+        };
+        let send_request = try_request(&mut e, now, &self.cfg, &mut self.stats);
+        self.insert(ip, e);
+        Resolve::Queued { send_request }
+    }
+
+    /// An ARP request or reply from (ip, mac) arrived on port.
+    ///
+    /// `create`: true when the ARP's target is one of our addresses (RFC 826 merge rule:
+    /// otherwise only update an existing entry). Returns the released packets to send now (to
+    /// `mac`), and whether the resolved set changed. A multicast, broadcast or zero `mac` is
+    /// ignored (RFC 1812 §3.3.2).
+    pub fn learn(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        port: PortId,
+        create: bool,
+    ) -> Learned<P> {
+        let unchanged = || Learned {
+            released: Vec::new(),
+            changed: false,
+        };
+        if !mac.is_unicast() || mac == MacAddr::ZERO {
+            self.stats.bogus_ignored += 1;
+            return unchanged();
+        }
+        if let Some(e) = self.map.get_mut(&ip) {
+            let was_resolved = e.state.is_resolved();
+            let moved = was_resolved && (e.mac != mac || e.port != port);
+            if moved {
+                // Gratuitous ARP or a replaced host: RFC 826 "update the sender hardware address".
+                self.stats.mac_changed += 1;
+            }
+            set_state(&mut self.counts, e, State::Reachable);
+            e.mac = mac;
+            e.port = port;
+            e.requests = 0;
+            e.confirmed = now;
+            e.deadline = now + self.cfg.reachable_time;
+            let released = Vec::from(mem::take(&mut e.queue));
+            self.stats.replies_learned += 1;
+            let changed = moved || !was_resolved;
+            if changed {
+                self.generation += 1;
+            }
+            return Learned { released, changed };
+        }
+        if !create {
+            return unchanged();
+        }
+        if !self.make_room() {
+            self.stats.table_full_refused += 1;
+            return unchanged();
+        }
+        let e = Entry {
+            state: State::Reachable,
+            mac,
+            port,
+            queue: VecDeque::new(),
+            requests: 0,
+            deadline: now + self.cfg.reachable_time,
+            confirmed: now,
+        };
+        self.insert(ip, e);
+        self.stats.replies_learned += 1;
+        self.generation += 1;
+        Learned {
+            released: Vec::new(),
+            changed: true,
+        }
+    }
+
+    /// Timers; call about every 100 ms. Appends what to do to `out`.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Event<P>>) {
+        let Self {
+            cfg,
+            map,
+            counts,
+            generation,
+            stats,
+        } = self;
+        map.retain(|&ip, e| {
+            if e.state == State::Reachable && now >= e.deadline {
+                // Still usable; re-validate with unicast probes starting now.
+                set_state(counts, e, State::Stale);
+                e.requests = 0;
+                e.deadline = now;
+            }
+            let state = e.state;
+            match state {
+                State::Reachable => true,
+                State::Incomplete | State::Stale if now < e.deadline => true,
+                State::Incomplete | State::Stale if try_request(e, now, cfg, stats) => {
+                    let unicast = (state == State::Stale).then_some(e.mac);
+                    out.push(Event::SendRequest {
+                        ip,
+                        port: e.port,
+                        unicast,
+                    });
+                    true
+                }
+                State::Incomplete => {
+                    // `max_requests` sent and the last one timed out.
+                    set_state(counts, e, State::Failed);
+                    e.deadline = now + cfg.failed_hold;
+                    stats.failed += 1;
+                    let pending = Vec::from(mem::take(&mut e.queue));
+                    out.push(Event::Unreachable {
+                        ip,
+                        port: e.port,
+                        pending,
+                    });
+                    true
+                }
+                State::Stale => {
+                    counts[e.state.idx()] -= 1;
+                    stats.expired += 1;
+                    *generation += 1;
+                    out.push(Event::Expired { ip });
+                    false
+                }
+                State::Failed if now < e.deadline => true,
+                State::Failed => {
+                    counts[e.state.idx()] -= 1;
+                    false
+                }
+            }
+        });
+    }
+
+    /// Bumps whenever the resolved set (ip → mac, port) changes (for snapshot publication).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// All Reachable and Stale neighbours, in no particular order.
+    pub fn iter_resolved(&self) -> impl Iterator<Item = (Ipv4Addr, MacAddr, PortId)> + '_ {
+        self.map
+            .iter()
+            .filter(|(_, e)| e.state.is_resolved())
+            .map(|(&ip, e)| (ip, e.mac, e.port))
+    }
+
+    /// Number of entries in any state.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Link down: drop every entry on `port`, with its queued packets.
+    pub fn flush_port(&mut self, port: PortId) {
+        let Self {
+            map,
+            counts,
+            generation,
+            ..
+        } = self;
+        let mut changed = false;
+        map.retain(|_, e| {
+            if e.port != port {
+                return true;
+            }
+            counts[e.state.idx()] -= 1;
+            changed |= e.state.is_resolved();
+            false
+        });
+        if changed {
+            *generation += 1;
+        }
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> NeighStats {
+        self.stats
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr, e: Entry<P>) {
+        self.counts[e.state.idx()] += 1;
+        let old = self.map.insert(ip, e);
+        debug_assert!(old.is_none(), "insert over an existing entry");
+    }
+
+    /// Makes room for one new entry; false if the table is full of non-reclaimable entries.
+    fn make_room(&mut self) -> bool {
+        if self.map.len() < self.cfg.max_entries {
+            return true;
+        }
+        let reclaimable = self.counts[State::Failed.idx()]
+            + self.counts[State::Incomplete.idx()]
+            + self.counts[State::Stale.idx()];
+        if reclaimable == 0 {
+            // Only Reachable entries: refuse without scanning (ARP flood).
+            return false;
+        }
+        // Rank: 0 Failed, 1 exhausted Incomplete, 2 Stale (oldest confirmation first).
+        let mut best: Option<(u8, Instant, Ipv4Addr)> = None;
+        for (&ip, e) in &self.map {
+            let rank = match e.state {
+                State::Failed => 0,
+                State::Incomplete if e.requests >= self.cfg.max_requests => 1,
+                State::Stale => 2,
+                State::Incomplete | State::Reachable => continue,
+            };
+            if best.is_none_or(|(r, c, _)| (rank, e.confirmed) < (r, c)) {
+                best = Some((rank, e.confirmed, ip));
+                if rank == 0 {
+                    break;
+                }
+            }
+        }
+        let Some((_, _, ip)) = best else { return false };
+        if let Some(e) = self.map.remove(&ip) {
+            self.counts[e.state.idx()] -= 1;
+            self.stats.evicted += 1;
+            if e.state.is_resolved() {
+                self.generation += 1;
+            }
+        }
+        true
+    }
+
+    /// Checks the internal counters against the table (tests only).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut counts = [0; State::COUNT];
+        for e in self.map.values() {
+            counts[e.state.idx()] += 1;
+            assert!(e.queue.len() <= self.cfg.queue_len);
+            assert!(e.state == State::Incomplete || e.queue.is_empty());
+            assert!(e.requests <= self.cfg.max_requests);
+            assert_eq!(e.state.is_resolved(), e.mac != MacAddr::ZERO);
+        }
+        assert_eq!(counts, self.counts);
+        assert!(self.map.len() <= self.cfg.max_entries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    const P0: PortId = PortId(0);
+    const P1: PortId = PortId(1);
+    const MAC_A: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0a]);
+    const MAC_B: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
+    const GW: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+    const HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    /// Fake clock: a base instant plus millisecond offsets.
+    struct Clock(Instant);
+
+    impl Clock {
+        fn new() -> Clock {
+            Clock(Instant::now())
+        }
+
+        fn at(&self, ms: u64) -> Instant {
+            self.0 + Duration::from_millis(ms)
+        }
+    }
+
+    fn cfg() -> NeighConfig {
+        NeighConfig::default()
+    }
+
+    fn cache(cfg: NeighConfig) -> NeighCache<u32> {
+        NeighCache::new(cfg)
+    }
+
+    fn poll(c: &mut NeighCache<u32>, now: Instant) -> Vec<Event<u32>> {
+        let mut out = Vec::new();
+        c.poll(now, &mut out);
+        c.check_invariants();
+        out
+    }
+
+    fn ip(i: u32) -> Ipv4Addr {
+        // 198.18.0.0/15 holds 131072 addresses.
+        assert!(i < 1 << 17);
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i)
+    }
+
+    #[test]
+    fn request_rate_limited_to_one_per_retrans_time() {
+        let t = Clock::new();
+        let mut c = cache(NeighConfig {
+            queue_len: 16,
+            ..cfg()
+        });
+        let mut requests = 0;
+        for i in 0..10 {
+            match c.resolve(t.at(u64::from(i)), GW, P1, i) {
+                Resolve::Queued { send_request } => requests += u32::from(send_request),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(requests, 1);
+        assert_eq!(c.state(GW), Some(State::Incomplete));
+        assert!(poll(&mut c, t.at(999)).is_empty());
+        assert_eq!(
+            c.resolve(t.at(999), GW, P1, 10),
+            Resolve::Queued {
+                send_request: false
+            }
+        );
+        // One retrans_time after the first request, the next may go (from resolve or poll).
+        assert_eq!(
+            c.resolve(t.at(1000), GW, P1, 11),
+            Resolve::Queued { send_request: true }
+        );
+        assert!(poll(&mut c, t.at(1500)).is_empty());
+        assert_eq!(
+            poll(&mut c, t.at(2000)),
+            vec![Event::SendRequest {
+                ip: GW,
+                port: P1,
+                unicast: None
+            }]
+        );
+        assert_eq!(c.stats().requests_sent, 3);
+    }
+
+    #[test]
+    fn queue_limit_drops_oldest() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        for i in 0..4 {
+            assert!(matches!(
+                c.resolve(t.at(0), GW, P1, i),
+                Resolve::Queued { .. }
+            ));
+        }
+        assert_eq!(c.resolve(t.at(1), GW, P1, 4), Resolve::QueueFull(0));
+        assert_eq!(c.resolve(t.at(2), GW, P1, 5), Resolve::QueueFull(1));
+        assert_eq!(c.stats().queue_overflow, 2);
+        c.check_invariants();
+        let l = c.learn(t.at(3), GW, MAC_A, P1, false);
+        assert_eq!(l.released, vec![2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn resolution_releases_queued_packets_in_order() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        assert_eq!(
+            c.resolve(t.at(0), GW, P1, 7),
+            Resolve::Queued { send_request: true }
+        );
+        assert_eq!(
+            c.resolve(t.at(5), GW, P1, 8),
+            Resolve::Queued {
+                send_request: false
+            }
+        );
+        assert_eq!(
+            c.resolve(t.at(6), GW, P1, 9),
+            Resolve::Queued {
+                send_request: false
+            }
+        );
+        assert_eq!(c.lookup(GW), None);
+        let l = c.learn(t.at(10), GW, MAC_A, P1, false);
+        assert_eq!(
+            l,
+            Learned {
+                released: vec![7, 8, 9],
+                changed: true
+            }
+        );
+        assert_eq!(c.state(GW), Some(State::Reachable));
+        assert_eq!(c.lookup(GW), Some((MAC_A, P1)));
+        assert_eq!(c.resolve(t.at(11), GW, P1, 10), Resolve::Known(MAC_A, 10));
+        assert_eq!(c.stats().replies_learned, 1);
+        c.check_invariants();
+    }
+
+    #[test]
+    fn failure_after_max_requests_hands_back_packets() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        assert_eq!(
+            c.resolve(t.at(0), GW, P1, 1),
+            Resolve::Queued { send_request: true }
+        );
+        assert_eq!(
+            c.resolve(t.at(100), GW, P1, 2),
+            Resolve::Queued {
+                send_request: false
+            }
+        );
+        let req = Event::SendRequest {
+            ip: GW,
+            port: P1,
+            unicast: None,
+        };
+        assert_eq!(poll(&mut c, t.at(1000)), vec![req]);
+        let req = Event::SendRequest {
+            ip: GW,
+            port: P1,
+            unicast: None,
+        };
+        assert_eq!(poll(&mut c, t.at(2000)), vec![req]);
+        assert_eq!(c.state(GW), Some(State::Incomplete));
+        // The third (last) request gets its full retrans_time before we give up.
+        assert!(poll(&mut c, t.at(2999)).is_empty());
+        assert_eq!(
+            poll(&mut c, t.at(3000)),
+            vec![Event::Unreachable {
+                ip: GW,
+                port: P1,
+                pending: vec![1, 2]
+            }]
+        );
+        assert_eq!(c.state(GW), Some(State::Failed));
+        assert_eq!(c.stats().requests_sent, 3);
+        assert_eq!(c.stats().failed, 1);
+        assert_eq!(c.generation(), 0);
+    }
+
+    fn failed_at_3s(t: &Clock) -> NeighCache<u32> {
+        let mut c = cache(cfg());
+        c.resolve(t.at(0), GW, P1, 1);
+        for ms in [1000, 2000, 3000] {
+            poll(&mut c, t.at(ms));
+        }
+        assert_eq!(c.state(GW), Some(State::Failed));
+        c
+    }
+
+    #[test]
+    fn failed_hold_fails_fast_then_retries() {
+        let t = Clock::new();
+        let mut c = failed_at_3s(&t);
+        let sent = c.stats().requests_sent;
+        assert_eq!(c.resolve(t.at(4000), GW, P1, 5), Resolve::Unreachable(5));
+        assert_eq!(c.resolve(t.at(5999), GW, P1, 6), Resolve::Unreachable(6));
+        assert_eq!(c.stats().requests_sent, sent, "no requests while Failed");
+        assert!(poll(&mut c, t.at(5999)).is_empty());
+        assert!(
+            poll(&mut c, t.at(6000)).is_empty(),
+            "Failed entries go silently"
+        );
+        assert_eq!(c.state(GW), None);
+        assert_eq!(
+            c.resolve(t.at(6100), GW, P1, 7),
+            Resolve::Queued { send_request: true }
+        );
+    }
+
+    #[test]
+    fn failed_hold_over_before_poll_restarts_resolution() {
+        let t = Clock::new();
+        let mut c = failed_at_3s(&t);
+        assert_eq!(
+            c.resolve(t.at(6000), GW, P0, 8),
+            Resolve::Queued { send_request: true }
+        );
+        assert_eq!(c.state(GW), Some(State::Incomplete));
+        c.check_invariants();
+        assert_eq!(c.learn(t.at(6001), GW, MAC_A, P0, false).released, vec![8]);
+    }
+
+    #[test]
+    fn failed_entry_resolved_by_late_reply() {
+        let t = Clock::new();
+        let mut c = failed_at_3s(&t);
+        let l = c.learn(t.at(3500), GW, MAC_A, P1, false);
+        assert_eq!(
+            l,
+            Learned {
+                released: vec![],
+                changed: true
+            }
+        );
+        assert_eq!(c.lookup(GW), Some((MAC_A, P1)));
+        assert_eq!(c.generation(), 1);
+    }
+
+    #[test]
+    fn reachable_goes_stale_and_is_revalidated() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        assert!(c.learn(t.at(0), GW, MAC_A, P1, true).changed);
+        let g = c.generation();
+        assert!(poll(&mut c, t.at(29_999)).is_empty());
+        assert_eq!(
+            poll(&mut c, t.at(30_000)),
+            vec![Event::SendRequest {
+                ip: GW,
+                port: P1,
+                unicast: Some(MAC_A)
+            }]
+        );
+        assert_eq!(c.state(GW), Some(State::Stale));
+        assert_eq!(c.lookup(GW), Some((MAC_A, P1)), "Stale stays usable");
+        assert_eq!(c.resolve(t.at(30_100), GW, P1, 1), Resolve::Known(MAC_A, 1));
+        assert!(poll(&mut c, t.at(30_500)).is_empty());
+        assert_eq!(
+            poll(&mut c, t.at(31_000)),
+            vec![Event::SendRequest {
+                ip: GW,
+                port: P1,
+                unicast: Some(MAC_A)
+            }]
+        );
+        let l = c.learn(t.at(31_200), GW, MAC_A, P1, false);
+        assert_eq!(
+            l,
+            Learned {
+                released: vec![],
+                changed: false
+            }
+        );
+        assert_eq!(c.state(GW), Some(State::Reachable));
+        assert_eq!(
+            c.generation(),
+            g,
+            "re-validation does not change the resolved set"
+        );
+        assert!(poll(&mut c, t.at(61_199)).is_empty());
+        assert_eq!(poll(&mut c, t.at(61_200)).len(), 1);
+    }
+
+    #[test]
+    fn stale_expires_without_reply() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        c.learn(t.at(0), GW, MAC_A, P1, true);
+        let g = c.generation();
+        for ms in [30_000, 31_000, 32_000] {
+            let ev = poll(&mut c, t.at(ms));
+            assert_eq!(
+                ev,
+                vec![Event::SendRequest {
+                    ip: GW,
+                    port: P1,
+                    unicast: Some(MAC_A)
+                }]
+            );
+        }
+        assert!(poll(&mut c, t.at(32_999)).is_empty());
+        assert_eq!(c.generation(), g);
+        assert_eq!(poll(&mut c, t.at(33_000)), vec![Event::Expired { ip: GW }]);
+        assert_eq!(c.generation(), g + 1);
+        assert_eq!(c.lookup(GW), None);
+        assert!(c.is_empty());
+        assert_eq!(c.stats().expired, 1);
+        assert_eq!(c.stats().requests_sent, 3);
+    }
+
+    #[test]
+    fn mac_change_updates_entry_and_bumps_generation() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        c.learn(t.at(0), GW, MAC_A, P1, true);
+        let g = c.generation();
+        // Gratuitous ARP from a replacement host; not addressed to us (create = false).
+        let l = c.learn(t.at(10), GW, MAC_B, P1, false);
+        assert!(l.changed);
+        assert_eq!(c.lookup(GW), Some((MAC_B, P1)));
+        assert_eq!(c.generation(), g + 1);
+        assert_eq!(c.stats().mac_changed, 1);
+        // Same MAC again: a confirmation, not a change.
+        assert!(!c.learn(t.at(20), GW, MAC_B, P1, false).changed);
+        assert_eq!(c.generation(), g + 1);
+        // Same MAC on another port is a change too.
+        assert!(c.learn(t.at(30), GW, MAC_B, P0, false).changed);
+        assert_eq!(c.lookup(GW), Some((MAC_B, P0)));
+    }
+
+    #[test]
+    fn create_false_does_not_create() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        let l = c.learn(t.at(0), HOST, MAC_A, P0, false);
+        assert_eq!(
+            l,
+            Learned {
+                released: vec![],
+                changed: false
+            }
+        );
+        assert!(c.is_empty());
+        assert_eq!(c.generation(), 0);
+        assert!(c.learn(t.at(0), HOST, MAC_A, P0, true).changed);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn bogus_sender_mac_ignored() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        for mac in [
+            MacAddr::BROADCAST,
+            MacAddr::ZERO,
+            MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+        ] {
+            assert!(!c.learn(t.at(0), HOST, mac, P0, true).changed);
+        }
+        assert!(c.is_empty());
+        assert_eq!(c.stats().bogus_ignored, 3);
+    }
+
+    #[test]
+    fn eviction_order_failed_then_exhausted_then_oldest_stale_never_reachable() {
+        let t = Clock::new();
+        let mut c = cache(NeighConfig {
+            max_entries: 5,
+            ..cfg()
+        });
+        let reach = ip(1);
+        let stale_old = ip(2);
+        let stale_new = ip(3);
+        let exhausted = ip(4);
+        let failed = ip(5);
+        c.learn(t.at(0), stale_old, MAC_A, P0, true);
+        c.learn(t.at(10), stale_new, MAC_A, P0, true);
+        c.resolve(t.at(27_000), failed, P0, 0);
+        c.resolve(t.at(28_000), exhausted, P0, 0);
+        poll(&mut c, t.at(28_000));
+        poll(&mut c, t.at(29_000));
+        // At 30.01 s: stale_* Stale, `failed` Failed, `exhausted` sent its 3rd request.
+        poll(&mut c, t.at(30_000));
+        poll(&mut c, t.at(30_010));
+        c.learn(t.at(30_010), reach, MAC_B, P0, true);
+        assert_eq!(c.state(failed), Some(State::Failed));
+        assert_eq!(c.state(exhausted), Some(State::Incomplete));
+        assert_eq!(c.state(stale_old), Some(State::Stale));
+        assert_eq!(c.state(stale_new), Some(State::Stale));
+        assert_eq!(c.len(), 5);
+        let g = c.generation();
+
+        let new = |i: u32| ip(100 + i);
+        assert!(matches!(
+            c.resolve(t.at(30_020), new(0), P0, 9),
+            Resolve::Queued { .. }
+        ));
+        assert_eq!(c.state(failed), None);
+        assert_eq!(c.generation(), g, "a Failed entry was not resolved");
+        assert!(matches!(
+            c.resolve(t.at(30_020), new(1), P0, 9),
+            Resolve::Queued { .. }
+        ));
+        assert_eq!(c.state(exhausted), None);
+        assert!(c.learn(t.at(30_020), new(2), MAC_A, P1, true).changed);
+        assert_eq!(c.state(stale_old), None);
+        assert_eq!(
+            c.generation(),
+            g + 2,
+            "evicting a Stale entry changes the resolved set"
+        );
+        assert!(c.learn(t.at(30_020), new(3), MAC_A, P1, true).changed);
+        assert_eq!(c.state(stale_new), None);
+        // Left: reach + new(0..4): Reachable or fresh Incomplete, nothing reclaimable.
+        assert_eq!(
+            c.resolve(t.at(30_030), new(4), P0, 9),
+            Resolve::TableFull(9)
+        );
+        assert!(!c.learn(t.at(30_030), new(5), MAC_A, P1, true).changed);
+        assert_eq!(c.state(reach), Some(State::Reachable));
+        assert_eq!(c.stats().evicted, 4);
+        assert_eq!(c.stats().table_full_refused, 2);
+        assert_eq!(c.len(), 5);
+        c.check_invariants();
+    }
+
+    #[test]
+    fn arp_flood_keeps_reachable_entries_and_bounds_memory() {
+        let t = Clock::new();
+        let mut c = cache(NeighConfig {
+            max_entries: 1024,
+            ..cfg()
+        });
+        let gateways: Vec<Ipv4Addr> = (0..16).map(|i| Ipv4Addr::new(192, 0, 2, i + 1)).collect();
+        for &g in &gateways {
+            c.learn(t.at(0), g, MAC_A, P1, true);
+        }
+        for i in 0..100_000u32 {
+            let b = i.to_be_bytes();
+            let mac = MacAddr([0x02, 0xee, b[0], b[1], b[2], b[3]]);
+            c.learn(t.at(1000), ip(i), mac, P0, true);
+            assert!(c.len() <= 1024);
+        }
+        // Packets to unresolved hosts cannot push them out either.
+        for i in 0..10_000 {
+            let dst = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + (i % 256));
+            c.resolve(t.at(2000), dst, P0, i);
+        }
+        assert_eq!(c.len(), 1024);
+        for &g in &gateways {
+            assert_eq!(c.lookup(g), Some((MAC_A, P1)));
+            assert_eq!(c.state(g), Some(State::Reachable));
+        }
+        assert_eq!(c.stats().table_full_refused, 100_000 - (1024 - 16) + 10_000);
+        assert_eq!(c.stats().evicted, 0);
+        c.check_invariants();
+    }
+
+    #[test]
+    fn generation_bumps_exactly_when_resolved_set_changes() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        let mut g = c.generation();
+        let mut expect = |c: &NeighCache<u32>, bumped: bool, what: &str| {
+            let now = c.generation();
+            assert_eq!(now != g, bumped, "{what}");
+            assert!(now == g || now == g + 1, "{what}: one bump at most");
+            g = now;
+        };
+        c.resolve(t.at(0), GW, P1, 1);
+        expect(&c, false, "Incomplete created");
+        c.resolve(t.at(1), GW, P1, 2);
+        expect(&c, false, "packet queued");
+        c.learn(t.at(2), GW, MAC_A, P1, false);
+        expect(&c, true, "resolved");
+        c.learn(t.at(3), GW, MAC_A, P1, false);
+        expect(&c, false, "confirmation");
+        c.learn(t.at(4), HOST, MAC_B, P0, false);
+        expect(&c, false, "create=false for unknown");
+        c.learn(t.at(5), HOST, MAC_B, P0, true);
+        expect(&c, true, "created Reachable");
+        poll(&mut c, t.at(30_010));
+        assert_eq!(c.state(HOST), Some(State::Stale));
+        expect(&c, false, "Reachable -> Stale");
+        c.learn(t.at(30_500), GW, MAC_A, P1, false);
+        expect(&c, false, "Stale re-validated");
+        c.learn(t.at(30_600), GW, MAC_B, P1, false);
+        expect(&c, true, "MAC changed");
+        for ms in [31_010, 32_010, 33_010] {
+            poll(&mut c, t.at(ms));
+        }
+        assert_eq!(c.state(HOST), None);
+        expect(&c, true, "Stale expired");
+        c.flush_port(P0);
+        expect(&c, false, "flush of a port with nothing resolved");
+        c.flush_port(P1);
+        expect(&c, true, "flush removed a resolved entry");
+    }
+
+    #[test]
+    fn flush_port_drops_only_that_port() {
+        let t = Clock::new();
+        let mut c = cache(cfg());
+        c.learn(t.at(0), GW, MAC_A, P1, true);
+        c.learn(t.at(0), HOST, MAC_B, P0, true);
+        c.resolve(t.at(0), Ipv4Addr::new(198, 19, 0, 3), P1, 1);
+        c.resolve(t.at(0), Ipv4Addr::new(198, 18, 0, 3), P0, 2);
+        let g = c.generation();
+        c.flush_port(P1);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.lookup(GW), None);
+        assert_eq!(c.state(Ipv4Addr::new(198, 19, 0, 3)), None);
+        assert_eq!(c.lookup(HOST), Some((MAC_B, P0)));
+        assert_eq!(c.generation(), g + 1);
+        let resolved: Vec<_> = c.iter_resolved().collect();
+        assert_eq!(resolved, vec![(HOST, MAC_B, P0)]);
+        c.check_invariants();
+    }
+
+    #[test]
+    fn zero_limits_are_raised_to_one() {
+        let t = Clock::new();
+        let mut c = cache(NeighConfig {
+            max_entries: 0,
+            queue_len: 0,
+            max_requests: 0,
+            ..cfg()
+        });
+        assert_eq!(
+            c.resolve(t.at(0), GW, P1, 1),
+            Resolve::Queued { send_request: true }
+        );
+        assert_eq!(c.resolve(t.at(0), GW, P1, 2), Resolve::QueueFull(1));
+        assert_eq!(
+            poll(&mut c, t.at(1000)),
+            vec![Event::Unreachable {
+                ip: GW,
+                port: P1,
+                pending: vec![2]
+            }]
+        );
+        c.learn(t.at(1000), HOST, MAC_A, P0, true);
+        assert_eq!(c.state(GW), None, "the Failed entry made room");
+        assert_eq!(c.resolve(t.at(1000), GW, P1, 3), Resolve::TableFull(3));
+    }
+
+    /// Random operations keep the invariants, and lookup agrees with iter_resolved.
+    #[test]
+    fn randomized_invariants() {
+        let t = Clock::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let mut c = cache(NeighConfig {
+            max_entries: 32,
+            ..cfg()
+        });
+        let mut now = 0u64;
+        let mut gen_seen = c.generation();
+        for step in 0..20_000u32 {
+            now += rng.gen_range(0..300);
+            let target = ip(rng.gen_range(0..64));
+            let port = PortId(rng.gen_range(0..2));
+            let before: Vec<_> = {
+                let mut v: Vec<_> = c.iter_resolved().collect();
+                v.sort();
+                v
+            };
+            match rng.gen_range(0..10) {
+                0..=3 => {
+                    let _ = c.resolve(t.at(now), target, port, step);
+                }
+                4..=6 => {
+                    let mac = MacAddr([0x02, 0, 0, 0, 0, rng.gen_range(1..4)]);
+                    let _ = c.learn(t.at(now), target, mac, port, rng.gen_bool(0.5));
+                }
+                7 if rng.gen_bool(0.01) => c.flush_port(port),
+                _ => {
+                    let _ = poll(&mut c, t.at(now));
+                }
+            }
+            c.check_invariants();
+            let mut after: Vec<_> = c.iter_resolved().collect();
+            after.sort();
+            for &(i, mac, p) in &after {
+                assert_eq!(c.lookup(i), Some((mac, p)));
+            }
+            // Exactly when: a bump iff the resolved set differs.
+            assert_eq!(before != after, c.generation() != gen_seen, "step {step}");
+            gen_seen = c.generation();
+        }
+    }
+}
