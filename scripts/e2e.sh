@@ -40,7 +40,8 @@ expect() {
 
 start_xgw() { # CONFIG [extra args]
     local cfg=$1; shift
-    rtr "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
+    # Not through a shell function: $! must be xgw itself (`ip netns exec` execs it).
+    ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
     XGW_PID=$!
     for _ in $(seq 100); do
         grep -q "xgw running" "$WORK/xgw.log" && return 0
@@ -82,6 +83,7 @@ EOF2
 serve_files() { # start an HTTP server in the server namespace with a random 8 MiB file
     head -c 8388608 /dev/urandom >"$WORK/blob"
     (cd "$WORK" && exec ip netns exec "$LAB-srv" timeout 120 python3 -m http.server 8080 --bind 198.19.0.2) >/dev/null 2>&1 &
+    disown
     for _ in $(seq 50); do srv bash -c 'exec 3<>/dev/tcp/198.19.0.2/8080' 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }

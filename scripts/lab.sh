@@ -21,52 +21,52 @@ LAB=${LAB:?set LAB to a unique namespace prefix, e.g. LAB=xgw$$}
 CLI=$LAB-cli RTR=$LAB-rtr SRV=$LAB-srv
 SRV_MTU=${SRV_MTU:-1500}
 
-in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 up() {
     local q=${1:-1}
     mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
     for ns in "$CLI" "$RTR" "$SRV"; do
         ip netns add "$ns"
-        in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-        in "$ns" ip link set lo up
+        nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        nsx "$ns" ip link set lo up
     done
     ip link add c0 netns "$CLI" numtxqueues "$q" numrxqueues "$q" type veth \
         peer r0 netns "$RTR" numtxqueues "$q" numrxqueues "$q"
     ip link add s0 netns "$SRV" numtxqueues "$q" numrxqueues "$q" type veth \
         peer r1 netns "$RTR" numtxqueues "$q" numrxqueues "$q"
-    in "$RTR" ip link set r1 mtu "$SRV_MTU"
-    in "$SRV" ip link set s0 mtu "$SRV_MTU"
+    nsx "$RTR" ip link set r1 mtu "$SRV_MTU"
+    nsx "$SRV" ip link set s0 mtu "$SRV_MTU"
     # Hosts' ends: finish TCP/UDP checksums in software (veth would leave them partial,
     # and xgw forwards frames, not skbs).
-    in "$CLI" ethtool -K c0 tx off >/dev/null
-    in "$SRV" ethtool -K s0 tx off >/dev/null
+    nsx "$CLI" ethtool -K c0 tx off >/dev/null
+    nsx "$SRV" ethtool -K s0 tx off >/dev/null
     # Router ends: no offloads that would hand AF_XDP aggregated or partial frames.
-    for d in r0 r1; do in "$RTR" ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1 || true; done
-    in "$CLI" ip addr add 198.18.0.2/24 dev c0
-    in "$SRV" ip addr add 198.19.0.2/24 dev s0
-    in "$SRV" ip addr add 203.0.113.1/32 dev lo
+    for d in r0 r1; do nsx "$RTR" ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1 || true; done
+    nsx "$CLI" ip addr add 198.18.0.2/24 dev c0
+    nsx "$SRV" ip addr add 198.19.0.2/24 dev s0
+    nsx "$SRV" ip addr add 203.0.113.1/32 dev lo
     for ns_dev in "$CLI c0" "$RTR r0" "$RTR r1" "$SRV s0"; do
         set -- $ns_dev
-        in "$1" ip link set "$2" up
+        nsx "$1" ip link set "$2" up
     done
-    in "$CLI" ip route add default via 198.18.0.1
-    in "$SRV" ip route add default via 198.19.0.1
+    nsx "$CLI" ip route add default via 198.18.0.1
+    nsx "$SRV" ip route add default via 198.19.0.1
 }
 
 kernel() {
-    in "$RTR" ip addr add 198.18.0.1/24 dev r0
-    in "$RTR" ip addr add 198.19.0.1/24 dev r1
-    in "$RTR" ip route add 203.0.113.0/24 via 198.19.0.2
-    in "$RTR" sysctl -qw net.ipv4.ip_forward=1
+    nsx "$RTR" ip addr add 198.18.0.1/24 dev r0
+    nsx "$RTR" ip addr add 198.19.0.1/24 dev r1
+    nsx "$RTR" ip route add 203.0.113.0/24 via 198.19.0.2
+    nsx "$RTR" sysctl -qw net.ipv4.ip_forward=1
 }
 
 xgwmode() {
-    in "$RTR" sysctl -qw net.ipv4.ip_forward=0
-    in "$RTR" ip route del 203.0.113.0/24 2>/dev/null || true
-    in "$RTR" ip addr flush dev r0
-    in "$RTR" ip addr flush dev r1
-    for ns in "$CLI" "$SRV"; do in "$ns" ip neigh flush all; done
+    nsx "$RTR" sysctl -qw net.ipv4.ip_forward=0
+    nsx "$RTR" ip route del 203.0.113.0/24 2>/dev/null || true
+    nsx "$RTR" ip addr flush dev r0
+    nsx "$RTR" ip addr flush dev r1
+    for ns in "$CLI" "$SRV"; do nsx "$ns" ip neigh flush all; done
 }
 
 down() {
@@ -81,8 +81,8 @@ down() {
 
 status() {
     for ns in "$CLI" "$RTR" "$SRV"; do
-        echo "== $ns"; in "$ns" ip -br addr 2>/dev/null || true
-        in "$ns" ip link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' || true
+        echo "== $ns"; nsx "$ns" ip -br addr 2>/dev/null || true
+        nsx "$ns" ip link show 2>/dev/null | grep -o 'prog/xdp id [0-9]*' || true
     done
 }
 

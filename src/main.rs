@@ -142,6 +142,7 @@ fn run(path: &std::path::Path, generic: bool, queues: Option<u32>) -> ExitCode {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_env("XGW_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )

@@ -153,6 +153,11 @@ impl XskIo {
         Ok(io)
     }
 
+    /// Frames in this worker's UMEM.
+    pub fn frame_count(&self) -> usize {
+        self.total_frames
+    }
+
     /// File descriptors of the sockets, in port order (for the XSKMAP).
     pub fn fds(&self) -> Vec<i32> {
         self.ports.iter().map(|p| p.rx.fd().as_raw_fd()).collect()
