@@ -170,6 +170,30 @@ else
 fi
 "$LAB_SH" down
 
+# ---------------------------------------------------------------- phase 4: generic XDP
+phase "generic (skb) XDP mode"
+"$LAB_SH" up 1 || { bad "lab up (generic)"; exit 1; }
+if start_xgw "$WORK/r.toml" --generic; then
+    grep -q "mode=Generic" "$WORK/xgw.log" && ok "attached in generic mode" || bad "attached in generic mode" "$(cat "$WORK/xgw.log")"
+    check "ping through the router (generic)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+    check "ping the router (generic)" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+    if serve_files; then
+        check "8 MiB TCP transfer arrives intact (generic)" download_intact 1
+    else
+        bad "http server (generic)"
+    fi
+    stop_xgw
+    check "SIGTERM leaves no XDP program attached (generic)" xdp_detached
+    if start_xgw "$WORK/r.toml"; then
+        kill -9 "$XGW_PID"; wait "$XGW_PID" 2>/dev/null; XGW_PID=
+        sleep 0.3
+        check "a crash (SIGKILL) leaves no XDP program attached (bpf_link)" xdp_detached
+    fi
+else
+    bad "xgw starts (generic)" "$(cat "$WORK/xgw.log")"
+fi
+"$LAB_SH" down
+
 echo
 [ "$fail" -eq 0 ] || { echo "failed: ${failed_names[*]}"; echo "--- last xgw log"; cat "$WORK/xgw-phase1.log" 2>/dev/null | tail -40; }
 echo "e2e: $pass passed, $fail failed"

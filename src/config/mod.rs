@@ -24,10 +24,14 @@
 //! ```
 
 mod duration;
+mod nat;
 mod span;
 mod validate;
 
 pub use duration::parse_duration;
+pub use nat::{
+    Filtering, ForwardConfig, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig, PortForward,
+};
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -69,6 +73,9 @@ pub struct Config {
     /// `[neighbor]` section.
     #[serde(default)]
     pub neighbor: NeighborConfig,
+    /// `[nat]` section (NAT44 on one outside interface).
+    #[serde(default)]
+    pub nat: Option<NatConfig>,
 }
 
 /// One `[[interface]]` section as written.
@@ -250,6 +257,8 @@ pub struct ValidConfig {
     pub icmp: IcmpConfig,
     /// ARP cache tunables.
     pub neighbor: NeighborSettings,
+    /// NAT44, if configured.
+    pub nat: Option<NatSettings>,
 }
 
 impl ValidConfig {
@@ -624,6 +633,7 @@ max_requests = 5
                 retrans_time: Duration::from_millis(500),
                 max_requests: 5,
             },
+            nat: None,
         };
         assert_eq!(c, want);
     }
@@ -731,9 +741,9 @@ max_requests = 5
         assert_eq!(line, 5);
         assert!(msg.contains("`rat`"), "{msg}");
         let (line, _, msg) =
-            syntax("[[interface]]\nname = \"r0\"\naddress = \"198.18.0.1/24\"\n[nat]\n");
+            syntax("[[interface]]\nname = \"r0\"\naddress = \"198.18.0.1/24\"\n[bgp]\n");
         assert_eq!(line, 4);
-        assert!(msg.contains("`nat`"), "{msg}");
+        assert!(msg.contains("`bgp`"), "{msg}");
         let (line, _, msg) = syntax(
             "[[interface]]\nname = \"r0\"\naddress = \"198.18.0.1/24\"\n[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"x\"\n",
         );

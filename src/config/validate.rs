@@ -77,11 +77,16 @@ impl Config {
         }
         let icmp = icmp(&cx, self.icmp)?;
         let neighbor = neighbor(&cx, &self.neighbor)?;
+        let nat = match &self.nat {
+            Some(n) => Some(super::nat::validate_nat(cx.file, n, &interfaces)?),
+            None => None,
+        };
         Ok(ValidConfig {
             interfaces,
             routes,
             icmp,
             neighbor,
+            nat,
         })
     }
 }

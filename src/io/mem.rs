@@ -126,7 +126,7 @@ impl PacketIo for MemIo {
 
     fn flush(&mut self) {}
 
-    fn wait(&mut self, _timeout: std::time::Duration) {}
+    fn wait(&mut self, _timeout: std::time::Duration, _wake: std::os::fd::BorrowedFd<'_>) {}
 
     fn tx_dropped(&self) -> u64 {
         self.tx_dropped

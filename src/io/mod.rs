@@ -13,6 +13,7 @@
 
 pub mod mem;
 pub mod netdev;
+pub mod waker;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 #[cfg(feature = "xdp")]
@@ -55,8 +56,9 @@ pub trait PacketIo {
     /// reap completions and top up the fill rings.
     fn flush(&mut self);
 
-    /// Sleep until a frame may be ready or `timeout` passes (idle back-off).
-    fn wait(&mut self, timeout: std::time::Duration);
+    /// Sleep until a frame may be ready, `wake` becomes readable, or `timeout` passes
+    /// (idle back-off).
+    fn wait(&mut self, timeout: std::time::Duration, wake: std::os::fd::BorrowedFd<'_>);
 
     /// Frames that could not be transmitted because a TX ring was full (cumulative).
     fn tx_dropped(&self) -> u64;

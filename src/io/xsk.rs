@@ -18,7 +18,13 @@
 //! In debug builds `check_conservation` asserts U1's count after every loop: frames in
 //! `free` + those handed to fill and TX rings and not yet returned == the UMEM's size.
 
-use std::{ffi::CString, io, num::NonZeroU32, os::fd::AsRawFd, time::Duration};
+use std::{
+    ffi::CString,
+    io,
+    num::NonZeroU32,
+    os::fd::{AsRawFd, BorrowedFd},
+    time::Duration,
+};
 
 use xsk_rs::{
     config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
@@ -327,12 +333,14 @@ impl PacketIo for XskIo {
         self.check_conservation();
     }
 
-    fn wait(&mut self, timeout: Duration) {
+    fn wait(&mut self, timeout: Duration, wake: BorrowedFd<'_>) {
         let mut fds: Vec<libc::pollfd> = self
             .ports
             .iter()
-            .map(|p| libc::pollfd {
-                fd: p.rx.fd().as_raw_fd(),
+            .map(|p| p.rx.fd().as_raw_fd())
+            .chain([wake.as_raw_fd()])
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             })

@@ -20,11 +20,15 @@ use crate::{
     dataplane::{Pipeline, PortInfo, Punt, SharedCounters},
     io::{
         netdev::NetDev,
+        waker::Waker,
         xdp::{XdpMode, XdpProgram, MAX_QUEUES},
         xsk::{XskIo, XskOptions},
     },
     stats,
 };
+
+/// A worker's inject queue and the waker to signal after queueing.
+type InjectHandle = (Sender<(u16, Vec<u8>)>, Arc<Waker>);
 
 /// Depth of the worker → control punt queue.
 const PUNT_QUEUE: usize = 4096;
@@ -52,6 +56,9 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump.clone())
         .context("signal handler")?;
 
+    if cfg.nat.is_some() {
+        bail!("the [nat] section is validated but NAT44 translation is not in this build yet");
+    }
     let devs: Vec<NetDev> = cfg
         .interfaces
         .iter()
@@ -119,9 +126,17 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     for (q, io) in ios.into_iter().enumerate() {
         let (itx, irx) = bounded(INJECT_QUEUE);
         let c = Arc::new(SharedCounters::default());
-        injects.push(itx);
+        let waker = Arc::new(Waker::new().context("eventfd")?);
+        injects.push((itx, waker.clone()));
         counters.push(c.clone());
-        let mut w = Worker::new(io, Pipeline::new(punt_tx.clone()), cell.clone(), irx, c);
+        let mut w = Worker::new(
+            io,
+            Pipeline::new(punt_tx.clone()),
+            cell.clone(),
+            irx,
+            waker,
+            c,
+        );
         let stop = stop.clone();
         handles.push(
             thread::Builder::new()
@@ -197,7 +212,7 @@ fn worker_count(cfg: &ValidConfig, devs: &[NetDev], cli: Option<u32>) -> Result<
 fn control_loop(
     control: &mut ControlPlane,
     punts: &Receiver<Punt>,
-    injects: &[Sender<(u16, Vec<u8>)>],
+    injects: &[InjectHandle],
     cell: &SnapshotCell,
     stop: &AtomicBool,
     dump: &AtomicBool,
@@ -226,11 +241,18 @@ fn control_loop(
         if control.needs_publish() {
             cell.publish(control.snapshot());
         }
+        let mut woken = vec![false; injects.len()];
         for (port, frame) in control.take_output() {
             // Any worker can send on any port; spread the load.
             rr = (rr + 1) % injects.len();
-            if injects[rr].try_send((port, frame)).is_err() {
+            if injects[rr].0.try_send((port, frame)).is_err() {
                 inject_dropped += 1;
+            }
+            woken[rr] = true;
+        }
+        for ((_, waker), w) in injects.iter().zip(woken) {
+            if w {
+                waker.wake();
             }
         }
         if dump.swap(false, Ordering::Relaxed) {

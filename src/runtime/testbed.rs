@@ -14,7 +14,7 @@ use crate::{
     config::{self, ValidConfig},
     control::{publish::SnapshotCell, ControlPlane},
     dataplane::{LocalCounters, Pipeline, PortInfo, Punt, SharedCounters},
-    io::{mem::MemIo, PacketIo},
+    io::{mem::MemIo, waker::Waker, PacketIo},
     wire::ethernet::MacAddr,
 };
 
@@ -75,6 +75,7 @@ impl Testbed {
             Pipeline::new(punt_tx),
             cell.clone(),
             inject_rx,
+            Arc::new(Waker::new().expect("eventfd")),
             counters.clone(),
         );
         Testbed {

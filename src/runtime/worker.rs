@@ -15,13 +15,14 @@ use crossbeam::channel::Receiver;
 use crate::{
     control::publish::SnapshotCell,
     dataplane::{Event, Pipeline, SharedCounters, Snapshot},
-    io::{PacketIo, BATCH},
+    io::{waker::Waker, PacketIo, BATCH},
 };
 
 /// Empty loops before the worker starts sleeping in `poll` (adaptive polling).
 const IDLE_SPINS: u32 = 256;
-/// Longest sleep while idle: bounds the delay of frames injected by the control plane.
-const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// Longest sleep while idle. The control plane wakes a sleeping worker through its
+/// [`Waker`] when it queues frames, so this only bounds housekeeping (ring refills).
+const IDLE_WAIT: Duration = Duration::from_millis(10);
 
 /// One worker: its I/O, pipeline, snapshot and counters.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ pub struct Worker<I: PacketIo> {
     cell: Arc<SnapshotCell>,
     snap: Arc<Snapshot>,
     inject: Receiver<(u16, Vec<u8>)>,
+    waker: Arc<Waker>,
     counters: Arc<SharedCounters>,
     idle: u32,
 }
@@ -43,6 +45,7 @@ impl<I: PacketIo> Worker<I> {
         pipeline: Pipeline,
         cell: Arc<SnapshotCell>,
         inject: Receiver<(u16, Vec<u8>)>,
+        waker: Arc<Waker>,
         counters: Arc<SharedCounters>,
     ) -> Self {
         let snap = cell.load();
@@ -52,6 +55,7 @@ impl<I: PacketIo> Worker<I> {
             cell,
             snap,
             inject,
+            waker,
             counters,
             idle: 0,
         }
@@ -94,7 +98,10 @@ impl<I: PacketIo> Worker<I> {
             } else {
                 self.idle = self.idle.saturating_add(1);
                 if self.idle > IDLE_SPINS {
-                    self.io.wait(IDLE_WAIT);
+                    // Clear after waking, before the next poll_once drains the inject
+                    // queue: a frame queued after the drain re-signals, so none waits.
+                    self.io.wait(IDLE_WAIT, self.waker.fd());
+                    self.waker.clear();
                 }
             }
         }
