@@ -11,26 +11,13 @@ QUEUES=${1:-1}
 scripts/deps.sh
 echo "== building xgw (release)"
 cargo build --release --quiet
-export LAB=xgwdemo$$
-WORK=$(mktemp -d /tmp/xgw-demo.XXXXXX)
-XGW_PID=
-cleanup() {
-    [ -n "$XGW_PID" ] && kill -TERM "$XGW_PID" 2>/dev/null && wait "$XGW_PID" 2>/dev/null
-    scripts/lab.sh down >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cli() { ip netns exec "$LAB-cli" "$@"; }
+export LAB=xgwdemo$$ XGW=target/release/xgw
+. scripts/lib.sh
 say() { echo; echo "== $*"; }
 
 say "lab: client 198.18.0.2 -- r0 [xgw] r1 -- server 198.19.0.2 (+203.0.113.1), $QUEUES queue(s)"
 scripts/lab.sh up "$QUEUES"
-ip netns exec "$LAB-rtr" target/release/xgw run --config configs/lab.toml --queues "$QUEUES" 2>"$WORK/xgw.log" &
-XGW_PID=$!
-for _ in $(seq 100); do grep -q "xgw running" "$WORK/xgw.log" && break; sleep 0.1; done
-grep -q "xgw running" "$WORK/xgw.log" || { cat "$WORK/xgw.log"; exit 1; }
+start_xgw configs/lab.toml --queues "$QUEUES"
 sed 's/^/   xgw: /' "$WORK/xgw.log"
 
 say "ping the router, then through it"

@@ -12,21 +12,8 @@ cd "$(dirname "$0")/.."
 XGW=$(realpath "${1:-target/release/xgw}")
 export LAB=xgwe$$
 LAB_SH=scripts/lab.sh
-WORK=$(mktemp -d /tmp/xgw-e2e.XXXXXX)
-XGW_PID=
+. scripts/lib.sh
 pass=0 fail=0 failed_names=()
-
-cleanup() {
-    stop_xgw >/dev/null 2>&1
-    "$LAB_SH" down >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-cli() { ip netns exec "$LAB-cli" "$@"; }
-srv() { ip netns exec "$LAB-srv" "$@"; }
-rtr() { ip netns exec "$LAB-rtr" "$@"; }
 
 ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
 bad()  { fail=$((fail + 1)); failed_names+=("$1"); echo "FAIL - $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/       /' | tail -n 25; }
@@ -36,28 +23,6 @@ check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then ok "$name";
 expect() {
     local name=$1 re=$2; shift 2; local out; out=$("$@" 2>&1)
     if grep -Eq -- "$re" <<<"$out"; then ok "$name"; else bad "$name" "expected /$re/ in:"$'\n'"$out"; fi
-}
-
-start_xgw() { # CONFIG [extra args]
-    local cfg=$1; shift
-    # Not through a shell function: $! must be xgw itself (`ip netns exec` execs it).
-    ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
-    XGW_PID=$!
-    for _ in $(seq 100); do
-        grep -q "xgw running" "$WORK/xgw.log" && return 0
-        kill -0 "$XGW_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "xgw did not start:"; cat "$WORK/xgw.log"; return 1
-}
-
-stop_xgw() {
-    [ -n "$XGW_PID" ] || return 0
-    kill -TERM "$XGW_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$XGW_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$XGW_PID" 2>/dev/null
-    wait "$XGW_PID" 2>/dev/null
-    XGW_PID=
 }
 
 dump_counters() { kill -USR1 "$XGW_PID"; sleep 0.5; }

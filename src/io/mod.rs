@@ -62,4 +62,9 @@ pub trait PacketIo {
 
     /// Frames that could not be transmitted because a TX ring was full (cumulative).
     fn tx_dropped(&self) -> u64;
+
+    /// Driver/socket statistics as `(name, value)` pairs, for logs (empty by default).
+    fn stats(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }

@@ -354,4 +354,27 @@ impl PacketIo for XskIo {
     fn tx_dropped(&self) -> u64 {
         self.tx_dropped
     }
+
+    fn stats(&self) -> Vec<(String, u64)> {
+        let mut out = vec![("xsk.tx_ring_full_drops".to_string(), self.tx_dropped)];
+        for (i, p) in self.ports.iter().enumerate() {
+            if let Ok(st) = p.rx.fd().xdp_statistics() {
+                out.push((format!("xsk.port{i}.rx_dropped"), st.rx_dropped()));
+                out.push((format!("xsk.port{i}.rx_ring_full"), st.rx_ring_full()));
+                out.push((
+                    format!("xsk.port{i}.fill_ring_empty"),
+                    st.rx_fill_ring_empty_descs(),
+                ));
+                out.push((
+                    format!("xsk.port{i}.rx_invalid_descs"),
+                    st.rx_invalid_descs(),
+                ));
+                out.push((
+                    format!("xsk.port{i}.tx_invalid_descs"),
+                    st.tx_invalid_descs(),
+                ));
+            }
+        }
+        out
+    }
 }

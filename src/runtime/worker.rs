@@ -105,5 +105,18 @@ impl<I: PacketIo> Worker<I> {
                 }
             }
         }
+        let stats: Vec<String> = self
+            .io
+            .stats()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !stats.is_empty() {
+            tracing::info!(
+                worker = std::thread::current().name().unwrap_or("?"),
+                "{}",
+                stats.join(" ")
+            );
+        }
     }
 }
