@@ -18,6 +18,7 @@ pub mod control;
 pub mod dataplane;
 pub mod fib;
 pub mod io;
+pub mod nat;
 pub mod neigh;
 pub mod runtime;
 pub mod stats;

@@ -2,10 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::{
-    control::ControlCounters,
-    dataplane::{LocalCounters, SharedCounters},
-};
+use crate::dataplane::{LocalCounters, SharedCounters};
 
 /// Sum every worker's published counters.
 pub fn sum_workers<'a>(blocks: impl IntoIterator<Item = &'a SharedCounters>) -> LocalCounters {
@@ -17,9 +14,9 @@ pub fn sum_workers<'a>(blocks: impl IntoIterator<Item = &'a SharedCounters>) -> 
 }
 
 /// `show errors`-style text: one `name value  description` line per non-zero counter.
-pub fn render(workers: &LocalCounters, control: &ControlCounters) -> String {
+pub fn render(workers: &LocalCounters, control: &[(&'static str, u64, &'static str)]) -> String {
     let mut s = String::new();
-    for (name, v, desc) in workers.nonzero().into_iter().chain(control.nonzero()) {
+    for (name, v, desc) in workers.nonzero().into_iter().chain(control.iter().copied()) {
         let _ = writeln!(s, "{name:<34} {v:>14}  {desc}");
     }
     if s.is_empty() {

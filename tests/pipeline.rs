@@ -3,15 +3,19 @@
 // Integration tests live at the crate root of their own test binary.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::{net::Ipv4Addr, time::Duration};
+mod common;
+
+use std::time::Duration;
+
+use common::*;
 
 use xgw::{
     control::ControlEvent,
     dataplane::{DropReason, Event, PuntReason},
-    runtime::testbed::{port_mac, Testbed},
+    runtime::testbed::port_mac,
     wire::{
-        arp, checksum,
-        ethernet::{self, EtherType, MacAddr},
+        checksum,
+        ethernet::{self, EtherType},
         icmpv4::{self, Message},
         ipv4::{self, Packet, Protocol},
         udp,
@@ -37,219 +41,9 @@ rate = 100
 burst = 10
 "#;
 
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc0, 0, 0, 0, 0x02]);
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-fn client() -> Ipv4Addr {
-    ip("198.18.0.2")
-}
-fn server() -> Ipv4Addr {
-    ip("198.19.0.2")
-}
-
-fn eth(dst: MacAddr, src: MacAddr, ty: EtherType, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; ethernet::HEADER_LEN + payload.len()];
-    ethernet::Repr {
-        src_addr: src,
-        dst_addr: dst,
-        ethertype: ty,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
-    f[ethernet::HEADER_LEN..].copy_from_slice(payload);
-    f
-}
-
-struct Ip {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    ttl: u8,
-    df: bool,
-    proto: Protocol,
-    payload: Vec<u8>,
-}
-
-impl Ip {
-    fn udp(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> Ip {
-        let mut payload = vec![0u8; udp::HEADER_LEN + len];
-        for (i, b) in payload.iter_mut().enumerate().skip(udp::HEADER_LEN) {
-            *b = (i % 251) as u8;
-        }
-        let mut u = udp::Packet::new_unchecked(&mut payload[..]);
-        u.set_src_port(40000);
-        u.set_dst_port(33434);
-        u.set_len(u16::try_from(udp::HEADER_LEN + len).unwrap());
-        u.fill_checksum(src, dst);
-        Ip {
-            src,
-            dst,
-            ttl: 64,
-            df: true,
-            proto: Protocol::Udp,
-            payload,
-        }
-    }
-    fn echo(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Ip {
-        let data = b"xgw-ping-payload";
-        let r = icmpv4::Repr::EchoRequest {
-            ident: 0x77,
-            seq_no: seq,
-            data,
-        };
-        let mut payload = vec![0u8; r.buffer_len()];
-        r.emit(&mut icmpv4::Packet::new_unchecked(&mut payload[..]));
-        Ip {
-            src,
-            dst,
-            ttl: 64,
-            df: false,
-            proto: Protocol::Icmp,
-            payload,
-        }
-    }
-    fn ttl(mut self, t: u8) -> Ip {
-        self.ttl = t;
-        self
-    }
-    fn df(mut self, df: bool) -> Ip {
-        self.df = df;
-        self
-    }
-    fn bytes(&self) -> Vec<u8> {
-        let r = ipv4::Repr {
-            src_addr: self.src,
-            dst_addr: self.dst,
-            protocol: self.proto,
-            payload_len: self.payload.len(),
-            ttl: self.ttl,
-            ident: 0x1234,
-            dont_frag: self.df,
-            dscp_ecn: 0,
-        };
-        let mut b = vec![0u8; ipv4::HEADER_LEN + self.payload.len()];
-        r.emit(&mut Packet::new_unchecked(&mut b[..]));
-        b[ipv4::HEADER_LEN..].copy_from_slice(&self.payload);
-        b
-    }
-    /// As a frame from the client to the router's port 0.
-    fn client_frame(&self) -> Vec<u8> {
-        eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &self.bytes())
-    }
-}
-
-fn arp_frame(
-    op: arp::Operation,
-    sha: MacAddr,
-    spa: Ipv4Addr,
-    tha: MacAddr,
-    tpa: Ipv4Addr,
-    dst: MacAddr,
-) -> Vec<u8> {
-    let r = arp::Repr {
-        operation: op,
-        source_hardware_addr: sha,
-        source_protocol_addr: spa,
-        target_hardware_addr: tha,
-        target_protocol_addr: tpa,
-    };
-    let mut p = vec![0u8; arp::PACKET_LEN];
-    r.emit(&mut arp::Packet::new_unchecked(&mut p[..]));
-    eth(dst, sha, EtherType::Arp, &p)
-}
-
-fn parse_arp(f: &[u8]) -> arp::Repr {
-    let fr = ethernet::Frame::new_checked(f).unwrap();
-    assert_eq!(fr.ethertype(), EtherType::Arp);
-    arp::Repr::parse(&arp::Packet::new_checked(fr.payload()).unwrap()).unwrap()
-}
-
-/// The IPv4 packet in a frame, checked.
-fn l3(f: &[u8]) -> Packet<&[u8]> {
-    let fr = ethernet::Frame::new_checked(f).unwrap();
-    assert_eq!(fr.ethertype(), EtherType::Ipv4);
-    let p = Packet::new_checked(&f[ethernet::HEADER_LEN..]).unwrap();
-    assert!(p.verify_checksum(), "IPv4 checksum");
-    p
-}
-
-fn icmp_of<'a>(p: &'a Packet<&'a [u8]>) -> icmpv4::Packet<&'a [u8]> {
-    assert_eq!(p.protocol(), Protocol::Icmp);
-    let i = icmpv4::Packet::new_checked(p.payload()).unwrap();
-    assert!(i.verify_checksum(), "ICMP checksum");
-    i
-}
-
-/// A testbed where the client has ARPed for the router (so the router knows it).
-fn bed() -> Testbed {
-    let mut t = Testbed::new(CFG);
-    t.push(
-        0,
-        &arp_frame(
-            arp::Operation::Request,
-            CLIENT_MAC,
-            client(),
-            MacAddr::ZERO,
-            ip("198.18.0.1"),
-            MacAddr::BROADCAST,
-        ),
-    );
-    t.step();
-    let tx = t.take_tx(0);
-    assert_eq!(tx.len(), 1, "one ARP reply");
-    let r = parse_arp(&tx[0]);
-    assert_eq!(r.operation, arp::Operation::Reply);
-    assert_eq!(r.source_hardware_addr, port_mac(0));
-    assert_eq!(r.source_protocol_addr, ip("198.18.0.1"));
-    assert_eq!(r.target_hardware_addr, CLIENT_MAC);
-    assert_eq!(
-        ethernet::Frame::new_checked(&tx[0][..]).unwrap().dst_addr(),
-        CLIENT_MAC
-    );
-    t
-}
-
-/// Resolve the server: send a packet, answer the router's ARP request.
-fn bed_with_server() -> Testbed {
-    let mut t = bed();
-    t.push(0, &Ip::udp(client(), server(), 10).client_frame());
-    t.step();
-    let req = t.take_tx(1);
-    assert_eq!(req.len(), 1, "one ARP request");
-    let r = parse_arp(&req[0]);
-    assert_eq!(r.operation, arp::Operation::Request);
-    assert_eq!(r.target_protocol_addr, server());
-    assert_eq!(r.source_protocol_addr, ip("198.19.0.1"));
-    assert!(ethernet::Frame::new_checked(&req[0][..])
-        .unwrap()
-        .dst_addr()
-        .is_broadcast());
-    t.push(
-        1,
-        &arp_frame(
-            arp::Operation::Reply,
-            SERVER_MAC,
-            server(),
-            port_mac(1),
-            ip("198.19.0.1"),
-            port_mac(1),
-        ),
-    );
-    t.step();
-    let released = t.take_tx(1);
-    assert_eq!(
-        released.len(),
-        1,
-        "the queued packet goes out once resolved (RFC 1122 2.3.2.2)"
-    );
-    assert_eq!(l3(&released[0]).ttl(), 63);
-    t
-}
-
 #[test]
 fn forwards_with_ttl_decrement_and_mac_rewrite() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     let before = t.counters().events(Event::TxPackets);
     let pkt = Ip::udp(client(), server(), 100);
     t.push(0, &pkt.client_frame());
@@ -277,7 +71,7 @@ fn forwards_with_ttl_decrement_and_mac_rewrite() {
 
 #[test]
 fn routes_via_gateway_and_accepts_ethernet_padding() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     // 20 + 8 + 4 = 32 bytes of IP in a frame padded to 60.
     let pkt = Ip::udp(client(), ip("203.0.113.7"), 4);
     let mut frame = pkt.client_frame();
@@ -295,7 +89,7 @@ fn routes_via_gateway_and_accepts_ethernet_padding() {
 
 #[test]
 fn ttl_expiry_sends_time_exceeded_from_ingress_address() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     let pkt = Ip::udp(client(), server(), 100).ttl(1);
     t.push(0, &pkt.client_frame());
     t.step();
@@ -322,7 +116,7 @@ fn ttl_expiry_sends_time_exceeded_from_ingress_address() {
 
 #[test]
 fn ttl_one_to_the_router_is_answered() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     t.push(
         0,
         &Ip::echo(client(), ip("198.18.0.1"), 1)
@@ -339,7 +133,7 @@ fn ttl_one_to_the_router_is_answered() {
 
 #[test]
 fn echo_to_far_side_address_is_answered_on_ingress() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     t.push(0, &Ip::echo(client(), ip("198.19.0.1"), 3).client_frame());
     t.step();
     let tx = t.take_tx(0);
@@ -354,7 +148,7 @@ fn echo_to_far_side_address_is_answered_on_ingress() {
 
 #[test]
 fn no_route_sends_net_unreachable() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     t.push(0, &Ip::udp(client(), ip("192.0.2.1"), 10).client_frame());
     t.step();
     let tx = t.take_tx(0);
@@ -370,7 +164,7 @@ fn no_route_sends_net_unreachable() {
 
 #[test]
 fn blackhole_drops_silently() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     t.push(0, &Ip::udp(client(), ip("198.51.100.9"), 10).client_frame());
     t.step();
     assert!(t.take_tx(0).is_empty() && t.take_tx(1).is_empty());
@@ -379,7 +173,7 @@ fn blackhole_drops_silently() {
 
 #[test]
 fn arp_miss_rate_limits_requests_then_host_unreachable() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     let silent = ip("198.19.0.99");
     for _ in 0..5 {
         t.push(0, &Ip::udp(client(), silent, 10).client_frame());
@@ -420,7 +214,7 @@ fn arp_miss_rate_limits_requests_then_host_unreachable() {
 
 #[test]
 fn icmp_errors_are_suppressed_per_rfc1812() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     // An ICMP error with TTL 1 gets nothing back.
     let te = icmpv4::Repr::TimeExceeded {
         code: 0,
@@ -465,7 +259,7 @@ fn icmp_errors_are_suppressed_per_rfc1812() {
 
 #[test]
 fn icmp_errors_are_rate_limited() {
-    let mut t = bed();
+    let mut t = bed(CFG);
     for _ in 0..50 {
         t.push(0, &Ip::udp(client(), server(), 10).ttl(1).client_frame());
     }
@@ -482,7 +276,7 @@ fn icmp_errors_are_rate_limited() {
 
 #[test]
 fn df_packet_over_mtu_gets_frag_needed_with_next_hop_mtu() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     let big = Ip::udp(client(), server(), 1472 - 8 + 8 - 8); // 20 + 8 + 1464 = 1492 > 1400
     t.push(0, &big.client_frame());
     t.step();
@@ -505,7 +299,7 @@ fn df_packet_over_mtu_gets_frag_needed_with_next_hop_mtu() {
 
 #[test]
 fn non_df_packet_over_mtu_is_fragmented() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     let big = Ip::udp(client(), server(), 1464).df(false);
     let orig = big.bytes();
     t.push(0, &big.client_frame());
@@ -527,7 +321,7 @@ fn non_df_packet_over_mtu_is_fragmented() {
 
 #[test]
 fn malformed_frames_are_counted_drops() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     let good = Ip::udp(client(), server(), 20).client_frame();
     let mut bad_csum = good.clone();
     bad_csum[ethernet::HEADER_LEN + 10] ^= 0xff;
@@ -576,7 +370,7 @@ fn malformed_frames_are_counted_drops() {
 
 #[test]
 fn incremental_checksum_matches_full_recompute_through_the_pipeline() {
-    let mut t = bed_with_server();
+    let mut t = bed_with_server(CFG);
     for ttl in 2..=255u8 {
         t.push(
             0,

@@ -8,6 +8,7 @@
 
 pub mod frag;
 pub mod icmp;
+pub mod nat;
 pub mod publish;
 pub mod routes;
 
@@ -15,6 +16,7 @@ use std::{net::Ipv4Addr, sync::Arc, time::Instant};
 
 use self::{
     icmp::{IcmpError, TokenBucket},
+    nat::{NatControl, NatOutcome},
     routes::Routes,
 };
 use crate::{
@@ -102,6 +104,8 @@ pub struct ControlPlane {
     generation: u64,
     published_neigh: Option<u64>,
     out: Vec<(u16, Vec<u8>)>,
+    epoch: Instant,
+    nat: Option<NatControl>,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -118,6 +122,12 @@ impl ControlPlane {
             max_requests: n.max_requests,
             failed_hold: n.retrans_time * 3,
         });
+        let epoch = Instant::now();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        let nat = cfg.nat.as_ref().map(|n| NatControl::new(n, epoch, seed));
         ControlPlane {
             ports: ports.into(),
             routes: Routes::from_config(cfg),
@@ -127,8 +137,29 @@ impl ControlPlane {
             generation: 0,
             published_neigh: None,
             out: Vec::new(),
+            epoch,
+            nat,
             counters: ControlCounters::default(),
         }
+    }
+
+    /// The instant NAT session times count from (workers use the same epoch).
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The NAT state, if NAT is configured.
+    pub fn nat(&self) -> Option<&NatControl> {
+        self.nat.as_ref()
+    }
+
+    /// Every non-zero control-plane counter (control and NAT) as `(name, value, description)`.
+    pub fn counter_lines(&self) -> Vec<(&'static str, u64, &'static str)> {
+        let mut v = self.counters.nonzero();
+        if let Some(n) = &self.nat {
+            v.extend(n.counters.nonzero());
+        }
+        v
     }
 
     /// The route table.
@@ -176,6 +207,7 @@ impl ControlPlane {
             adjs,
             neighbors,
             ports: self.ports.clone(),
+            nat: self.nat.as_ref().map(|n| n.fast()),
         }
     }
 
@@ -215,14 +247,74 @@ impl ControlPlane {
                 };
                 self.send_error(now, e, l3, l2_multicast)
             }
+            PuntReason::Fragment
+                if self
+                    .nat
+                    .as_ref()
+                    .is_some_and(|n| n.is_relevant(l3, punt.rx_port, Some(punt.tx_port))) =>
+            {
+                self.nat_punt(now, PuntReason::NatMiss, l3, punt.rx_port, l2_multicast)
+            }
             PuntReason::ArpMiss | PuntReason::Fragment => {
                 self.forward(now, punt.tx_port, punt.next_hop, l3, l2_multicast)
             }
+            PuntReason::NatMiss
+            | PuntReason::NatTcpControl
+            | PuntReason::NatIcmpError
+            | PuntReason::NatFragment => {
+                self.nat_punt(now, punt.reason, l3, punt.rx_port, l2_multicast)
+            }
+        }
+    }
+
+    /// Hand a packet to the NAT slow path and act on its decision.
+    fn nat_punt(
+        &mut self,
+        now: Instant,
+        reason: PuntReason,
+        l3: &[u8],
+        rx_port: u16,
+        l2_multicast: bool,
+    ) {
+        let Some(nat) = self.nat.as_mut() else { return };
+        match nat.handle(now, reason, l3, rx_port) {
+            NatOutcome::Forward(pkts) => {
+                for p in pkts {
+                    self.forward_routed(now, &p, l2_multicast);
+                }
+            }
+            NatOutcome::Reject(code) => self.send_error(
+                now,
+                IcmpError::Unreachable { code, mtu: 0 },
+                l3,
+                l2_multicast,
+            ),
+            NatOutcome::ToUs => self.handle_local(now, l3),
+            NatOutcome::Nothing => {}
+        }
+    }
+
+    /// Forward a transit packet by looking its destination up (after NAT changed it).
+    fn forward_routed(&mut self, now: Instant, l3: &[u8], l2_multicast: bool) {
+        let dst = Packet::new_unchecked(l3).dst_addr();
+        match self.routes.output(dst) {
+            Some((port, nh)) => self.forward(now, port, nh, l3, l2_multicast),
+            None => self.counters.inc(ControlEvent::NoRouteOut),
         }
     }
 
     /// Timers: ARP retransmission, neighbour ageing and failure.
     pub fn tick(&mut self, now: Instant) {
+        if let Some(nat) = self.nat.as_mut() {
+            // RFC 5382 REQ-4: a held unsolicited SYN nobody opened gets port unreachable.
+            for syn in nat.tick(now) {
+                let e = IcmpError::Unreachable {
+                    code: unreach::PORT,
+                    mtu: 0,
+                };
+                self.send_error(now, e, &syn, false);
+            }
+        }
         let mut events = Vec::new();
         self.neigh.poll(now, &mut events);
         for ev in events {
@@ -435,7 +527,12 @@ impl ControlPlane {
             repr.source_hardware_addr,
             repr.target_protocol_addr,
         );
-        let target_is_us = info.addresses.iter().any(|c| c.address() == tpa);
+        // Our addresses on this port, and the NAT's external addresses on the outside port.
+        let target_is_us = info.addresses.iter().any(|c| c.address() == tpa)
+            || self
+                .nat
+                .as_ref()
+                .is_some_and(|n| n.fast().outside == port && n.is_pool(tpa));
         let on_link = info.addresses.iter().any(|c| c.contains_addr(&spa));
         let our_mac = info.mac;
         match repr.operation {

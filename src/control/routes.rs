@@ -80,6 +80,10 @@ impl Routes {
                 b.insert(Prefix::new(a.address(), 32), id(NextHop::Local));
             }
         }
+        // The NAT's external addresses are ours too (the fast path translates to them).
+        for a in cfg.nat.iter().flat_map(|n| &n.addresses) {
+            b.insert(Prefix::new(*a, 32), id(NextHop::Local));
+        }
         let fib = Arc::new(b.build());
         Routes {
             builder: b,

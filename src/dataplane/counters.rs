@@ -49,6 +49,7 @@ define_counters! {
         NotForwardable = "ip4_input.not_forwardable" => "multicast or limited-broadcast destination",
         DirectedBroadcast = "ip4_lookup.directed_broadcast" => "directed broadcast (RFC 2644: off)",
         Blackhole = "ip4_lookup.blackhole" => "blackhole route",
+        NatUnsupported = "nat44.unsupported" => "NAT: protocol or packet the NAT cannot translate",
         FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",
         PuntQueueFull = "punt.queue_full" => "control-plane queue full",
     }
@@ -65,6 +66,10 @@ define_counters! {
         ArpMiss = "punt.arp_miss" => "next hop not resolved (ARP)",
         NeedFrag = "punt.need_frag" => "larger than egress MTU with DF (ICMP frag needed)",
         Fragment = "punt.fragment" => "larger than egress MTU without DF (fragment)",
+        NatMiss = "punt.nat_miss" => "NAT: no session (create, filter or drop)",
+        NatTcpControl = "punt.nat_tcp_control" => "NAT: TCP SYN/FIN/RST (session state)",
+        NatIcmpError = "punt.nat_icmp_error" => "NAT: ICMP error to translate",
+        NatFragment = "punt.nat_fragment" => "NAT: fragment (virtual reassembly)",
     }
 }
 
@@ -76,6 +81,8 @@ define_counters! {
         Injected = "worker.injected" => "frames sent on behalf of the control plane",
         InjectFailed = "worker.inject_failed" => "control-plane frames dropped (no buffer)",
         SnapshotSwaps = "worker.snapshot_swaps" => "new control-plane snapshots picked up",
+        NatIn2Out = "nat44.in2out" => "NAT: packets translated inside to outside in the fast path",
+        NatOut2In = "nat44.out2in" => "NAT: packets translated outside to inside in the fast path",
     }
 }
 

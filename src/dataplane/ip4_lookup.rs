@@ -45,7 +45,11 @@ pub(super) fn run(
                     Next::Continue
                 }
                 NextHop::Local => {
-                    if Packet::new_unchecked(&frames[i][ETH_LEN..]).is_fragment() {
+                    let pkt = Packet::new_unchecked(&frames[i][ETH_LEN..]);
+                    if snap.nat.as_ref().is_some_and(|n| n.is_pool(pkt.dst_addr())) {
+                        // A pool address: nat44 decides (translate, punt to us, or miss).
+                        Next::Continue
+                    } else if pkt.is_fragment() {
                         Next::Drop(DropReason::FragmentToUs)
                     } else {
                         Next::Punt(PuntReason::ToUs)

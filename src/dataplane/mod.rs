@@ -5,9 +5,9 @@
 //! [`crate::io::Verdict`] type, `control`, `config`, locks, logging per packet.
 //!
 //! ```text
-//!  rx burst ─► ethernet-input ─► ip4-input ─► ip4-lookup ─► ip4-rewrite ─► Tx(port)
-//!                 │ ARP            │ bad hdr     │ to-us, no route,  │ ttl<=1, arp miss,
-//!                 ▼                ▼ martian     ▼ unreachable       ▼ mtu exceeded
+//!  rx burst ─► ethernet-input ─► ip4-input ─► ip4-lookup ─► nat44 ─► ip4-rewrite ─► Tx(port)
+//!                 │ ARP            │ bad hdr     │ to-us, no    │ miss,   │ ttl<=1, arp miss,
+//!                 ▼                ▼ martian     ▼ route        ▼ tcp ctl ▼ mtu exceeded
 //!               punt ──────────► control thread (bounded queue)     punt
 //!                                    drops are counted per reason, frames recycled
 //! ```
@@ -20,6 +20,7 @@ mod ethernet_input;
 mod ip4_input;
 mod ip4_lookup;
 mod ip4_rewrite;
+mod nat44;
 mod punt;
 
 use std::{net::Ipv4Addr, sync::Arc};
@@ -30,6 +31,7 @@ pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCou
 use crate::{
     fib::Fib,
     io::{Verdict, BATCH},
+    nat::table::SessionReader,
     neigh::{AdjIndex, AdjTable},
     wire::{ethernet::MacAddr, ipv4::Cidr},
 };
@@ -110,6 +112,36 @@ pub struct Snapshot {
     pub neighbors: ahash::HashMap<u32, AdjIndex>,
     /// Ports by index.
     pub ports: Arc<[PortInfo]>,
+    /// NAT44, when configured.
+    pub nat: Option<Arc<NatFast>>,
+}
+
+/// What the fast path needs of the NAT: which port is outside, which addresses are external,
+/// which sources are eligible, and read access to the session table.
+#[derive(Debug)]
+pub struct NatFast {
+    /// The outside port.
+    pub outside: u16,
+    /// External (pool) addresses.
+    pub pool: Vec<Ipv4Addr>,
+    /// Eligible inside sources (empty: all).
+    pub inside: Vec<Cidr>,
+    /// Lock-free reader of the control plane's session table.
+    pub sessions: SessionReader,
+}
+
+impl NatFast {
+    /// Is `a` an external (pool) address?
+    #[inline]
+    pub fn is_pool(&self, a: Ipv4Addr) -> bool {
+        self.pool.contains(&a)
+    }
+
+    /// May a packet from `a` be translated?
+    #[inline]
+    pub fn is_inside(&self, a: Ipv4Addr) -> bool {
+        self.inside.is_empty() || self.inside.iter().any(|c| c.contains_addr(&a))
+    }
 }
 
 /// A packet handed to the control plane, with what the fast path already knew about it.
@@ -159,6 +191,7 @@ impl Meta {
 pub struct Pipeline {
     punt_tx: Sender<Punt>,
     verify_checksum: bool,
+    now: u32,
     /// Counts of the batches processed since the last [`SharedCounters::publish`].
     pub counters: LocalCounters,
 }
@@ -169,8 +202,15 @@ impl Pipeline {
         Pipeline {
             punt_tx,
             verify_checksum: true,
+            now: 0,
             counters: LocalCounters::default(),
         }
+    }
+
+    /// Set the coarse clock (seconds since the control plane's epoch) used to refresh NAT
+    /// sessions; the worker sets it once per loop.
+    pub fn set_now(&mut self, secs: u32) {
+        self.now = secs;
     }
 
     /// Skip IPv4 header checksum verification (for NICs that verified it already).
@@ -202,6 +242,7 @@ impl Pipeline {
             ip4_input::run::<false>(frames, &mut meta, c);
         }
         ip4_lookup::run(frames, &mut meta, snap, c);
+        nat44::run(frames, &mut meta, snap, self.now, c);
         ip4_rewrite::run(frames, &mut meta, snap, c);
         punt::run(frames, &mut meta, &self.punt_tx, c);
         let mut tx = 0;

@@ -56,9 +56,6 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump.clone())
         .context("signal handler")?;
 
-    if cfg.nat.is_some() {
-        bail!("the [nat] section is validated but NAT44 translation is not in this build yet");
-    }
     let devs: Vec<NetDev> = cfg
         .interfaces
         .iter()
@@ -136,6 +133,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             irx,
             waker,
             c,
+            control.epoch(),
         );
         let stop = stop.clone();
         handles.push(
@@ -169,7 +167,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let totals = stats::sum_workers(counters.iter().map(|c| &**c));
     info!(
         "final counters:\n{}",
-        stats::render(&totals, &control.counters)
+        stats::render(&totals, &control.counter_lines())
     );
     Ok(())
 }
@@ -257,7 +255,7 @@ fn control_loop(
         }
         if dump.swap(false, Ordering::Relaxed) {
             let totals = stats::sum_workers(counters.iter().map(|c| &**c));
-            let mut text = stats::render(&totals, &control.counters);
+            let mut text = stats::render(&totals, &control.counter_lines());
             text.push_str(&format!(
                 "{:<34} {:>14}  control->worker queue full\n",
                 "control.inject_dropped", inject_dropped

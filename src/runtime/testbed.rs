@@ -70,6 +70,7 @@ impl Testbed {
         let (punt_tx, punts) = bounded(PUNT_QUEUE);
         let (inject_tx, inject_rx) = bounded(PUNT_QUEUE);
         let counters = Arc::new(SharedCounters::default());
+        let control_epoch = control.epoch();
         let worker = Worker::new(
             MemIo::new(n),
             Pipeline::new(punt_tx),
@@ -77,6 +78,7 @@ impl Testbed {
             inject_rx,
             Arc::new(Waker::new().expect("eventfd")),
             counters.clone(),
+            control_epoch,
         );
         Testbed {
             worker,
@@ -85,7 +87,7 @@ impl Testbed {
             inject_tx,
             cell,
             counters,
-            now: Instant::now(),
+            now: control_epoch,
         }
     }
 
@@ -98,7 +100,7 @@ impl Testbed {
     /// what it produced, until nothing is left to do.
     pub fn step(&mut self) {
         for _ in 0..64 {
-            let mut work = self.worker.poll_once();
+            let mut work = self.worker.poll_once(self.now);
             while let Ok(p) = self.punts.try_recv() {
                 work += 1;
                 self.control.handle(self.now, p);

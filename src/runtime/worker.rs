@@ -7,7 +7,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crossbeam::channel::Receiver;
@@ -36,6 +36,7 @@ pub struct Worker<I: PacketIo> {
     waker: Arc<Waker>,
     counters: Arc<SharedCounters>,
     idle: u32,
+    epoch: Instant,
 }
 
 impl<I: PacketIo> Worker<I> {
@@ -47,6 +48,7 @@ impl<I: PacketIo> Worker<I> {
         inject: Receiver<(u16, Vec<u8>)>,
         waker: Arc<Waker>,
         counters: Arc<SharedCounters>,
+        epoch: Instant,
     ) -> Self {
         let snap = cell.load();
         Worker {
@@ -58,11 +60,15 @@ impl<I: PacketIo> Worker<I> {
             waker,
             counters,
             idle: 0,
+            epoch,
         }
     }
 
-    /// One loop iteration; returns the number of frames received and injected.
-    pub fn poll_once(&mut self) -> usize {
+    /// One loop iteration at time `now`; returns the number of frames received and injected.
+    pub fn poll_once(&mut self, now: Instant) -> usize {
+        let secs = now.saturating_duration_since(self.epoch).as_secs();
+        self.pipeline
+            .set_now(u32::try_from(secs).unwrap_or(u32::MAX));
         if self.cell.refresh(&mut self.snap) {
             self.pipeline.counters.event(Event::SnapshotSwaps, 1);
         }
@@ -93,7 +99,7 @@ impl<I: PacketIo> Worker<I> {
     /// Run until `stop` is set, sleeping in the I/O's `wait` after a run of idle loops.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            if self.poll_once() > 0 {
+            if self.poll_once(Instant::now()) > 0 {
                 self.idle = 0;
             } else {
                 self.idle = self.idle.saturating_add(1);

@@ -1,0 +1,17 @@
+//! `nat`: NAT44 (NAPT) state and translation. Depends on `wire` (and `ahash`); no locks, no
+//! I/O, no other crate module.
+//!
+//! - [`flow`]: flow keys and rewrites (what a session changes in a packet).
+//! - [`table`]: the session table — written only by the control thread, read lock-free by
+//!   every worker (seqlock per slot); the answer to DESIGN's "NAT and multiple queues": a
+//!   shared table is correct whichever worker a reply arrives on.
+//! - [`ports`]: external address/port allocation (preservation, parity, range, paired
+//!   pooling, RFC 6056 randomisation, 120 s quarantine).
+//! - [`translate`]: byte-level rewriting with incremental checksums, ICMP errors included.
+//! - [`tcp`]: the RFC 7857 §2 / RFC 6146 TCP session state machine.
+
+pub mod flow;
+pub mod ports;
+pub mod table;
+pub mod tcp;
+pub mod translate;

@@ -1,0 +1,543 @@
+//! NAT44 through the whole router over memory I/O: mapping, filtering, TCP hold, ICMP,
+//! port forwards, hairpinning, fragments, exhaustion and expiry (RFC 4787/5382/5508/7857).
+// Integration tests live at the crate root of their own test binary.
+#![allow(clippy::tests_outside_test_module)]
+
+mod common;
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use common::*;
+use xgw::{
+    control::{frag, nat::NatEvent},
+    dataplane::Event,
+    nat::flow::{proto, FlowKey},
+    runtime::testbed::{port_mac, Testbed},
+    wire::{
+        arp,
+        ethernet::{self, EtherType},
+        icmpv4::{self, dst_unreachable_code as code, Message},
+        ipv4::{Packet, Protocol},
+        tcp::{self, flags},
+        udp,
+    },
+};
+
+fn cfg(filtering: &str, ports: &str) -> String {
+    format!(
+        r#"
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = "198.19.0.1/24"
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.19.0.2"
+[nat]
+outside = "r1"
+inside = ["198.18.0.0/24"]
+ports = "{ports}"
+filtering = "{filtering}"
+max_sessions = 1024
+[[nat.forward]]
+protocol = "tcp"
+port = 8080
+to = "198.18.0.2:80"
+"#
+    )
+}
+
+fn ext() -> Ipv4Addr {
+    ip("198.19.0.1")
+}
+
+fn nat_bed(filtering: &str) -> Testbed {
+    bed_with_server(&cfg(filtering, "1024-65535"))
+}
+
+/// Send `p` from the client and return the IPv4 frames that left on the outside port. The
+/// server answers the router's ARP requests (re-validation after long idle periods).
+fn out(t: &mut Testbed, p: &Ip) -> Vec<Vec<u8>> {
+    t.push(0, &p.client_frame());
+    t.step();
+    let mut frames = Vec::new();
+    for _ in 0..4 {
+        let mut answered = false;
+        for f in t.take_tx(1) {
+            if ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Arp {
+                let req = parse_arp(&f);
+                let reply = arp_frame(
+                    arp::Operation::Reply,
+                    SERVER_MAC,
+                    req.target_protocol_addr,
+                    port_mac(1),
+                    req.source_protocol_addr,
+                    port_mac(1),
+                );
+                t.push(1, &reply);
+                answered = true;
+            } else {
+                frames.push(f);
+            }
+        }
+        if !answered {
+            break;
+        }
+        t.step();
+    }
+    frames
+}
+
+/// Send `p` from the outside (via the server's MAC) and return what reached the inside.
+fn inbound(t: &mut Testbed, p: &Ip) -> Vec<Vec<u8>> {
+    t.push(1, &server_frame(&p.bytes()));
+    t.step();
+    t.take_tx(0)
+}
+
+fn udp_ports(f: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let p = l3(f);
+    let u = udp::Packet::new_checked(p.payload()).unwrap();
+    assert!(
+        u.verify_checksum(p.src_addr(), p.dst_addr()),
+        "UDP checksum"
+    );
+    (p.src_addr(), u.src_port(), p.dst_addr(), u.dst_port())
+}
+
+fn tcp_of(f: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
+    let p = l3(f);
+    let t = tcp::Packet::new_checked(p.payload()).unwrap();
+    assert!(
+        t.verify_checksum(p.src_addr(), p.dst_addr()),
+        "TCP checksum"
+    );
+    (
+        p.src_addr(),
+        t.src_port(),
+        p.dst_addr(),
+        t.dst_port(),
+        t.flags(),
+    )
+}
+
+#[test]
+fn udp_round_trip_preserves_port_and_restores_bytes() {
+    let mut t = nat_bed("address-dependent");
+    let remote = ip("203.0.113.7");
+    let o = out(&mut t, &Ip::udp_ports(client(), 40010, remote, 5000, 64));
+    assert_eq!(o.len(), 1);
+    assert_eq!(
+        udp_ports(&o[0]),
+        (ext(), 40010, remote, 5000),
+        "source translated, port preserved"
+    );
+    let reply = Ip::udp_ports(remote, 5000, ext(), 40010, 32);
+    let i = inbound(&mut t, &reply);
+    assert_eq!(i.len(), 1);
+    assert_eq!(
+        ethernet::Frame::new_checked(&i[0][..]).unwrap().dst_addr(),
+        CLIENT_MAC
+    );
+    // Byte-exact: the reply as the client would expect it, TTL decremented once.
+    let mut want = Ip::udp_ports(remote, 5000, client(), 40010, 32).bytes();
+    let mut w = Packet::new_unchecked(&mut want[..]);
+    w.set_ttl(63);
+    w.fill_checksum();
+    assert_eq!(&i[0][ethernet::HEADER_LEN..], &want[..]);
+    // Established flows stay on the fast path.
+    let before = t.counters();
+    out(&mut t, &Ip::udp_ports(client(), 40010, remote, 5000, 64));
+    inbound(&mut t, &reply);
+    let after = t.counters();
+    assert_eq!(
+        after.events(Event::NatIn2Out),
+        before.events(Event::NatIn2Out) + 1
+    );
+    assert_eq!(
+        after.events(Event::NatOut2In),
+        before.events(Event::NatOut2In) + 1
+    );
+}
+
+#[test]
+fn endpoint_independent_mapping() {
+    let mut t = nat_bed("address-dependent");
+    let a = out(
+        &mut t,
+        &Ip::udp_ports(client(), 40020, ip("203.0.113.7"), 5000, 8),
+    );
+    let b = out(
+        &mut t,
+        &Ip::udp_ports(client(), 40020, ip("203.0.113.8"), 6000, 8),
+    );
+    let (sa, pa, ..) = udp_ports(&a[0]);
+    let (sb, pb, ..) = udp_ports(&b[0]);
+    assert_eq!(
+        (sa, pa),
+        (sb, pb),
+        "one external endpoint for one internal socket"
+    );
+    let nat = t.control.nat().unwrap();
+    assert_eq!(
+        nat.counters.get(NatEvent::MappingsCreated),
+        2,
+        "the server flow and this one"
+    );
+}
+
+#[test]
+fn filtering_modes_admit_what_they_should() {
+    // (mode, same address other port admitted, other address admitted)
+    for (mode, port_ok, addr_ok) in [
+        ("endpoint-independent", true, true),
+        ("address-dependent", true, false),
+        ("address-and-port-dependent", false, false),
+    ] {
+        let mut t = nat_bed(mode);
+        let r = ip("203.0.113.7");
+        out(&mut t, &Ip::udp_ports(client(), 40030, r, 5000, 8));
+        let same = inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), 40030, 8));
+        assert_eq!(same.len(), 1, "{mode}: the contacted endpoint");
+        let other_port = inbound(&mut t, &Ip::udp_ports(r, 6000, ext(), 40030, 8));
+        assert_eq!(
+            other_port.len(),
+            usize::from(port_ok),
+            "{mode}: same address, other port"
+        );
+        let other_addr = inbound(
+            &mut t,
+            &Ip::udp_ports(ip("203.0.113.8"), 5000, ext(), 40030, 8),
+        );
+        assert_eq!(
+            other_addr.len(),
+            usize::from(addr_ok),
+            "{mode}: other address"
+        );
+        if !addr_ok {
+            assert!(t.control.nat().unwrap().counters.get(NatEvent::Filtered) >= 1);
+        }
+    }
+}
+
+#[test]
+fn unsolicited_inbound_never_reaches_inside_and_held_syn_gets_port_unreachable() {
+    let mut t = nat_bed("endpoint-independent");
+    let r = ip("203.0.113.9");
+    assert!(inbound(&mut t, &Ip::udp_ports(r, 1234, ext(), 4444, 8)).is_empty());
+    assert!(inbound(&mut t, &Ip::tcp(r, 1234, ext(), 5555, flags::SYN)).is_empty());
+    assert!(t.take_tx(1).is_empty(), "RFC 5382 REQ-4: no answer for 6 s");
+    t.advance(Duration::from_secs(5));
+    assert!(t.take_tx(1).is_empty());
+    t.advance(Duration::from_secs(2));
+    let icmp = t.take_tx(1);
+    assert_eq!(icmp.len(), 1, "port unreachable after the hold");
+    let p = l3(&icmp[0]);
+    assert_eq!(p.dst_addr(), r);
+    let i = icmp_of(&p);
+    assert_eq!(
+        (i.msg_type(), i.msg_code()),
+        (Message::DstUnreachable, code::PORT)
+    );
+    let nat = t.control.nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::SynHeld), 1);
+    assert_eq!(nat.counters.get(NatEvent::SynHoldRefused), 1);
+}
+
+#[test]
+fn simultaneous_open_supersedes_the_held_syn() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.9");
+    // The peer's SYN arrives first (hole punching), then ours.
+    assert!(inbound(&mut t, &Ip::tcp(r, 7000, ext(), 40040, flags::SYN)).is_empty());
+    let o = out(&mut t, &Ip::tcp(client(), 40040, r, 7000, flags::SYN));
+    assert_eq!(tcp_of(&o[0]), (ext(), 40040, r, 7000, flags::SYN));
+    // The peer's retransmitted SYN now passes, and SYN-ACK/ACK establish.
+    let i = inbound(
+        &mut t,
+        &Ip::tcp(r, 7000, ext(), 40040, flags::SYN | flags::ACK),
+    );
+    assert_eq!(
+        tcp_of(&i[0]),
+        (r, 7000, client(), 40040, flags::SYN | flags::ACK)
+    );
+    t.advance(Duration::from_secs(7));
+    assert!(t.take_tx(1).is_empty(), "no ICMP for the superseded SYN");
+    assert_eq!(
+        t.control
+            .nat()
+            .unwrap()
+            .counters
+            .get(NatEvent::SynHoldDropped),
+        1
+    );
+    // Data flows on the fast path.
+    let o = out(&mut t, &Ip::tcp(client(), 40040, r, 7000, flags::ACK));
+    assert_eq!(o.len(), 1);
+}
+
+#[test]
+fn icmp_echo_identifier_is_translated_and_replies_return() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let o = out(&mut t, &Ip::echo(client(), r, 1));
+    assert_eq!(o.len(), 1);
+    let p = l3(&o[0]);
+    assert_eq!(p.src_addr(), ext());
+    let req = icmp_of(&p);
+    let id = req.echo_ident();
+    let reply = icmpv4::Repr::EchoReply {
+        ident: id,
+        seq_no: 1,
+        data: b"xgw-ping-payload",
+    };
+    let mut payload = vec![0u8; reply.buffer_len()];
+    reply.emit(&mut icmpv4::Packet::new_unchecked(&mut payload[..]));
+    let back = Ip {
+        src: r,
+        dst: ext(),
+        ttl: 64,
+        df: false,
+        proto: Protocol::Icmp,
+        payload,
+    };
+    let i = inbound(&mut t, &back);
+    assert_eq!(i.len(), 1);
+    let p = l3(&i[0]);
+    assert_eq!(p.dst_addr(), client());
+    assert_eq!(
+        icmp_of(&p).echo_ident(),
+        0x77,
+        "the client's own identifier"
+    );
+}
+
+#[test]
+fn icmp_error_from_outside_is_translated_with_valid_checksums() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let sent = out(&mut t, &Ip::udp_ports(client(), 40050, r, 33434, 12));
+    let quoted = &sent[0][ethernet::HEADER_LEN..];
+    // An outside router's Time Exceeded about the translated packet, to the external address.
+    let te = icmpv4::Repr::TimeExceeded {
+        code: 0,
+        quote: quoted,
+    };
+    let mut payload = vec![0u8; te.buffer_len()];
+    te.emit(&mut icmpv4::Packet::new_unchecked(&mut payload[..]));
+    let err = Ip {
+        src: ip("198.19.0.2"),
+        dst: ext(),
+        ttl: 64,
+        df: false,
+        proto: Protocol::Icmp,
+        payload,
+    };
+    let i = inbound(&mut t, &err);
+    assert_eq!(i.len(), 1, "RFC 5508 REQ-4: delivered to the inside host");
+    let p = l3(&i[0]);
+    assert_eq!((p.src_addr(), p.dst_addr()), (ip("198.19.0.2"), client()));
+    let icmp = icmp_of(&p);
+    assert_eq!(icmp.msg_type(), Message::TimeExceeded);
+    let inner = Packet::new_checked(icmp.data()).unwrap();
+    assert!(inner.verify_checksum(), "embedded IP checksum");
+    assert_eq!((inner.src_addr(), inner.dst_addr()), (client(), r));
+    let u = udp::Packet::new_unchecked(inner.payload());
+    assert_eq!((u.src_port(), u.dst_port()), (40050, 33434));
+    assert!(u.verify_checksum(client(), r), "embedded UDP checksum");
+    // An error about nothing we translated is dropped.
+    let stray = Ip::udp_ports(ext(), 1, r, 2, 4).bytes();
+    let te = icmpv4::Repr::TimeExceeded {
+        code: 0,
+        quote: &stray,
+    };
+    let mut payload = vec![0u8; te.buffer_len()];
+    te.emit(&mut icmpv4::Packet::new_unchecked(&mut payload[..]));
+    let err = Ip {
+        src: ip("198.19.0.2"),
+        dst: ext(),
+        ttl: 64,
+        df: false,
+        proto: Protocol::Icmp,
+        payload,
+    };
+    assert!(inbound(&mut t, &err).is_empty());
+}
+
+#[test]
+fn port_forward_and_hairpin_through_it() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let i = inbound(&mut t, &Ip::tcp(r, 3333, ext(), 8080, flags::SYN));
+    assert_eq!(i.len(), 1, "static forward reachable from outside");
+    assert_eq!(tcp_of(&i[0]), (r, 3333, client(), 80, flags::SYN));
+    // The inside server's answer leaves from the forwarded external port.
+    let o = out(
+        &mut t,
+        &Ip::tcp(client(), 80, r, 3333, flags::SYN | flags::ACK),
+    );
+    assert_eq!(
+        tcp_of(&o[0]),
+        (ext(), 8080, r, 3333, flags::SYN | flags::ACK)
+    );
+    // Hairpin (RFC 4787 REQ-9): another inside host uses the external address.
+    let other = ip("198.18.0.3");
+    let hp = Ip::tcp(other, 4444, ext(), 8080, flags::SYN);
+    t.push(
+        0,
+        &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &hp.bytes()),
+    );
+    t.step();
+    let h = t.take_tx(0);
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        tcp_of(&h[0]),
+        (ext(), 4444, client(), 80, flags::SYN),
+        "the target sees the external address and port (REQ-9a)"
+    );
+    assert_eq!(
+        t.control.nat().unwrap().counters.get(NatEvent::Hairpinned),
+        1
+    );
+}
+
+#[test]
+fn fragments_are_translated_in_any_order() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let mut dgram = Ip::udp_ports(client(), 40060, r, 5000, 3000)
+        .df(false)
+        .bytes();
+    Packet::new_unchecked(&mut dgram[..]).fill_checksum();
+    let frags = frag::fragment(&dgram, 1200).unwrap();
+    assert_eq!(frags.len(), 3);
+    for f in frags.iter().rev() {
+        t.push(0, &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, f));
+    }
+    t.step();
+    let o = t.take_tx(1);
+    assert_eq!(
+        o.len(),
+        3,
+        "held until the first fragment, then all translated"
+    );
+    let mut by_off: Vec<(u16, Vec<u8>)> = o
+        .iter()
+        .map(|f| {
+            let p = l3(f);
+            assert_eq!((p.src_addr(), p.dst_addr()), (ext(), r));
+            (p.frag_offset(), p.payload().to_vec())
+        })
+        .collect();
+    by_off.sort();
+    let data: Vec<u8> = by_off.into_iter().flat_map(|(_, d)| d).collect();
+    let u = udp::Packet::new_checked(&data[..]).unwrap();
+    assert_eq!(u.src_port(), 40060);
+    assert!(
+        u.verify_checksum(ext(), r),
+        "the reassembled datagram's checksum is valid"
+    );
+}
+
+#[test]
+fn exhaustion_drops_with_icmp_13_and_never_evicts() {
+    let mut t = bed_with_server(&cfg("address-dependent", "2000-2001"));
+    // The testbed's own first flow (port 40000, even) took 2000.
+    let r = ip("203.0.113.7");
+    let a = out(&mut t, &Ip::udp_ports(client(), 40071, r, 5000, 8));
+    assert_eq!(udp_ports(&a[0]).1, 2001, "odd keeps odd");
+    let b = out(&mut t, &Ip::udp_ports(client(), 40072, r, 5000, 8));
+    assert!(b.is_empty(), "no port left: no overloading");
+    let icmp = t.take_tx(0);
+    assert_eq!(icmp.len(), 1);
+    let p = l3(&icmp[0]);
+    let i = icmp_of(&p);
+    assert_eq!(
+        (i.msg_type(), i.msg_code()),
+        (Message::DstUnreachable, code::ADMIN_PROHIBITED)
+    );
+    // The live mapping still works.
+    let again = out(&mut t, &Ip::udp_ports(client(), 40071, r, 5000, 8));
+    assert_eq!(udp_ports(&again[0]).1, 2001);
+    assert_eq!(
+        t.control
+            .nat()
+            .unwrap()
+            .counters
+            .get(NatEvent::PortsExhausted),
+        1
+    );
+}
+
+#[test]
+fn idle_sessions_expire_and_ports_are_quarantined() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let sessions = |t: &Testbed| t.control.nat().unwrap().session_count();
+    let key = FlowKey {
+        src: client(),
+        sport: 40080,
+        dst: r,
+        dport: 5000,
+        proto: proto::UDP,
+    };
+    out(&mut t, &Ip::udp_ports(client(), 40080, r, 5000, 8));
+    assert!(t.control.nat().unwrap().find(&key).is_some());
+    // Outbound refresh (RFC 4787 REQ-6) keeps it past the 300 s UDP timeout...
+    for _ in 0..4 {
+        t.advance(Duration::from_secs(100));
+        out(&mut t, &Ip::udp_ports(client(), 40080, r, 5000, 8));
+    }
+    assert!(t.control.nat().unwrap().find(&key).is_some());
+    assert_eq!(
+        sessions(&t),
+        1,
+        "the testbed's unrefreshed first flow expired"
+    );
+    // ...silence expires it (and the testbed's first flow too).
+    t.advance(Duration::from_secs(301));
+    assert_eq!(sessions(&t), 0);
+    // RFC 6888 REQ-8: the freed port is not reused within 120 s.
+    let o = out(&mut t, &Ip::udp_ports(client(), 40080, r, 5000, 8));
+    let p1 = udp_ports(&o[0]).1;
+    assert_ne!(p1, 40080);
+    assert_eq!(p1 % 2, 0, "parity kept");
+    t.advance(Duration::from_secs(301));
+    t.advance(Duration::from_secs(121));
+    let o = out(&mut t, &Ip::udp_ports(client(), 40080, r, 5000, 8));
+    assert_eq!(
+        udp_ports(&o[0]).1,
+        40080,
+        "preserved again after the quarantine"
+    );
+}
+
+#[test]
+fn ttl_expiry_and_frag_needed_go_to_the_inside_host() {
+    let mut t = bed_with_server(
+        &format!("{}\n", cfg("address-dependent", "1024-65535")).replace(
+            "address = \"198.19.0.1/24\"\n",
+            "address = \"198.19.0.1/24\"\nmtu = 1400\n",
+        ),
+    );
+    let r = ip("203.0.113.7");
+    let o = out(&mut t, &Ip::udp_ports(client(), 40090, r, 5000, 8).ttl(1));
+    assert!(o.is_empty());
+    let e = t.take_tx(0);
+    assert_eq!(e.len(), 1);
+    assert_eq!(l3(&e[0]).dst_addr(), client());
+    let big = Ip::udp_ports(client(), 40091, r, 5000, 1450);
+    assert!(out(&mut t, &big).is_empty());
+    let e = t.take_tx(0);
+    assert_eq!(
+        e.len(),
+        1,
+        "RFC 4787 REQ-13: frag needed to the internal host"
+    );
+    let p = l3(&e[0]);
+    assert_eq!(p.dst_addr(), client());
+    let i = icmp_of(&p);
+    assert_eq!((i.msg_code(), i.next_hop_mtu()), (code::FRAG_NEEDED, 1400));
+}
