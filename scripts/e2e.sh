@@ -47,7 +47,7 @@ EOF2
 
 serve_files() { # start an HTTP server in the server namespace with a random 8 MiB file
     head -c 8388608 /dev/urandom >"$WORK/blob"
-    (cd "$WORK" && exec ip netns exec "$LAB-srv" timeout 120 python3 -m http.server 8080 --bind 198.19.0.2) >/dev/null 2>&1 &
+    (cd "$WORK" && exec ip netns exec "$LAB-srv" timeout 120 python3 -m http.server 8080 --bind 198.19.0.2) >/dev/null 2>"$WORK/http-srv.log" &
     disown
     for _ in $(seq 50); do srv bash -c 'exec 3<>/dev/tcp/198.19.0.2/8080' 2>/dev/null && return 0; sleep 0.1; done
     return 1
@@ -66,98 +66,229 @@ download_intact() { # N parallel downloads, each must match
     return $rc
 }
 
+make_nat_config() { # FILE FILTERING
+    cat >"$1" <<EOF2
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = "198.19.0.1/24"
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.19.0.2"
+[nat]
+outside = "r1"
+inside = ["198.18.0.0/24"]
+filtering = "$2"
+max_sessions = 65536
+[[nat.forward]]
+protocol = "tcp"
+port = 8080
+to = "198.18.0.2:80"
+EOF2
+}
+
+probe() { timeout 15 python3 scripts/natprobe.py "$@"; }
+
+# The labels of the replies an inside socket receives when the server answers from the
+# contacted endpoint ("same"), another port ("port") and another address ("addr").
+filter_labels() { # INSIDE_PORT
+    srv python3 scripts/natprobe.py reflect 198.19.0.2 5000 198.19.0.3 6000 5 >/dev/null 2>&1 &
+    local r=$!
+    sleep 0.5
+    cli python3 scripts/natprobe.py probe 198.18.0.2 "$1" 198.19.0.2 5000 2
+    wait "$r" 2>/dev/null
+}
+
+same_nonempty() { [ -s "$1" ] && [ -s "$2" ] && cmp -s "$1" "$2" && grep -q '^198\.19\.0\.1:' "$1"; }
+
 xdp_detached() { ! rtr ip link show | grep -q 'prog/xdp'; }
 
 phase() { echo; echo "## $*"; }
+# E2E_PHASES="1 5" runs only those phases (all by default).
+want_phase() { [ -z "${E2E_PHASES:-}" ] || [[ " $E2E_PHASES " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- phase 1: one queue
-phase "one queue, MTU 1500"
-"$LAB_SH" up 1 || { bad "lab up"; exit 1; }
-make_config "$WORK/r.toml" 1500
-if start_xgw "$WORK/r.toml"; then
-    check  "ping through the router"           cli ping -c 3 -i 0.2 -W 2 198.19.0.2
-    check  "ping the router (near side)"       cli ping -c 2 -i 0.2 -W 2 198.18.0.1
-    check  "ping the router (far side)"        cli ping -c 2 -i 0.2 -W 2 198.19.0.1
-    expect "ping -t 1 to the router is answered (RFC 1812 4.2.2.9)" "1 received" cli ping -c 1 -t 1 -W 2 198.18.0.1
-    expect "ping -t 1 gets Time Exceeded from the router" "From 198\.18\.0\.1 .*Time to live exceeded" cli ping -c 1 -t 1 -W 2 198.19.0.2
-    expect "traceroute shows the router then the server" "^ *1 +198\.18\.0\.1 .*"$'\n'" *2 +203\.0\.113\.1 " \
-        cli traceroute -n -q 1 -w 2 -m 5 203.0.113.1
-    expect "unrouted destination gets Net Unreachable" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 3 192.0.2.1
-    expect "silent host gets Host Unreachable" "From 198\.18\.0\.1 .*Destination Host Unreachable" cli ping -c 1 -W 8 198.19.0.99
-    if serve_files; then
-        check "8 MiB TCP transfer arrives intact" download_intact 1
+if want_phase 1; then
+    phase "one queue, MTU 1500"
+    "$LAB_SH" up 1 || { bad "lab up"; exit 1; }
+    make_config "$WORK/r.toml" 1500
+    if start_xgw "$WORK/r.toml"; then
+        check  "ping through the router"           cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        check  "ping the router (near side)"       cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+        check  "ping the router (far side)"        cli ping -c 2 -i 0.2 -W 2 198.19.0.1
+        expect "ping -t 1 to the router is answered (RFC 1812 4.2.2.9)" "1 received" cli ping -c 1 -t 1 -W 2 198.18.0.1
+        expect "ping -t 1 gets Time Exceeded from the router" "From 198\.18\.0\.1 .*Time to live exceeded" cli ping -c 1 -t 1 -W 2 198.19.0.2
+        expect "traceroute shows the router then the server" "^ *1 +198\.18\.0\.1 .*"$'\n'" *2 +203\.0\.113\.1 " \
+            cli traceroute -n -q 1 -w 2 -m 5 203.0.113.1
+        expect "unrouted destination gets Net Unreachable" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 3 192.0.2.1
+        expect "silent host gets Host Unreachable" "From 198\.18\.0\.1 .*Destination Host Unreachable" cli ping -c 1 -W 8 198.19.0.99
+        if serve_files; then
+            check "8 MiB TCP transfer arrives intact" download_intact 1
+        else
+            bad "http server in the server namespace"
+        fi
+        check  "iperf3 TCP through the router"     bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2"
+        dump_counters
+        stop_xgw
+        check  "SIGTERM leaves no XDP program attached" xdp_detached
+        grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown logs final counters" || bad "clean shutdown logs final counters" "$(tail -20 "$WORK/xgw.log")"
     else
-        bad "http server in the server namespace"
+        bad "xgw starts (1 queue)" "$(cat "$WORK/xgw.log")"
     fi
-    check  "iperf3 TCP through the router"     bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2"
-    dump_counters
-    stop_xgw
-    check  "SIGTERM leaves no XDP program attached" xdp_detached
-    grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown logs final counters" || bad "clean shutdown logs final counters" "$(tail -20 "$WORK/xgw.log")"
-else
-    bad "xgw starts (1 queue)" "$(cat "$WORK/xgw.log")"
+    cp "$WORK/xgw.log" "$WORK/xgw-phase1.log" 2>/dev/null
+    "$LAB_SH" down
 fi
-cp "$WORK/xgw.log" "$WORK/xgw-phase1.log" 2>/dev/null
-"$LAB_SH" down
 
 # ---------------------------------------------------------------- phase 2: smaller MTU
-phase "server link MTU 1400"
-SRV_MTU=1400 "$LAB_SH" up 1 || { bad "lab up (mtu)"; exit 1; }
-make_config "$WORK/m.toml" 1400
-if start_xgw "$WORK/m.toml"; then
-    cli ping -c 1 -W 2 198.19.0.2 >/dev/null 2>&1   # resolve the server first
-    expect "ping -M do gets Frag Needed with mtu 1400" "mtu = 1400" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
-    expect "tracepath reports pmtu 1400" "pmtu 1400" cli tracepath -n -m 5 198.19.0.2
-    expect "DF-clear packets larger than the MTU are fragmented and arrive" "1 received" cli ping -c 1 -W 3 -M dont -s 1450 198.19.0.2
-    stop_xgw
-else
-    bad "xgw starts (mtu 1400)" "$(cat "$WORK/xgw.log")"
+if want_phase 2; then
+    phase "server link MTU 1400"
+    SRV_MTU=1400 "$LAB_SH" up 1 || { bad "lab up (mtu)"; exit 1; }
+    make_config "$WORK/m.toml" 1400
+    if start_xgw "$WORK/m.toml"; then
+        cli ping -c 1 -W 2 198.19.0.2 >/dev/null 2>&1   # resolve the server first
+        expect "ping -M do gets Frag Needed with mtu 1400" "mtu = 1400" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
+        expect "tracepath reports pmtu 1400" "pmtu 1400" cli tracepath -n -m 5 198.19.0.2
+        expect "DF-clear packets larger than the MTU are fragmented and arrive" "1 received" cli ping -c 1 -W 3 -M dont -s 1450 198.19.0.2
+        stop_xgw
+    else
+        bad "xgw starts (mtu 1400)" "$(cat "$WORK/xgw.log")"
+    fi
+    "$LAB_SH" down
 fi
-"$LAB_SH" down
 
 # ---------------------------------------------------------------- phase 3: two queues
-phase "two queues, parallel flows"
-"$LAB_SH" up 2 || { bad "lab up (2 queues)"; exit 1; }
-make_config "$WORK/q.toml" 1500
-if start_xgw "$WORK/q.toml" --queues 2; then
-    grep -q "workers=2" "$WORK/xgw.log" && ok "two workers started" || bad "two workers started" "$(cat "$WORK/xgw.log")"
-    check "ping through the router (2 queues)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
-    if serve_files; then
-        check "4 parallel 8 MiB transfers arrive intact (2 queues)" download_intact 4
+if want_phase 3; then
+    phase "two queues, parallel flows"
+    "$LAB_SH" up 2 || { bad "lab up (2 queues)"; exit 1; }
+    make_config "$WORK/q.toml" 1500
+    if start_xgw "$WORK/q.toml" --queues 2; then
+        grep -q "workers=2" "$WORK/xgw.log" && ok "two workers started" || bad "two workers started" "$(cat "$WORK/xgw.log")"
+        check "ping through the router (2 queues)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        if serve_files; then
+            check "4 parallel 8 MiB transfers arrive intact (2 queues)" download_intact 4
+        else
+            bad "http server (2 queues)"
+        fi
+        check "iperf3 -P 4 through the router (2 queues)" bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2 -P 4"
+        stop_xgw
+        check "SIGTERM leaves no XDP program attached (2 queues)" xdp_detached
     else
-        bad "http server (2 queues)"
+        bad "xgw starts (2 queues)" "$(cat "$WORK/xgw.log")"
     fi
-    check "iperf3 -P 4 through the router (2 queues)" bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2 -P 4"
-    stop_xgw
-    check "SIGTERM leaves no XDP program attached (2 queues)" xdp_detached
-else
-    bad "xgw starts (2 queues)" "$(cat "$WORK/xgw.log")"
+    "$LAB_SH" down
 fi
-"$LAB_SH" down
 
 # ---------------------------------------------------------------- phase 4: generic XDP
-phase "generic (skb) XDP mode"
-"$LAB_SH" up 1 || { bad "lab up (generic)"; exit 1; }
-if start_xgw "$WORK/r.toml" --generic; then
-    grep -q "mode=Generic" "$WORK/xgw.log" && ok "attached in generic mode" || bad "attached in generic mode" "$(cat "$WORK/xgw.log")"
-    check "ping through the router (generic)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
-    check "ping the router (generic)" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
-    if serve_files; then
-        check "8 MiB TCP transfer arrives intact (generic)" download_intact 1
+if want_phase 4; then
+    phase "generic (skb) XDP mode"
+    "$LAB_SH" up 1 || { bad "lab up (generic)"; exit 1; }
+    if start_xgw "$WORK/r.toml" --generic; then
+        grep -q "mode=Generic" "$WORK/xgw.log" && ok "attached in generic mode" || bad "attached in generic mode" "$(cat "$WORK/xgw.log")"
+        check "ping through the router (generic)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        check "ping the router (generic)" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+        if serve_files; then
+            check "8 MiB TCP transfer arrives intact (generic)" download_intact 1
+        else
+            bad "http server (generic)"
+        fi
+        stop_xgw
+        check "SIGTERM leaves no XDP program attached (generic)" xdp_detached
+        if start_xgw "$WORK/r.toml"; then
+            kill -9 "$XGW_PID"; wait "$XGW_PID" 2>/dev/null; XGW_PID=
+            sleep 0.3
+            check "a crash (SIGKILL) leaves no XDP program attached (bpf_link)" xdp_detached
+        fi
     else
-        bad "http server (generic)"
+        bad "xgw starts (generic)" "$(cat "$WORK/xgw.log")"
     fi
-    stop_xgw
-    check "SIGTERM leaves no XDP program attached (generic)" xdp_detached
-    if start_xgw "$WORK/r.toml"; then
-        kill -9 "$XGW_PID"; wait "$XGW_PID" 2>/dev/null; XGW_PID=
-        sleep 0.3
-        check "a crash (SIGKILL) leaves no XDP program attached (bpf_link)" xdp_detached
-    fi
-else
-    bad "xgw starts (generic)" "$(cat "$WORK/xgw.log")"
+    "$LAB_SH" down
 fi
-"$LAB_SH" down
+
+# ---------------------------------------------------------------- phase 5: NAT44
+if want_phase 5; then
+    phase "NAT44: two inside hosts (198.18.0.2, .3), a server with two addresses (198.19.0.2, .3)"
+    "$LAB_SH" up 1 || { bad "lab up (nat)"; exit 1; }
+    cli ip addr add 198.18.0.3/24 dev c0
+    srv ip addr add 198.19.0.3/24 dev s0
+    make_nat_config "$WORK/nat-adf.toml" address-dependent
+    if start_xgw "$WORK/nat-adf.toml"; then
+        check "ping through the NAT" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        if serve_files; then
+            check "8 MiB TCP transfer through the NAT arrives intact" download_intact 1
+            expect "the server sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-srv.log"
+        else
+            bad "http server (nat)"
+        fi
+        check "iperf3 through the NAT" bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2"
+        expect "traceroute from inside through the NAT completes" "^ *1 +198\.18\.0\.1 .*"$'\n'" *2 +203\.0\.113\.1 " \
+            cli traceroute -n -q 1 -w 2 -m 5 203.0.113.1
+        # EIM (RFC 4787 REQ-1): one inside socket, two servers, one external endpoint.
+        srv python3 scripts/natprobe.py observe 198.19.0.2 5000 5 >"$WORK/eim1" 2>&1 &
+        o1=$!
+        srv python3 scripts/natprobe.py observe 198.19.0.3 5000 5 >"$WORK/eim2" 2>&1 &
+        o2=$!
+        sleep 0.5
+        cli python3 scripts/natprobe.py send2 198.18.0.2 40000 198.19.0.2 5000 198.19.0.3 5000
+        wait "$o1" "$o2"
+        check "EIM: both servers see the same external address:port" same_nonempty "$WORK/eim1" "$WORK/eim2"
+        expect "address-dependent filtering admits the contacted address only" '^port,same$' filter_labels 41000
+        # Unsolicited inbound (no mapping) never reaches the inside.
+        cli python3 scripts/natprobe.py listen 0.0.0.0 42000 3 >"$WORK/unsol" 2>&1 &
+        l=$!
+        sleep 0.3
+        srv python3 scripts/natprobe.py send 198.19.0.2 5000 198.19.0.1 42000
+        srv curl -s --max-time 2 -o /dev/null http://198.19.0.1:42000/ || true
+        wait "$l"
+        check "unsolicited inbound never reaches inside" test ! -s "$WORK/unsol"
+        # Static port forward 198.19.0.1:8080 -> 198.18.0.2:80, from outside and hairpinned.
+        (cd "$WORK" && exec ip netns exec "$LAB-cli" timeout 60 python3 -m http.server 80 --bind 198.18.0.2) >/dev/null 2>"$WORK/http-cli.log" &
+        disown
+        sleep 0.7
+        want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
+        check "static port forward reachable from outside" bash -c "[ \"\$(ip netns exec $LAB-srv curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
+        check "hairpinning through the port forward" bash -c "[ \"\$(ip netns exec $LAB-cli curl -s --max-time 20 --interface 198.18.0.3 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
+        expect "the hairpinned target sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-cli.log"
+        dump_counters
+        stop_xgw
+        grep -q "nat.sessions_created" "$WORK/xgw.log" && ok "NAT counters in the log" || bad "NAT counters in the log" "$(tail -30 "$WORK/xgw.log")"
+    else
+        bad "xgw starts (nat)" "$(cat "$WORK/xgw.log")"
+    fi
+    for mode_want in "endpoint-independent:^addr,port,same$" "address-and-port-dependent:^same$"; do
+        mode=${mode_want%%:*} want_re=${mode_want#*:}
+        make_nat_config "$WORK/nat-$mode.toml" "$mode"
+        if start_xgw "$WORK/nat-$mode.toml"; then
+            expect "$mode filtering admits what it should" "$want_re" filter_labels 41001
+            stop_xgw
+        else
+            bad "xgw starts (nat $mode)" "$(cat "$WORK/xgw.log")"
+        fi
+    done
+    "$LAB_SH" down
+fi
+
+# ---------------------------------------------------------------- phase 6: NAT, two queues
+if want_phase 6; then
+    phase "NAT44 with two queues (one session table, two workers)"
+    "$LAB_SH" up 2 || { bad "lab up (nat, 2 queues)"; exit 1; }
+    make_nat_config "$WORK/nat-q.toml" address-dependent
+    if start_xgw "$WORK/nat-q.toml" --queues 2; then
+        check "ping through the NAT (2 queues)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        if serve_files; then
+            check "4 parallel 8 MiB transfers through the NAT arrive intact (2 queues)" download_intact 4
+        else
+            bad "http server (nat, 2 queues)"
+        fi
+        check "iperf3 -P 4 through the NAT (2 queues)" bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2 -P 4"
+        stop_xgw
+        check "SIGTERM leaves no XDP program attached (nat)" xdp_detached
+    else
+        bad "xgw starts (nat, 2 queues)" "$(cat "$WORK/xgw.log")"
+    fi
+    "$LAB_SH" down
+fi
 
 echo
 [ "$fail" -eq 0 ] || { echo "failed: ${failed_names[*]}"; echo "--- last xgw log"; cat "$WORK/xgw-phase1.log" 2>/dev/null | tail -40; }
