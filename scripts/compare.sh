@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rough comparison of xgw and the Linux kernel forwarding the same traffic in the same lab,
-# one after the other: ping RTT, one TCP stream, and small UDP datagrams (iperf3).
+# one after the other: xgw routing, xgw NAT44 (configs/nat.toml), kernel ip_forward, kernel
+# nftables masquerade; ping RTT, one TCP stream, and small UDP datagrams (iperf3). NAT rows
+# are compared with the kernel's NAT, routing rows with the kernel's routing.
 # Precise packet-rate benchmarking is `scripts/bench.sh` territory; this is the quick look.
 #
 #   scripts/compare.sh [SECONDS] [QUEUES]     (default 5 s per measurement, 1 queue)
@@ -47,8 +49,19 @@ scripts/lab.sh up "$QUEUES"
 start_xgw configs/lab.toml --queues "$QUEUES"
 measure xgw
 stop_xgw
+start_xgw configs/nat.toml --queues "$QUEUES"
+measure xgw-nat
+stop_xgw
 scripts/lab.sh kernel
 measure kernel
+# The kernel's NAT: nftables masquerade on the outside interface.
+rtr nft -f - <<'NFT'
+table ip xgwcmp {
+    chain post { type nat hook postrouting priority srcnat; oifname "r1" masquerade; }
+}
+NFT
+measure kernel-nat
+rtr nft delete table ip xgwcmp
 
 mkdir -p bench-results
 python3 - "$WORK/results" "$QUEUES" <<'PY' | tee bench-results/compare.txt
@@ -56,10 +69,12 @@ import json, os, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 k = next(r for r in rows if r["router"] == "kernel")
 print(f"kernel {platform.release()}, veth, {sys.argv[2]} queue(s), iperf3 (one sender core)")
+kn = next((r for r in rows if r["router"] == "kernel-nat"), k)
 print(f"| router | ping avg ms | TCP Gbit/s | UDP 64 B sent pps | forwarded to server pps | iperf3 received pps | forwarded vs kernel |")
 print("|---|---|---|---|---|---|---|")
 for r in rows:
-    ratio = r["udp64_forwarded_pps"] / max(k["udp64_forwarded_pps"], 1)
+    ref = kn if r["router"].endswith("nat") else k
+    ratio = r["udp64_forwarded_pps"] / max(ref["udp64_forwarded_pps"], 1)
     print(f"| {r['router']} | {r['ping_avg_ms']:.3f} | {r['tcp_gbps']:.2f} | {r['udp64_sent_pps']} | {r['udp64_forwarded_pps']} | {r['udp64_app_received_pps']} | {ratio:.2f}x |")
 json.dump({"kernel": platform.release(), "queues": int(sys.argv[2]), "results": rows}, open("bench-results/compare.json", "w"), indent=1)
 PY

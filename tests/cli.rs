@@ -30,7 +30,7 @@ fn lab() -> String {
 
 #[test]
 fn shipped_configs_check_ok() {
-    for f in ["lab.toml", "router.example.toml"] {
+    for f in ["lab.toml", "nat.toml", "router.example.toml"] {
         let p = format!("{}/configs/{f}", env!("CARGO_MANIFEST_DIR"));
         let (code, out, err) = xgw(&["check", "--config", &p]);
         assert_eq!(code, 0, "{f}: {out}{err}");

@@ -541,3 +541,32 @@ fn ttl_expiry_and_frag_needed_go_to_the_inside_host() {
     let i = icmp_of(&p);
     assert_eq!((i.msg_code(), i.next_hop_mtu()), (code::FRAG_NEEDED, 1400));
 }
+
+#[test]
+fn session_memory_per_entry() {
+    let mut t = bed_with_server(
+        &cfg("address-dependent", "1024-65535")
+            .replace("max_sessions = 1024", "max_sessions = 32768"),
+    );
+    let r = ip("203.0.113.7");
+    for port in 20_000..40_000u16 {
+        t.push(0, &Ip::udp_ports(client(), port, r, 5000, 8).client_frame());
+        if port % 64 == 0 {
+            t.step();
+            t.take_tx(1);
+        }
+    }
+    t.step();
+    let nat = t.control.nat().unwrap();
+    let live = nat.session_count();
+    assert!(live >= 20_000, "{live} sessions");
+    let (total, capacity) = nat.memory();
+    let table = nat.table_memory();
+    let per_slot = table as f64 / f64::from(capacity);
+    let per_live = total as f64 / live as f64;
+    println!(
+        "session table: {table} B for {capacity} slots = {per_slot:.1} B/session; \
+         with mappings, filters and port bitmaps: {per_live:.1} B per live session ({live})"
+    );
+    assert!(per_slot <= 128.0, "{per_slot} B per session");
+}

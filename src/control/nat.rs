@@ -244,6 +244,11 @@ impl NatControl {
         self.sessions.len()
     }
 
+    /// Heap bytes of the session table alone (what the fast path reads).
+    pub fn table_memory(&self) -> usize {
+        self.sessions.memory_bytes()
+    }
+
     /// Heap bytes of the session table, mappings and filters, and the table's capacity.
     pub fn memory(&self) -> (usize, u32) {
         let entry = std::mem::size_of::<(MapKey, Mapping)>() + 8;
