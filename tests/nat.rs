@@ -570,3 +570,107 @@ fn session_memory_per_entry() {
     );
     assert!(per_slot <= 128.0, "{per_slot} B per session");
 }
+
+#[test]
+fn own_external_address_as_source_is_dropped_not_translated() {
+    let mut t = nat_bed("endpoint-independent");
+    let r = ip("203.0.113.7");
+    // An inside host spoofing the external address, then the "reply": neither crashes the
+    // router nor creates a session.
+    let spoof = Ip::udp_ports(ext(), 40100, r, 5000, 8);
+    t.push(
+        0,
+        &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &spoof.bytes()),
+    );
+    t.step();
+    assert!(t.take_tx(1).is_empty());
+    assert!(inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), 40100, 8)).is_empty());
+    let key = FlowKey {
+        src: ext(),
+        sport: 40100,
+        dst: r,
+        dport: 5000,
+        proto: proto::UDP,
+    };
+    assert!(t.control.nat().unwrap().find(&key).is_none());
+}
+
+#[test]
+fn oversized_packet_before_arp_resolution_leaves_translated() {
+    // The outside MTU is smaller and the next hop not yet resolved: the fragments that
+    // finally leave must carry the external address, never the inside one.
+    let cfg = cfg("address-dependent", "1024-65535").replace(
+        "address = \"198.19.0.1/24\"\n",
+        "address = \"198.19.0.1/24\"\nmtu = 1400\n",
+    );
+    let mut t = bed(&cfg);
+    let r = ip("203.0.113.7");
+    t.push(
+        0,
+        &Ip::udp_ports(client(), 40110, r, 5000, 1450)
+            .df(false)
+            .client_frame(),
+    );
+    t.step();
+    let req = t.take_tx(1);
+    assert_eq!(req.len(), 1, "an ARP request for the gateway");
+    let a = parse_arp(&req[0]);
+    t.push(
+        1,
+        &arp_frame(
+            arp::Operation::Reply,
+            SERVER_MAC,
+            a.target_protocol_addr,
+            port_mac(1),
+            a.source_protocol_addr,
+            port_mac(1),
+        ),
+    );
+    t.step();
+    let frags = t.take_tx(1);
+    assert_eq!(frags.len(), 2);
+    for f in &frags {
+        let p = l3(f);
+        assert_eq!(p.src_addr(), ext(), "translated before leaving");
+        assert!(f.len() - ethernet::HEADER_LEN <= 1400);
+    }
+}
+
+#[test]
+fn inbound_too_big_gets_frag_needed_quoting_what_the_sender_sent() {
+    let cfg = cfg("address-dependent", "1024-65535").replace(
+        "address = \"198.18.0.1/24\"\n",
+        "address = \"198.18.0.1/24\"\nmtu = 1400\n",
+    );
+    let mut t = bed_with_server(&cfg);
+    let r = ip("203.0.113.7");
+    out(&mut t, &Ip::udp_ports(client(), 40120, r, 5000, 8));
+    assert!(inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), 40120, 1450)).is_empty());
+    let e = t.take_tx(1);
+    assert_eq!(e.len(), 1);
+    let p = l3(&e[0]);
+    assert_eq!(p.dst_addr(), r);
+    let i = icmp_of(&p);
+    assert_eq!((i.msg_code(), i.next_hop_mtu()), (code::FRAG_NEEDED, 1400));
+    let quoted = Packet::new_unchecked(i.data()); // cut to fit 576 bytes
+    assert_eq!(
+        quoted.dst_addr(),
+        ext(),
+        "the quote is the untranslated packet (PMTUD works)"
+    );
+}
+
+#[test]
+fn ttl_one_ping_to_the_external_address_is_answered() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let i = {
+        t.push(1, &server_frame(&Ip::echo(r, ext(), 1).ttl(1).bytes()));
+        t.step();
+        t.take_tx(1)
+    };
+    assert_eq!(i.len(), 1);
+    let p = l3(&i[0]);
+    assert_eq!(icmp_of(&p).msg_type(), Message::EchoReply);
+    assert_eq!(p.src_addr(), ext());
+}

@@ -253,7 +253,12 @@ impl ControlPlane {
                     .as_ref()
                     .is_some_and(|n| n.is_relevant(l3, punt.rx_port, Some(punt.tx_port))) =>
             {
-                self.nat_punt(now, PuntReason::NatMiss, l3, punt.rx_port, l2_multicast)
+                let reason = if Packet::new_unchecked(l3).is_fragment() {
+                    PuntReason::NatFragment
+                } else {
+                    PuntReason::NatMiss
+                };
+                self.nat_punt(now, reason, l3, punt.rx_port, l2_multicast)
             }
             PuntReason::ArpMiss | PuntReason::Fragment => {
                 self.forward(now, punt.tx_port, punt.next_hop, l3, l2_multicast)

@@ -342,7 +342,17 @@ impl NatControl {
             self.counters.inc(NatEvent::TcpNoSession);
             return Err(NatOutcome::Nothing);
         }
+        if self.is_pool(key.src) {
+            // Our own external address as a source: never translated (spoofed or looped).
+            self.counters.inc(NatEvent::Untranslatable);
+            return Err(NatOutcome::Nothing);
+        }
         let from_inside = rx_port != self.fast.outside && self.fast.is_inside(key.src);
+        if self.is_pool(key.dst) && key.proto == proto::ICMP {
+            // ICMP queries to an external address are answered by the router, never
+            // diverted to an inside host whose mapping happens to use that identifier.
+            return Err(NatOutcome::ToUs);
+        }
         let (k, r, dir) = if self.is_pool(key.dst) {
             // Inbound to an external endpoint: a port forward, or an existing mapping that
             // the filtering mode admits; from the inside this is hairpinning.
@@ -367,6 +377,11 @@ impl NatControl {
                 return Err(self.unsolicited(now, key, syn, ip));
             };
             if from_inside {
+                if (to, to_port) == (key.src, key.sport) {
+                    // A socket reaching its own external endpoint: nothing sensible to do.
+                    self.counters.inc(NatEvent::Untranslatable);
+                    return Err(NatOutcome::Nothing);
+                }
                 let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
                 self.counters.inc(NatEvent::Hairpinned);
                 let r = Rewrite {
@@ -553,7 +568,7 @@ impl NatControl {
 
     /// RFC 5508 §4: translate an ICMP error about a session's packet, in either direction.
     /// Errors never refresh or delete sessions (REQ-6, RFC 4787 REQ-12).
-    fn icmp_error(&mut self, ip: &[u8], _rx_port: u16) -> NatOutcome {
+    fn icmp_error(&mut self, ip: &[u8], rx_port: u16) -> NatOutcome {
         let Ok(inner) = translate::icmp_error_inner_key(ip) else {
             self.counters.inc(NatEvent::IcmpErrorsDropped);
             return NatOutcome::Nothing;
@@ -563,6 +578,13 @@ impl NatControl {
             self.counters.inc(NatEvent::IcmpErrorsDropped);
             return NatOutcome::Nothing;
         };
+        // An error about an outbound packet comes from outside; one about an inbound packet
+        // comes from inside.
+        let from_outside = rx_port == self.fast.outside;
+        if from_outside != (hit.dir == Direction::Out2In) {
+            self.counters.inc(NatEvent::IcmpErrorsDropped);
+            return NatOutcome::Nothing;
+        }
         let rw = hit.rewrite;
         let quoted = Rewrite {
             src: rw.dst,

@@ -6,7 +6,7 @@
 //! Next: `Tx(port)`; `Punt(TtlExpired)`; `Punt(ArpMiss)` with `meta.nh_addr`;
 //! `Punt(NeedFrag)` (DF set) or `Punt(Fragment)` when larger than the egress MTU.
 
-use super::{LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, NO_ADJ};
+use super::{DropReason, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, NO_ADJ};
 use crate::wire::{checksum, ethernet::HEADER_LEN as ETH_LEN, ipv4::Packet};
 
 pub(super) fn run(
@@ -37,28 +37,30 @@ fn rewrite(f: &mut [u8], i: usize, meta: &mut Meta, snap: &Snapshot) -> Next {
         return Next::Punt(PuntReason::TtlExpired);
     }
     let nh = meta.nh[i] as usize;
-    let (adj, nh_addr) = match snap.nexthops[nh] {
-        NextHop::Via { gateway, .. } => (snap.nexthop_adj[nh], u32::from(gateway)),
-        NextHop::Connected { .. } => {
+    let (port, adj, nh_addr) = match snap.nexthops[nh] {
+        NextHop::Via { gateway, port } => (port, snap.nexthop_adj[nh], u32::from(gateway)),
+        NextHop::Connected { port } => {
             let d = u32::from(pkt.dst_addr());
-            (snap.neighbors.get(&d).map_or(NO_ADJ, |a| a.0), d)
+            (port, snap.neighbors.get(&d).map_or(NO_ADJ, |a| a.0), d)
         }
-        _ => unreachable!("ip4-lookup only lets forwardable next hops through"),
+        // ip4-lookup lets only forwardable next hops through, nat44 re-routes to one.
+        _ => return Next::Drop(DropReason::NatUnsupported),
     };
-    if adj == NO_ADJ {
-        meta.nh_addr[i] = nh_addr;
-        return Next::Punt(PuntReason::ArpMiss);
-    }
-    let adj = snap.adjs.get(crate::neigh::AdjIndex(adj));
-    if pkt.total_len() > adj.mtu {
-        meta.nh_addr[i] = nh_addr;
-        meta.tx_port[i] = adj.port.0;
+    meta.nh_addr[i] = nh_addr;
+    meta.tx_port[i] = port;
+    // MTU before the neighbour: an oversized packet gets its frag-needed/fragment decision
+    // whatever the ARP state (nat44 leaves such packets untranslated for this stage).
+    if pkt.total_len() > snap.ports[usize::from(port)].mtu {
         return Next::Punt(if pkt.dont_frag() {
             PuntReason::NeedFrag
         } else {
             PuntReason::Fragment
         });
     }
+    if adj == NO_ADJ {
+        return Next::Punt(PuntReason::ArpMiss);
+    }
+    let adj = snap.adjs.get(crate::neigh::AdjIndex(adj));
     // RFC 1624 eqn. 3 on the TTL/protocol word.
     pkt.set_ttl(ttl - 1);
     pkt.set_checksum(checksum::ttl_decrement(pkt.checksum()));

@@ -14,14 +14,15 @@
 //! `Punt(NatTcpControl)` (SYN/FIN/RST: state changes are the control plane's);
 //! `Punt(NatIcmpError)`; `Punt(NatFragment)`; `Punt(ToUs)` (ICMP to a pool address without a
 //! session: the router answers it); `Drop(NatUnsupported)` (other protocols).
-//! Packets with TTL <= 1 or larger than the egress MTU are left untranslated, so the ICMP
-//! error that `ip4-rewrite` triggers goes to the real (inside) source (RFC 4787 REQ-13).
+//! Outbound packets with TTL <= 1 or larger than the egress MTU are left untranslated, so the
+//! ICMP error that `ip4-rewrite` triggers goes to the real (inside) source (RFC 4787 REQ-13);
+//! inbound ones are punted (`TtlExpired`, `NeedFrag`) untranslated for the same reason.
 
 use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot};
 use crate::{
-    fib::NO_ROUTE,
     nat::{
         flow::{proto, Direction},
+        tcp::TcpState,
         translate::{self, Compiled, NatError},
     },
     wire::{ethernet::HEADER_LEN as ETH_LEN, icmpv4::Message, ipv4::Packet, tcp},
@@ -64,6 +65,10 @@ fn translate_one(
     let nh = snap.nexthops[meta.nh[i] as usize];
     let pkt = Packet::new_unchecked(&*l3);
     let to_pool = nh == NextHop::Local;
+    if nat.is_pool(pkt.src_addr()) {
+        // Our own external address as a source: spoofed or looped, never forwarded.
+        return Next::Drop(DropReason::NatUnsupported);
+    }
     if !to_pool {
         let egress_outside = match nh {
             NextHop::Via { port, .. } | NextHop::Connected { port } => port == nat.outside,
@@ -72,34 +77,19 @@ fn translate_one(
         if !egress_outside || meta.rx_port == nat.outside || !nat.is_inside(pkt.src_addr()) {
             return Next::Continue;
         }
-    }
-    // Exceptions go untranslated to ip4-rewrite, which punts them (errors to the real source).
-    if pkt.ttl() <= 1 {
-        return Next::Continue;
-    }
-    if let NextHop::Via { port, .. } | NextHop::Connected { port } = nh {
-        if pkt.total_len() > snap.ports[usize::from(port)].mtu {
+        // Outbound exceptions go untranslated to ip4-rewrite, which punts them, so the ICMP
+        // error reaches the real (inside) source (RFC 4787 REQ-13).
+        if pkt.ttl() <= 1 {
             return Next::Continue;
         }
+        if let NextHop::Via { port, .. } | NextHop::Connected { port } = nh {
+            if pkt.total_len() > snap.ports[usize::from(port)].mtu {
+                return Next::Continue;
+            }
+        }
     }
-    nat_slow_or_fast(l3, i, meta, snap, nat, to_pool, now, c)
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn nat_slow_or_fast(
-    l3: &mut [u8],
-    i: usize,
-    meta: &mut Meta,
-    snap: &Snapshot,
-    nat: &super::NatFast,
-    to_pool: bool,
-    now: u32,
-    c: &mut LocalCounters,
-) -> Next {
     // Fragments go to the control plane's virtual reassembly, the first one included: it
     // decides the translation of the others (RFC 4787 REQ-14).
-    let pkt = Packet::new_unchecked(&*l3);
     if pkt.more_frags() || pkt.frag_offset() != 0 {
         return Next::Punt(PuntReason::NatFragment);
     }
@@ -108,19 +98,47 @@ fn nat_slow_or_fast(
         Err(e) => return cold_unkeyed(l3, e, to_pool),
     };
     let Some(hit) = nat.sessions.lookup(&key) else {
-        // An echo request to a pool address with no session is for the router itself.
+        // An ICMP query to a pool address with no session is for the router itself (also
+        // with TTL 1: RFC 1812 §4.2.2.9).
         return if to_pool && key.proto == proto::ICMP {
             Next::Punt(PuntReason::ToUs)
         } else {
             Next::Punt(PuntReason::NatMiss)
         };
     };
+    if to_pool {
+        // Inbound or hairpin: the destination changes, so route it first and check the
+        // exceptions against the new egress before translating; errors then quote the
+        // packet as its sender sent it.
+        if pkt.ttl() <= 1 {
+            return Next::Punt(PuntReason::TtlExpired);
+        }
+        let v = snap.fib.lookup(u32::from(hit.rewrite.dst));
+        let port = match snap.nexthops.get(v as usize) {
+            Some(NextHop::Via { port, .. } | NextHop::Connected { port }) => *port,
+            _ => return Next::Drop(DropReason::NatUnsupported),
+        };
+        if pkt.total_len() > snap.ports[usize::from(port)].mtu {
+            meta.tx_port[i] = port;
+            // DF: frag needed to the sender, untranslated; otherwise the slow path
+            // translates and fragments.
+            return if pkt.dont_frag() {
+                Next::Punt(PuntReason::NeedFrag)
+            } else {
+                Next::Punt(PuntReason::NatMiss)
+            };
+        }
+        meta.nh[i] = v;
+        meta.tx_port[i] = port;
+    }
     if key.proto == proto::TCP {
-        let flags = tcp::Packet::new_unchecked(
-            &l3[usize::from(Packet::new_unchecked(&*l3).header_len())..],
-        )
-        .flags();
-        if flags & (tcp::flags::SYN | tcp::flags::FIN | tcp::flags::RST) != 0 {
+        let hl = usize::from(pkt.header_len());
+        let flags = tcp::Packet::new_unchecked(&l3[hl..]).flags();
+        // State changes are the control plane's: SYN/FIN/RST, and anything that may lead a
+        // session out of the transitory state (RFC 6146: TRANS + any packet → ESTABLISHED).
+        if flags & (tcp::flags::SYN | tcp::flags::FIN | tcp::flags::RST) != 0
+            || hit.state == TcpState::Trans as u8
+        {
             return Next::Punt(PuntReason::NatTcpControl);
         }
     }
@@ -133,18 +151,6 @@ fn nat_slow_or_fast(
             c.event(Event::NatIn2Out, 1);
         }
         Direction::Out2In => c.event(Event::NatOut2In, 1),
-    }
-    if hit.rewrite.dst != key.dst {
-        // Out2in or hairpin: route the new destination.
-        let v = snap.fib.lookup(u32::from(hit.rewrite.dst));
-        if v == NO_ROUTE {
-            return Next::Punt(PuntReason::NatMiss);
-        }
-        meta.nh[i] = v;
-        match snap.nexthops[v as usize] {
-            NextHop::Via { port, .. } | NextHop::Connected { port } => meta.tx_port[i] = port,
-            _ => return Next::Drop(DropReason::NatUnsupported),
-        }
     }
     Next::Continue
 }
