@@ -208,13 +208,13 @@ fi
 
 # ---------------------------------------------------------------- phase 5: NAT44
 if want_phase 5; then
-    phase "NAT44: two inside hosts (198.18.0.2, .3), a server with two addresses (198.19.0.2, .3)"
-    "$LAB_SH" up 1 || { bad "lab up (nat)"; exit 1; }
-    cli ip addr add 198.18.0.3/24 dev c0
+    phase "NAT44: two inside hosts (198.18.0.2, 198.18.0.3 in its own namespace), a server with two addresses"
+    INSIDE_HOSTS=2 "$LAB_SH" up 1 || { bad "lab up (nat)"; exit 1; }
     srv ip addr add 198.19.0.3/24 dev s0
     make_nat_config "$WORK/nat-adf.toml" address-dependent
     if start_xgw "$WORK/nat-adf.toml"; then
         check "ping through the NAT" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        check "ping through the NAT from the second inside host" ip netns exec "$LAB-cl2" ping -c 3 -i 0.2 -W 2 198.19.0.2
         if serve_files; then
             check "8 MiB TCP transfer through the NAT arrives intact" download_intact 1
             expect "the server sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-srv.log"
@@ -248,7 +248,7 @@ if want_phase 5; then
         sleep 0.7
         want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
         check "static port forward reachable from outside" bash -c "[ \"\$(ip netns exec $LAB-srv curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
-        check "hairpinning through the port forward" bash -c "[ \"\$(ip netns exec $LAB-cli curl -s --max-time 20 --interface 198.18.0.3 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
+        check "hairpinning through the port forward (second inside host)" bash -c "[ \"\$(ip netns exec $LAB-cl2 curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
         expect "the hairpinned target sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-cli.log"
         dump_counters
         stop_xgw

@@ -11,14 +11,20 @@
 # ARP and ICMP itself). `kernel` mode instead gives the kernel the router addresses and
 # turns on ip_forward, for comparisons.
 #
+# With INSIDE_HOSTS=2 a second inside host ($LAB-cl2, c1 198.18.0.3/24) shares the client
+# link: the client namespace bridges c0 and the second host's cable (br0 carries
+# 198.18.0.2).
+#
 # Usage: scripts/lab.sh up [QUEUES] | down | kernel | xgwmode | status
 # Environment: LAB (namespace prefix, default "xgw$$"-style unique name must be passed by
-# the caller to keep several labs apart), SRV_MTU (MTU of the r1/s0 link, default 1500).
+# the caller to keep several labs apart), SRV_MTU (MTU of the r1/s0 link, default 1500),
+# INSIDE_HOSTS (1 or 2).
 # Only 198.18.0.0/15 and TEST-NET addresses are used.
 set -euo pipefail
 
 LAB=${LAB:?set LAB to a unique namespace prefix, e.g. LAB=xgw$$}
-CLI=$LAB-cli RTR=$LAB-rtr SRV=$LAB-srv
+CLI=$LAB-cli RTR=$LAB-rtr SRV=$LAB-srv CL2=$LAB-cl2
+INSIDE_HOSTS=${INSIDE_HOSTS:-1}
 SRV_MTU=${SRV_MTU:-1500}
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -43,7 +49,25 @@ up() {
     nsx "$SRV" ethtool -K s0 tx off >/dev/null
     # Router ends: no offloads that would hand AF_XDP aggregated or partial frames.
     for d in r0 r1; do nsx "$RTR" ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1 || true; done
-    nsx "$CLI" ip addr add 198.18.0.2/24 dev c0
+    if [ "$INSIDE_HOSTS" = 2 ]; then
+        ip netns add "$CL2"
+        nsx "$CL2" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        nsx "$CL2" ip link set lo up
+        ip link add c1 netns "$CL2" type veth peer c1p netns "$CLI"
+        nsx "$CLI" ip link add br0 type bridge
+        nsx "$CLI" ip link set c0 master br0
+        nsx "$CLI" ip link set c1p master br0
+        nsx "$CLI" ethtool -K br0 tx off >/dev/null
+        nsx "$CL2" ethtool -K c1 tx off >/dev/null
+        nsx "$CLI" ip addr add 198.18.0.2/24 dev br0
+        nsx "$CL2" ip addr add 198.18.0.3/24 dev c1
+        nsx "$CLI" ip link set c1p up
+        nsx "$CLI" ip link set br0 up
+        nsx "$CL2" ip link set c1 up
+        nsx "$CL2" ip route add default via 198.18.0.1
+    else
+        nsx "$CLI" ip addr add 198.18.0.2/24 dev c0
+    fi
     nsx "$SRV" ip addr add 198.19.0.2/24 dev s0
     nsx "$SRV" ip addr add 203.0.113.1/32 dev lo
     for ns_dev in "$CLI c0" "$RTR r0" "$RTR r1" "$SRV s0"; do
@@ -70,7 +94,7 @@ xgwmode() {
 }
 
 down() {
-    for ns in "$CLI" "$RTR" "$SRV"; do
+    for ns in "$CLI" "$CL2" "$RTR" "$SRV"; do
         if ip netns list | grep -qw "$ns"; then
             # Kill anything still running in the namespace (xgw, iperf3, http servers).
             for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
