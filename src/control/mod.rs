@@ -21,7 +21,10 @@ use self::{
 };
 use crate::{
     config::ValidConfig,
-    dataplane::{counters::define_counters, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ},
+    dataplane::{
+        counters::{define_counters, Counts},
+        NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
+    },
     neigh::{
         cache::{Event as NeighEvent, NeighCache, NeighConfig, Resolve},
         AdjIndex, AdjTable, Adjacency, PortId,
@@ -59,39 +62,7 @@ define_counters! {
 }
 
 /// Control-plane counters.
-#[derive(Debug, Clone)]
-pub struct ControlCounters {
-    v: [u64; ControlEvent::COUNT],
-}
-
-impl Default for ControlCounters {
-    fn default() -> Self {
-        ControlCounters {
-            v: [0; ControlEvent::COUNT],
-        }
-    }
-}
-
-impl ControlCounters {
-    fn inc(&mut self, e: ControlEvent) {
-        self.v[e as usize] += 1;
-    }
-    fn add(&mut self, e: ControlEvent, n: u64) {
-        self.v[e as usize] += n;
-    }
-    /// Value of one counter.
-    pub fn get(&self, e: ControlEvent) -> u64 {
-        self.v[e as usize]
-    }
-    /// Non-zero counters as `(name, value, description)`.
-    pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
-        ControlEvent::ALL
-            .iter()
-            .map(|e| (e.name(), self.get(*e), e.description()))
-            .filter(|(_, v, _)| *v != 0)
-            .collect()
-    }
-}
+pub type ControlCounters = Counts<ControlEvent>;
 
 /// The slow path's state machine (no threads, no I/O).
 #[derive(Debug)]

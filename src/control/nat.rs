@@ -24,7 +24,10 @@ use std::{
 
 use crate::{
     config::{Filtering, NatSettings},
-    dataplane::{counters::define_counters, NatFast, PuntReason},
+    dataplane::{
+        counters::{define_counters, Counts},
+        NatFast, PuntReason,
+    },
     nat::{
         flow::{out2in_rewrite, proto, Direction, FlowKey, Rewrite},
         ports::{PortAllocator, PortConfig},
@@ -115,36 +118,7 @@ type MapKey = (u8, Ipv4Addr, u16);
 type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
 /// NAT counters.
-#[derive(Debug, Clone)]
-pub struct NatCounters {
-    v: [u64; NatEvent::COUNT],
-}
-
-impl Default for NatCounters {
-    fn default() -> Self {
-        NatCounters {
-            v: [0; NatEvent::COUNT],
-        }
-    }
-}
-
-impl NatCounters {
-    fn inc(&mut self, e: NatEvent) {
-        self.v[e as usize] += 1;
-    }
-    /// Value of one counter.
-    pub fn get(&self, e: NatEvent) -> u64 {
-        self.v[e as usize]
-    }
-    /// Non-zero counters as `(name, value, description)`.
-    pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
-        NatEvent::ALL
-            .iter()
-            .map(|e| (e.name(), self.get(*e), e.description()))
-            .filter(|(_, v, _)| *v != 0)
-            .collect()
-    }
-}
+pub type NatCounters = Counts<NatEvent>;
 
 /// The NAT's control-plane state.
 #[derive(Debug)]
