@@ -674,3 +674,36 @@ fn ttl_one_ping_to_the_external_address_is_answered() {
     assert_eq!(icmp_of(&p).msg_type(), Message::EchoReply);
     assert_eq!(p.src_addr(), ext());
 }
+
+#[test]
+fn host_unreachable_for_a_translated_packet_reaches_the_inside_host() {
+    let cfg = cfg("address-dependent", "1024-65535");
+    let mut t = bed(&cfg);
+    let r = ip("203.0.113.7");
+    // The gateway (198.19.0.2) never answers ARP.
+    t.push(
+        0,
+        &Ip::udp_ports(client(), 40130, r, 5000, 8).client_frame(),
+    );
+    t.step();
+    let mut errors = Vec::new();
+    for _ in 0..10 {
+        t.advance(Duration::from_millis(500));
+        t.take_tx(1);
+        errors.extend(t.take_tx(0));
+    }
+    assert_eq!(errors.len(), 1, "host unreachable");
+    let p = l3(&errors[0]);
+    assert_eq!(p.dst_addr(), client());
+    let i = icmp_of(&p);
+    assert_eq!(
+        (i.msg_type(), i.msg_code()),
+        (Message::DstUnreachable, code::HOST)
+    );
+    let quoted = Packet::new_checked(i.data()).unwrap();
+    assert_eq!(
+        quoted.src_addr(),
+        client(),
+        "the quote is the inside host's own packet"
+    );
+}

@@ -300,12 +300,7 @@ impl ControlPlane {
                 }
                 NeighEvent::Unreachable { pending, .. } => {
                     for ip in pending {
-                        self.counters.inc(ControlEvent::NeighUnreachable);
-                        let e = IcmpError::Unreachable {
-                            code: unreach::HOST,
-                            mtu: 0,
-                        };
-                        self.send_error(now, e, &ip, false);
+                        self.host_unreachable(now, ip);
                     }
                 }
                 NeighEvent::Expired { .. } => {}
@@ -379,14 +374,24 @@ impl ControlPlane {
             Resolve::QueueFull(_) => self.counters.inc(ControlEvent::NeighQueueFull),
             Resolve::TableFull(_) => self.counters.inc(ControlEvent::NeighTableFull),
             Resolve::Unreachable(ip) => {
-                self.counters.inc(ControlEvent::NeighUnreachable);
-                let e = IcmpError::Unreachable {
-                    code: unreach::HOST,
-                    mtu: 0,
-                };
-                self.send_error(now, e, &ip, false);
+                self.host_unreachable(now, ip);
             }
         }
+    }
+
+    /// RFC 1812 §4.3.3.1: the next hop did not answer ARP. A packet the NAT already
+    /// translated is first translated back, so the error reaches the inside host that sent it.
+    fn host_unreachable(&mut self, now: Instant, ip: Vec<u8>) {
+        self.counters.inc(ControlEvent::NeighUnreachable);
+        let ip = match self.nat.as_ref() {
+            Some(nat) => nat.untranslate(&ip).unwrap_or(ip),
+            None => ip,
+        };
+        let e = IcmpError::Unreachable {
+            code: unreach::HOST,
+            mtu: 0,
+        };
+        self.send_error(now, e, &ip, false);
     }
 
     /// Route and send a packet the router originates (DF clear, so it may be fragmented).

@@ -699,6 +699,27 @@ impl NatControl {
         refuse
     }
 
+    /// The packet as it was before the fast path translated it outbound (its source is an
+    /// external address), for ICMP errors that must reach the inside sender; None if it is
+    /// not such a packet.
+    pub fn untranslate(&self, ip: &[u8]) -> Option<Vec<u8>> {
+        let key = translate::flow_key(ip).ok()?;
+        if !self.is_pool(key.src) {
+            return None;
+        }
+        let hit = self.sessions.find(&key.reversed())?;
+        let rw = hit.rewrite;
+        let back = Rewrite {
+            src: rw.dst,
+            sport: rw.dport,
+            dst: rw.src,
+            dport: rw.sport,
+        };
+        let mut out = ip.to_vec();
+        translate::rewrite(&mut out, &back).ok()?;
+        Some(out)
+    }
+
     /// Find a session (tests, diagnostics).
     pub fn find(&self, key: &FlowKey) -> Option<(SessionIndex, Direction)> {
         self.sessions.find(key).map(|h| (h.index, h.dir))
