@@ -287,7 +287,13 @@ impl PacketIo for XskIo {
                 Verdict::Tx(out) if usize::from(out) < self.ports.len() => {
                     self.ports[usize::from(out)].pending_tx.push(*desc)
                 }
-                _ => self.free.push(*desc),
+                Verdict::Tx(out) => {
+                    // The pipeline only names ports of this I/O; recycle and count otherwise.
+                    debug_assert!(false, "verdict for unknown port {out}");
+                    self.tx_dropped += 1;
+                    self.free.push(*desc)
+                }
+                Verdict::Drop => self.free.push(*desc),
             }
         }
         self.transmit_pending();
