@@ -123,6 +123,12 @@ if want_phase 1; then
         expect "traceroute shows the router then the server" "^ *1 +198\.18\.0\.1 .*"$'\n'" *2 +203\.0\.113\.1 " \
             cli traceroute -n -q 1 -w 2 -m 5 203.0.113.1
         expect "unrouted destination gets Net Unreachable" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 3 192.0.2.1
+        # SIGHUP re-reads the routes: the unrouted destination becomes reachable.
+        srv ip addr add 192.0.2.1/32 dev lo
+        printf '[[route]]\nprefix = "192.0.2.0/24"\nvia = "198.19.0.2"\n' >>"$WORK/r.toml"
+        kill -HUP "$XGW_PID"
+        sleep 0.5
+        check "SIGHUP reloads routes (192.0.2.0/24 now routed)" cli ping -c 2 -i 0.2 -W 2 192.0.2.1
         expect "silent host gets Host Unreachable" "From 198\.18\.0\.1 .*Destination Host Unreachable" cli ping -c 1 -W 8 198.19.0.99
         if serve_files; then
             check "8 MiB TCP transfer arrives intact" download_intact 1
@@ -184,7 +190,8 @@ fi
 if want_phase 4; then
     phase "generic (skb) XDP mode"
     "$LAB_SH" up 1 || { bad "lab up (generic)"; exit 1; }
-    if start_xgw "$WORK/r.toml" --generic; then
+    make_config "$WORK/g.toml" 1500
+    if start_xgw "$WORK/g.toml" --generic; then
         grep -q "mode=Generic" "$WORK/xgw.log" && ok "attached in generic mode" || bad "attached in generic mode" "$(cat "$WORK/xgw.log")"
         check "ping through the router (generic)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         check "ping the router (generic)" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
@@ -195,7 +202,7 @@ if want_phase 4; then
         fi
         stop_xgw
         check "SIGTERM leaves no XDP program attached (generic)" xdp_detached
-        if start_xgw "$WORK/r.toml"; then
+        if start_xgw "$WORK/g.toml"; then
             kill -9 "$XGW_PID"; wait "$XGW_PID" 2>/dev/null; XGW_PID=
             sleep 0.3
             check "a crash (SIGKILL) leaves no XDP program attached (bpf_link)" xdp_detached

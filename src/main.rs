@@ -14,7 +14,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run the router in the foreground until SIGINT/SIGTERM (SIGUSR1 dumps counters).
+    /// Run the router in the foreground until SIGINT/SIGTERM (SIGUSR1 dumps counters,
+    /// SIGHUP re-reads routes and ICMP limits).
     Run {
         /// Configuration file (TOML).
         #[arg(long, short)]
@@ -154,7 +155,14 @@ fn run(path: &std::path::Path, generic: bool, queues: Option<u32>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match xgw::runtime::run(cfg, xgw::runtime::RunOptions { generic, queues }) {
+    match xgw::runtime::run(
+        cfg,
+        xgw::runtime::RunOptions {
+            generic,
+            queues,
+            config_path: Some(path.to_path_buf()),
+        },
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xgw: {e:#}");

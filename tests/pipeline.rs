@@ -391,3 +391,30 @@ fn incremental_checksum_matches_full_recompute_through_the_pipeline() {
         assert_eq!(checksum::data(p.header()), 0xffff);
     }
 }
+
+#[test]
+fn reload_publishes_new_routes_and_refuses_interface_changes() {
+    let mut t = bed_with_server(CFG);
+    t.push(0, &Ip::udp(client(), ip("192.0.2.1"), 10).client_frame());
+    t.step();
+    assert_eq!(t.counters().punted(PuntReason::NoRoute), 1);
+    t.take_tx(0);
+    let more = format!("{CFG}\n[[route]]\nprefix = \"192.0.2.0/24\"\nvia = \"198.19.0.2\"\n");
+    let cfg = xgw::config::parse(&more, "reload.toml").unwrap();
+    t.control.reload(&cfg).unwrap();
+    t.step();
+    t.push(0, &Ip::udp(client(), ip("192.0.2.1"), 10).client_frame());
+    t.step();
+    let tx = t.take_tx(1);
+    assert_eq!(tx.len(), 1, "routed by the new snapshot");
+    assert_eq!(l3(&tx[0]).dst_addr(), ip("192.0.2.1"));
+    assert_eq!(
+        t.counters().punted(PuntReason::NoRoute),
+        1,
+        "no second miss"
+    );
+    let changed = CFG.replace("mtu = 1400", "mtu = 1300");
+    let cfg = xgw::config::parse(&changed, "reload.toml").unwrap();
+    let err = t.control.reload(&cfg).unwrap_err();
+    assert!(err.contains("interface"), "{err}");
+}

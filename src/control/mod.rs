@@ -74,6 +74,9 @@ pub struct ControlPlane {
     ident: u16,
     generation: u64,
     published_neigh: Option<u64>,
+    /// Routes changed since the last snapshot.
+    routes_changed: bool,
+    cfg: ValidConfig,
     out: Vec<(u16, Vec<u8>)>,
     epoch: Instant,
     nat: Option<NatControl>,
@@ -107,6 +110,8 @@ impl ControlPlane {
             ident: 1,
             generation: 0,
             published_neigh: None,
+            routes_changed: false,
+            cfg: cfg.clone(),
             out: Vec::new(),
             epoch,
             nat,
@@ -145,13 +150,36 @@ impl ControlPlane {
 
     /// Whether the fast path's view is out of date.
     pub fn needs_publish(&self) -> bool {
-        self.published_neigh != Some(self.neigh.generation())
+        self.routes_changed || self.published_neigh != Some(self.neigh.generation())
+    }
+
+    /// Apply a re-read configuration: routes and ICMP limits change at once (the next
+    /// snapshot carries the new FIB); interface and NAT changes need a restart.
+    ///
+    /// # Errors
+    /// A message naming what cannot change while running; nothing is applied then.
+    pub fn reload(&mut self, cfg: &ValidConfig) -> Result<(), String> {
+        if cfg.interfaces != self.cfg.interfaces {
+            return Err("[[interface]] sections changed: restart xgw to apply".into());
+        }
+        if cfg.nat != self.cfg.nat {
+            return Err("[nat] changed: restart xgw to apply".into());
+        }
+        if cfg.neighbor != self.cfg.neighbor {
+            return Err("[neighbor] changed: restart xgw to apply".into());
+        }
+        self.routes = Routes::from_config(cfg);
+        self.icmp = TokenBucket::new(cfg.icmp.rate, cfg.icmp.burst);
+        self.cfg = cfg.clone();
+        self.routes_changed = true;
+        Ok(())
     }
 
     /// Build the next snapshot from the current routes and resolved neighbours.
     pub fn snapshot(&mut self) -> Snapshot {
         self.generation += 1;
         self.published_neigh = Some(self.neigh.generation());
+        self.routes_changed = false;
         let mut adjs = AdjTable::default();
         let mut neighbors = ahash::HashMap::default();
         for (ip, mac, port) in self.neigh.iter_resolved() {

@@ -44,12 +44,17 @@ pub struct RunOptions {
     pub generic: bool,
     /// Override the number of queues (workers).
     pub queues: Option<u32>,
+    /// Where the configuration came from (re-read on SIGHUP).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
-/// Run the router until SIGINT/SIGTERM.
+/// Run the router until SIGINT/SIGTERM; SIGHUP re-reads `opts.config_path` (routes, ICMP).
 pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let dump = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("signal handler")?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("signal handler")?;
     }
@@ -149,13 +154,18 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         "xgw running; SIGUSR1 dumps counters, SIGINT/SIGTERM stops"
     );
 
+    let signals = Signals {
+        stop: &stop,
+        dump: &dump,
+        reload: &reload,
+    };
     control_loop(
         &mut control,
         &punt_rx,
         &injects,
         &cell,
-        &stop,
-        &dump,
+        &signals,
+        opts.config_path.as_deref(),
         &counters,
     );
 
@@ -206,16 +216,34 @@ fn worker_count(cfg: &ValidConfig, devs: &[NetDev], cli: Option<u32>) -> Result<
     Ok(q)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Flags set by the signal handlers.
+struct Signals<'a> {
+    stop: &'a AtomicBool,
+    dump: &'a AtomicBool,
+    reload: &'a AtomicBool,
+}
+
+fn reload_config(control: &mut ControlPlane, path: Option<&std::path::Path>) {
+    let Some(path) = path else { return };
+    match config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| control.reload(&c))
+    {
+        Ok(()) => info!(config = %path.display(), "SIGHUP: routes reloaded"),
+        Err(e) => warn!("SIGHUP: configuration not applied: {e}"),
+    }
+}
+
 fn control_loop(
     control: &mut ControlPlane,
     punts: &Receiver<Punt>,
     injects: &[InjectHandle],
     cell: &SnapshotCell,
-    stop: &AtomicBool,
-    dump: &AtomicBool,
+    sig: &Signals<'_>,
+    config_path: Option<&std::path::Path>,
     counters: &[Arc<SharedCounters>],
 ) {
+    let (stop, dump) = (sig.stop, sig.dump);
     let mut next_tick = Instant::now();
     let mut rr = 0usize;
     let mut inject_dropped = 0u64;
@@ -235,6 +263,9 @@ fn control_loop(
         if now >= next_tick {
             control.tick(now);
             next_tick = now + TICK;
+        }
+        if sig.reload.swap(false, Ordering::Relaxed) {
+            reload_config(control, config_path);
         }
         if control.needs_publish() {
             cell.publish(control.snapshot());
