@@ -297,6 +297,27 @@ if want_phase 6; then
     "$LAB_SH" down
 fi
 
+# ---------------------------------------------------------------- phase 7: benchmark harness
+# The harness itself (not a performance test): every router in it delivers generated frames
+# to the sink and the report has a row for each.
+if want_phase 7; then
+    phase "benchmark harness smoke run (scripts/bench.sh, 1 s per router)"
+    if BENCH_OUT="$WORK/bench" scripts/bench.sh 1 64 >"$WORK/bench.log" 2>&1; then
+        check "bench.sh reports xgw, xgw-nat, kernel, kernel-nat and xdp-fwd, each delivering frames" \
+            python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = {x["mode"]: x for x in r["results"]}
+assert sorted(rows) == sorted(["xgw", "xgw-nat", "kernel", "kernel-nat", "xdp-fwd"]), rows.keys()
+for m, x in rows.items():
+    assert x["offered"] > 0 and 0 < x["delivered"] <= x["offered"], (m, x)
+assert r["frame_size"] == 64 and r["flows"] == 64 and r["kernel"]
+' "$WORK/bench/bench.json"
+    else
+        bad "bench.sh runs" "$(tail -30 "$WORK/bench.log")"
+    fi
+fi
+
 echo
 [ "$fail" -eq 0 ] || { echo "failed: ${failed_names[*]}"; echo "--- last xgw log"; cat "$WORK/xgw-phase1.log" 2>/dev/null | tail -40; }
 echo "e2e: $pass passed, $fail failed"

@@ -1,4 +1,4 @@
-# Shared by demo.sh, compare.sh and e2e.sh (sourced, not run). The caller sets LAB (a unique
+# Shared by demo.sh, compare.sh, bench.sh and e2e.sh (sourced, not run). The caller sets LAB (a unique
 # namespace prefix) and XGW (the binary) before using these.
 
 WORK=$(mktemp -d /tmp/xgw-lab.XXXXXX)
@@ -9,10 +9,11 @@ srv() { ip netns exec "$LAB-srv" "$@"; }
 rtr() { ip netns exec "$LAB-rtr" "$@"; }
 
 # start_xgw CONFIG [ARGS...]: run xgw in the router namespace, wait until it is up.
+# XGW_CPUS (optional, a taskset list) pins it.
 start_xgw() {
     local cfg=$1; shift
-    # Not through a shell function: $! must be xgw itself (`ip netns exec` execs it).
-    ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
+    # Not through a shell function: $! must be xgw itself (`ip netns exec` and taskset exec).
+    ${XGW_CPUS:+taskset -c "$XGW_CPUS"} ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
     XGW_PID=$!
     for _ in $(seq 100); do
         grep -q "xgw running" "$WORK/xgw.log" && return 0

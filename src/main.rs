@@ -1,4 +1,4 @@
-//! `xgw` command line: `run`, `check`, `route get`. CLI → config → runtime, nothing else.
+//! `xgw` command line: `run`, `check`, `route get`, and the benchmark's `loadgen` tools. CLI → config → runtime, nothing else.
 
 use std::{net::Ipv4Addr, path::PathBuf, process::ExitCode};
 
@@ -37,6 +37,64 @@ enum Cmd {
     Route {
         #[command(subcommand)]
         cmd: RouteCmd,
+    },
+    /// Benchmark tools (used by scripts/bench.sh): XDP traffic generator, sink counter,
+    /// reference XDP forwarder. Run them inside the namespace that owns DEV.
+    Loadgen {
+        #[command(subcommand)]
+        cmd: LoadgenCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LoadgenCmd {
+    /// Send 64-byte UDP frames out of DEV (BPF_PROG_RUN live frames) and print
+    /// {"frames":N,"secs":S} as JSON.
+    Gen {
+        /// Interface to transmit on.
+        #[arg(long)]
+        dev: String,
+        /// Destination MAC (the router's interface on the other end).
+        #[arg(long)]
+        dst_mac: String,
+        /// Source address.
+        #[arg(long)]
+        src: Ipv4Addr,
+        /// Destination address.
+        #[arg(long)]
+        dst: Ipv4Addr,
+        /// Number of flows (UDP source ports from --sport).
+        #[arg(long, default_value_t = 1024)]
+        flows: u16,
+        /// First UDP source port.
+        #[arg(long, default_value_t = 1024)]
+        sport: u16,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Stop after this many frames.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_frames: u64,
+    },
+    /// Attach a program to DEV with a bpf_link pinned in PIN (a bpffs directory); remove
+    /// PIN/link to detach.
+    Attach {
+        /// Interface.
+        #[arg(long)]
+        dev: String,
+        /// sink (count and drop benchmark frames), pass (XDP_PASS), fwd (bpf_fib_lookup
+        /// forwarder).
+        #[arg(long)]
+        role: String,
+        /// bpffs directory for the pins.
+        #[arg(long)]
+        pin: PathBuf,
+    },
+    /// Print the number of frames the sink pinned in PIN has counted.
+    Count {
+        /// bpffs directory of the sink's pins.
+        #[arg(long)]
+        pin: PathBuf,
     },
 }
 
@@ -81,7 +139,65 @@ fn main() -> ExitCode {
             generic,
             queues,
         } => run(&config, generic, queues),
+        Cmd::Loadgen { cmd } => loadgen(cmd),
     }
+}
+
+#[cfg(feature = "xdp")]
+fn loadgen(cmd: LoadgenCmd) -> ExitCode {
+    use xgw::io::loadgen;
+    let result = match cmd {
+        LoadgenCmd::Gen {
+            dev,
+            dst_mac,
+            src,
+            dst,
+            flows,
+            sport,
+            secs,
+            max_frames,
+        } => dst_mac
+            .parse()
+            .map_err(|_| anyhow::anyhow!("bad MAC address {dst_mac:?}"))
+            .and_then(|dst_mac| {
+                let spec = loadgen::GenSpec {
+                    dst_mac,
+                    src,
+                    dst,
+                    flows,
+                    sport_base: sport,
+                };
+                let d = std::time::Duration::from_secs_f64(secs.max(0.0));
+                Ok(loadgen::generate(&dev, &spec, d, max_frames)?)
+            })
+            .map(|r| {
+                let v = serde_json::json!({
+                    "frames": r.frames,
+                    "secs": r.elapsed.as_secs_f64(),
+                });
+                println!("{v}");
+            }),
+        LoadgenCmd::Attach { dev, role, pin } => role
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .and_then(|role| Ok(loadgen::attach(&dev, role, &pin)?)),
+        LoadgenCmd::Count { pin } => loadgen::sink_count(&pin)
+            .map(|n| println!("{n}"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgw loadgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "xdp"))]
+fn loadgen(_: LoadgenCmd) -> ExitCode {
+    eprintln!("xgw was built without the `xdp` feature: `loadgen` is unavailable");
+    ExitCode::FAILURE
 }
 
 fn route_get(path: &std::path::Path, addr: Ipv4Addr, json: bool) -> ExitCode {

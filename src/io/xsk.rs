@@ -92,6 +92,33 @@ impl Default for XskOptions {
     }
 }
 
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+, `include/uapi/linux/if_xdp.h`): how many TX
+/// descriptors one copy-mode `sendto()` turns into skbs. The default is 32, so a full
+/// burst would take several syscalls; raise it to the ring size. Older kernels reject the
+/// option, which only costs the extra kicks.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+fn raise_tx_budget(fd: i32) {
+    let budget: u32 = RING_SIZE;
+    // SAFETY: `fd` is the live AF_XDP socket just created by the caller; the option value
+    // points at a `u32` on our stack with its exact size, which the kernel only reads.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&budget as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "XDP_MAX_TX_SKB_BUDGET not supported ({}); copy-mode TX sends 32 frames per kick",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 fn io_err(what: &str, e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what}: {e}"))
 }
@@ -135,6 +162,7 @@ impl XskIo {
                     "no fill/completion rings (pair already bound from this UMEM)",
                 )
             })?;
+            raise_tx_budget(rx.fd().as_raw_fd());
             ports.push(PortRings {
                 tx,
                 rx,

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# One-command forwarding benchmark: the same 64-byte UDP load, over many flows, through
+# xgw (routing), xgw (NAT44), the kernel (ip_forward), the kernel's NAT (nftables
+# masquerade) and an in-kernel XDP forwarder (bpf_fib_lookup + bpf_redirect: the ceiling),
+# one after the other in one lab.
+#
+#   generator ns ($LAB-cli)          router ns ($LAB-rtr)            sink ns ($LAB-srv)
+#   c0: XDP generator  ---veth--->   r0 | router under test | r1  ---veth--->  s0: XDP counter
+#
+# The generator is an XDP program run with BPF_PROG_RUN in live-frames mode (`xgw loadgen
+# gen`); the sink counts and drops the frames in XDP (`xgw loadgen attach --role sink`).
+# On veth the receiving side's first steps (r0's XDP, and for the kernel its whole
+# forwarding path) run in the softirq of the sending core, so the generator's core also
+# carries that share of the router's work; xgw's worker is pinned to the other core.
+#
+#   scripts/bench.sh [SECONDS] [FLOWS]        (default 5 s per router, 1024 flows)
+#
+# Environment: BENCH_MODES (subset of "xgw xgw-nat kernel kernel-nat xdp-fwd"), QUEUES
+# (default 1), GEN_CPU / ROUTER_CPU (default 0 / 1), BENCH_OUT (default bench-results).
+# Prints a table and writes $BENCH_OUT/bench.json and $BENCH_OUT/bench.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+FLOWS=${2:-1024}
+QUEUES=${QUEUES:-1}
+MODES=${BENCH_MODES:-"xgw xgw-nat kernel kernel-nat xdp-fwd"}
+GEN_CPU=${GEN_CPU:-0}
+ROUTER_CPU=${ROUTER_CPU:-1}
+OUT=${BENCH_OUT:-bench-results}
+[ "$(nproc)" -ge 2 ] || { GEN_CPU=0; ROUTER_CPU=0; }
+scripts/deps.sh >/dev/null
+cargo build --release --quiet
+export LAB=xgwb$$ XGW=$PWD/target/release/xgw XGW_CPUS=$ROUTER_CPU
+. scripts/lib.sh
+# Our own bpffs for the pinned links: unmounting it detaches whatever is still attached.
+BPF=$WORK/bpf
+bench_cleanup() {
+    set +e
+    umount "$BPF" 2>/dev/null
+    lab_cleanup
+}
+trap bench_cleanup EXIT
+
+scripts/lab.sh up "$QUEUES"
+mkdir -p "$BPF" && mount -t bpf bpf "$BPF"
+srv "$XGW" loadgen attach --dev s0 --role sink --pin "$BPF/sink"
+R0_MAC=$(rtr cat /sys/class/net/r0/address)
+
+# Busy jiffies of each CPU (user+nice+system+irq+softirq+steal).
+cpu_busy() { awk '/^cpu[0-9]/ {printf "%s ", $2+$3+$4+$7+$8+$9} END {print ""}' /proc/stat; }
+
+gen() { # SECONDS -> JSON from the generator
+    cli taskset -c "$GEN_CPU" "$XGW" loadgen gen --dev c0 --dst-mac "$R0_MAC" \
+        --src 198.18.0.2 --dst 198.19.0.2 --flows "$FLOWS" --secs "$1"
+}
+
+measure() { # MODE -> appends a JSON line to $WORK/results
+    local mode=$1 rtt c0 c1 out b0 b1
+    cli ping -c 3 -i 0.2 -W 2 198.19.0.2 >/dev/null # ARP on both sides
+    rtt=$(cli ping -q -c 50 -i 0.01 -W 2 198.19.0.2 | awk -F'[/ ]' '/^rtt/ {print $8}')
+    gen 1 >/dev/null # warm-up: neighbours, NAT sessions / conntrack entries for every flow
+    sleep 0.5
+    c0=$("$XGW" loadgen count --pin "$BPF/sink")
+    b0=$(cpu_busy)
+    out=$(gen "$SECS")
+    b1=$(cpu_busy)
+    sleep 0.5 # frames still in flight
+    c1=$("$XGW" loadgen count --pin "$BPF/sink")
+    python3 - "$mode" "$out" "$((c1 - c0))" "${rtt:-0}" "$b0" "$b1" >>"$WORK/results" <<'PY'
+import json, os, sys
+mode, gen, delivered, rtt = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+hz = os.sysconf("SC_CLK_TCK")
+busy = [round((int(b) - int(a)) / hz / gen["secs"] * 100) for a, b in zip(sys.argv[5].split(), sys.argv[6].split())]
+print(json.dumps({"mode": mode, "offered": gen["frames"], "delivered": delivered, "secs": round(gen["secs"], 3),
+                  "offered_mpps": round(gen["frames"] / gen["secs"] / 1e6, 3),
+                  "delivered_mpps": round(delivered / gen["secs"] / 1e6, 3),
+                  "loss": round(1 - delivered / max(gen["frames"], 1), 4),
+                  "cpu_busy_pct": busy, "ping_avg_ms": rtt}))
+PY
+    tail -1 "$WORK/results"
+}
+
+XDP_ON_R0=
+r0_prog() { # ROLE|none: what is attached to r0 for the kernel modes
+    if [ -n "$XDP_ON_R0" ]; then rm -f "$BPF/r0/link"; rmdir "$BPF/r0"; XDP_ON_R0=; fi
+    if [ "$1" != none ]; then
+        rtr "$XGW" loadgen attach --dev r0 --role "$1" --pin "$BPF/r0"
+        XDP_ON_R0=$1
+    fi
+}
+
+KERNEL_ON=
+kernel_on() {
+    [ -n "$KERNEL_ON" ] && return 0
+    scripts/lab.sh kernel
+    KERNEL_ON=1
+}
+kernel_off() {
+    [ -z "$KERNEL_ON" ] && return 0
+    r0_prog none
+    rtr nft delete table ip xgwbench 2>/dev/null || true
+    scripts/lab.sh xgwmode
+    KERNEL_ON=
+}
+
+: >"$WORK/results"
+for mode in $MODES; do
+    echo "== $mode"
+    case $mode in
+    xgw | xgw-nat)
+        kernel_off
+        cfg=configs/lab.toml; [ "$mode" = xgw-nat ] && cfg=configs/nat.toml
+        start_xgw "$cfg" --queues "$QUEUES"
+        measure "$mode"
+        # Idle: CPU time xgw uses in 3 s without traffic.
+        t0=$(awk '{print $14+$15}' "/proc/$XGW_PID/stat"); sleep 3
+        t1=$(awk '{print $14+$15}' "/proc/$XGW_PID/stat")
+        echo "{\"mode\": \"$mode\", \"idle_cpu_pct\": $(( (t1 - t0) * 100 / $(getconf CLK_TCK) / 3 ))}" >>"$WORK/idle"
+        stop_xgw
+        ;;
+    kernel | kernel-nat)
+        kernel_on
+        # The peer of a veth that receives XDP-redirected frames needs an XDP program.
+        r0_prog pass
+        rtr nft delete table ip xgwbench 2>/dev/null || true
+        if [ "$mode" = kernel-nat ]; then
+            rtr nft -f - <<'NFT'
+table ip xgwbench {
+    chain post { type nat hook postrouting priority srcnat; oifname "r1" masquerade; }
+}
+NFT
+        fi
+        measure "$mode"
+        ;;
+    xdp-fwd)
+        kernel_on
+        rtr nft delete table ip xgwbench 2>/dev/null || true
+        r0_prog fwd
+        measure "$mode"
+        ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
+    esac
+done
+kernel_off
+
+mkdir -p "$OUT"
+python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" <<'PY' | tee "$OUT/bench.txt"
+import json, os, platform, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+idle = {r["mode"]: r["idle_cpu_pct"] for r in map(json.loads, open(sys.argv[2]))} if os.path.exists(sys.argv[2]) else {}
+by = {r["mode"]: r for r in rows}
+queues, flows, secs = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+print(f"kernel {platform.release()}, {os.cpu_count()} CPUs, veth, native XDP (AF_XDP copy mode), "
+      f"{queues} queue(s), 64-byte frames, {flows} UDP flows, {secs:g} s per router")
+print("| router | offered Mpps | delivered Mpps | loss | vs kernel | CPU busy % (per core) | ping ms | idle CPU % |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    ref = by.get("kernel-nat" if r["mode"].endswith("nat") else "kernel")
+    ratio = f"{r['delivered_mpps'] / ref['delivered_mpps']:.2f}x" if ref and ref["delivered_mpps"] else "-"
+    print(f"| {r['mode']} | {r['offered_mpps']:.3f} | {r['delivered_mpps']:.3f} | {r['loss'] * 100:.1f}% | {ratio} "
+          f"| {'/'.join(map(str, r['cpu_busy_pct']))} | {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |")
+print("(NAT rows are compared with kernel-nat, the others with kernel.)")
+json.dump({"kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
+           "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
+           "flows": flows, "seconds": secs, "results": rows,
+           "idle_cpu_pct": idle}, open(sys.argv[6], "w"), indent=1)
+PY
