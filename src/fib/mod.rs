@@ -53,11 +53,9 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 pub mod lpm;
+pub mod synth;
 
 pub use lpm::Fib;
-
-#[cfg(test)]
-mod testdata;
 
 /// Value stored per route (an index chosen by the caller, e.g. a next-hop id). `u32::MAX` is
 /// reserved ([`NO_ROUTE`]).
@@ -296,7 +294,7 @@ impl FromIterator<(Prefix, RouteValue)> for FibBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::testdata::{self, Rng};
+    use super::synth::{self, Rng};
     use super::*;
 
     fn p(s: &str) -> Prefix {
@@ -555,7 +553,7 @@ mod tests {
     fn differential(n: usize, seed: u64) {
         eprintln!("differential: {n} routes, seed {seed:#x}");
         let mut rng = Rng::new(seed);
-        let b = testdata::realistic_table(&mut rng, n);
+        let b = synth::realistic_table(&mut rng, n);
         let f = b.build();
         assert_eq!(f.route_count(), b.len());
         let mut addrs = edge_addrs(&b);
@@ -566,27 +564,27 @@ mod tests {
 
     #[test]
     fn differential_1k() {
-        differential(1_000, testdata::seed(0x1000));
+        differential(1_000, synth::seed(0x1000));
     }
 
     #[test]
     fn differential_20k() {
-        differential(20_000, testdata::seed(0x2000));
+        differential(20_000, synth::seed(0x2000));
     }
 
     #[test]
     fn differential_100k() {
-        differential(100_000, testdata::seed(0x3000));
+        differential(100_000, synth::seed(0x3000));
     }
 
     #[test]
     fn differential_many_small_tables() {
         // Small dense tables inside one /8 hit leaf runs and child slots far more often.
-        let seed = testdata::seed(0x4000);
+        let seed = synth::seed(0x4000);
         eprintln!("differential_many_small_tables: seed {seed:#x}");
         let mut rng = Rng::new(seed);
         for round in 0..200 {
-            let b = testdata::dense_table(&mut rng, 1 + round % 60);
+            let b = synth::dense_table(&mut rng, 1 + round % 60);
             let f = b.build();
             let mut addrs = edge_addrs(&b);
             addrs.extend((0..200).map(|_| 0x0a00_0000 | rng.next_u32() >> 8));
@@ -603,12 +601,12 @@ mod tests {
     /// lookups per address), a few seconds with `--release`. Skipped if the CSV is absent.
     #[test]
     fn dfz_full_table() {
-        let Some(path) = testdata::dfz_path() else {
+        let Some(path) = synth::dfz_path() else {
             eprintln!("dfz_full_table: dfz-ipv4.csv not found next to the crate; skipped");
             return;
         };
         let t = std::time::Instant::now();
-        let b = testdata::load_dfz(&path);
+        let b = synth::load_dfz(&path).expect("load dfz csv");
         eprintln!("dfz: loaded {} prefixes in {:?}", b.len(), t.elapsed());
         let t = std::time::Instant::now();
         let f = b.build();
@@ -622,7 +620,7 @@ mod tests {
             f.leaf_count()
         );
         assert_eq!(f.route_count(), b.len());
-        let seed = testdata::seed(0xdf2);
+        let seed = synth::seed(0xdf2);
         eprintln!("dfz: random addresses seed {seed:#x}");
         let mut rng = Rng::new(seed);
         let mut addrs: Vec<u32> = b

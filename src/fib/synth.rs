@@ -1,33 +1,54 @@
-//! Test-only route tables: seeded random tables with a realistic prefix-length mix, and the DFZ
-//! table from `shared/data/dfz-ipv4.csv` when it is present.
+//! Route tables for tests and benchmarks: seeded synthetic tables with a realistic prefix-length
+//! mix, and a loader for the DFZ table in `shared/data/dfz-ipv4.csv` when it is present.
+//!
+//! Owns the one copy of these generators, shared by the `fib` unit tests and `bench/fib.rs`.
+//! Depends on `std` only (no `rand`): [`Rng`] is a seeded SplitMix64, so a table is a pure
+//! function of its seed and a failure reproduces from the printed seed. Not used by the router.
 
+use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng};
+use super::{FibBuilder, Prefix, NO_ROUTE};
 
-use super::{FibBuilder, Prefix};
-
-/// A seeded RNG so a failure reproduces from the printed seed.
-pub(super) struct Rng(StdRng);
+/// A seeded pseudo-random generator (SplitMix64, Steele et al. 2014): tiny, fast, and good
+/// enough to draw test tables and benchmark addresses. Not for anything security-related.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Rng {
-        Rng(StdRng::seed_from_u64(seed))
+    /// A generator whose whole output is determined by `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
     }
 
-    pub(super) fn next_u32(&mut self) -> u32 {
-        self.0.gen()
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u32) -> u32 {
-        self.0.gen_range(0..n)
+    /// The next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    /// A value in `0..n` (multiply-shift; the bias is below 2^-32, irrelevant here).
+    ///
+    /// # Panics
+    ///
+    /// If `n == 0`.
+    pub fn below(&mut self, n: u32) -> u32 {
+        assert!(n > 0, "Rng::below(0)");
+        ((u64::from(self.next_u32()) * u64::from(n)) >> 32) as u32
     }
 }
 
 /// `FIB_SEED` from the environment (decimal or 0x-hex) if set, else `default`.
-pub(super) fn seed(default: u64) -> u64 {
+pub fn seed(default: u64) -> u64 {
     std::env::var("FIB_SEED")
         .ok()
         .and_then(|s| match s.strip_prefix("0x") {
@@ -54,8 +75,8 @@ fn realistic_len(rng: &mut Rng) -> u8 {
 
 /// `n` distinct routes with a realistic length mix. About a third are more-specifics of an
 /// earlier route (deaggregation), so nesting across stride boundaries is common; values repeat
-/// (few next hops) so leaf compression is exercised.
-pub(super) fn realistic_table(rng: &mut Rng, n: usize) -> FibBuilder {
+/// (few next hops) so leaf compression is exercised. Half the tables also get a default route.
+pub fn realistic_table(rng: &mut Rng, n: usize) -> FibBuilder {
     let mut b = FibBuilder::new();
     let mut list: Vec<Prefix> = Vec::with_capacity(n);
     while b.len() < n {
@@ -83,7 +104,7 @@ pub(super) fn realistic_table(rng: &mut Rng, n: usize) -> FibBuilder {
 
 /// Up to `n` routes of any length 0..=32 packed into 10.0.0.0/8, many of them nested, with
 /// 3 distinct values, one of them too large to sit in a direct-pointing entry.
-pub(super) fn dense_table(rng: &mut Rng, n: usize) -> FibBuilder {
+pub fn dense_table(rng: &mut Rng, n: usize) -> FibBuilder {
     let mut b = FibBuilder::new();
     for _ in 0..n {
         let len = match rng.below(4) {
@@ -94,47 +115,60 @@ pub(super) fn dense_table(rng: &mut Rng, n: usize) -> FibBuilder {
         let addr = 0x0a00_0000 | (rng.below(4) << 16) | (rng.next_u32() & 0xffff);
         b.insert(
             Prefix::from_u32(addr, len),
-            [0, 1, super::NO_ROUTE - 1][rng.below(3) as usize],
+            [0, 1, NO_ROUTE - 1][rng.below(3) as usize],
         );
     }
     b
 }
 
 /// The DFZ table, if present next to the crate (`../shared/data` or `../../shared/data`).
-pub(super) fn dfz_path() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+pub fn dfz_path() -> Option<PathBuf> {
     [
-        "../shared/data/dfz-ipv4.csv",
-        "../../shared/data/dfz-ipv4.csv",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/dfz-ipv4.csv"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/dfz-ipv4.csv"
+        ),
     ]
     .iter()
-    .map(|rel| root.join(rel))
+    .map(PathBuf::from)
     .find(|p| p.is_file())
 }
 
 /// Loads `net,len,asn` rows (header line with a UTF-8 BOM). The value is the ASN, or the row
 /// index if the ASN is missing or `u32::MAX`; a repeated prefix keeps its last row.
-pub(super) fn load_dfz(path: &Path) -> FibBuilder {
-    let text = std::fs::read_to_string(path).expect("read dfz csv");
+///
+/// # Errors
+///
+/// The read error, or `InvalidData` naming the first row whose network or length does not
+/// parse.
+pub fn load_dfz(path: &Path) -> io::Result<FibBuilder> {
+    let text = std::fs::read_to_string(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let bad = |i: usize, line: &str, what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: row {i}: bad {what} {line:?}", path.display()),
+        )
+    };
     let mut b = FibBuilder::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let mut f = line.trim().split(',');
         let (Some(net), Some(len)) = (f.next(), f.next()) else {
             continue;
         };
-        let net: Ipv4Addr = net
-            .parse()
-            .unwrap_or_else(|_| panic!("row {i}: bad net {line:?}"));
+        let net: Ipv4Addr = net.parse().map_err(|_| bad(i, line, "net"))?;
         let len: u8 = len
             .parse()
-            .unwrap_or_else(|_| panic!("row {i}: bad len {line:?}"));
+            .ok()
+            .filter(|&l| l <= 32)
+            .ok_or_else(|| bad(i, line, "len"))?;
         let v = f
             .next()
             .and_then(|s| s.parse::<u32>().ok())
-            .filter(|&v| v != super::NO_ROUTE)
+            .filter(|&v| v != NO_ROUTE)
             .unwrap_or(i as u32);
         b.insert(Prefix::new(net, len), v);
     }
-    b
+    Ok(b)
 }
