@@ -46,36 +46,29 @@ mkdir -p "$BPF" && mount -t bpf bpf "$BPF"
 srv "$XGW" loadgen attach --dev s0 --role sink --pin "$BPF/sink"
 R0_MAC=$(rtr cat /sys/class/net/r0/address)
 
-# Busy jiffies of each CPU (user+nice+system+irq+softirq+steal).
-cpu_busy() { awk '/^cpu[0-9]/ {printf "%s ", $2+$3+$4+$7+$8+$9} END {print ""}' /proc/stat; }
-
 gen() { # SECONDS -> JSON from the generator
     cli taskset -c "$GEN_CPU" "$XGW" loadgen gen --dev c0 --dst-mac "$R0_MAC" \
         --src 198.18.0.2 --dst 198.19.0.2 --flows "$FLOWS" --secs "$1"
 }
 
 measure() { # MODE -> appends a JSON line to $WORK/results
-    local mode=$1 rtt c0 c1 out b0 b1
+    local mode=$1 rtt c0 c1 out
     cli ping -c 3 -i 0.2 -W 2 198.19.0.2 >/dev/null # ARP on both sides
     rtt=$(cli ping -q -c 50 -i 0.01 -W 2 198.19.0.2 | awk -F'[/ ]' '/^rtt/ {print $8}')
     gen 1 >/dev/null # warm-up: neighbours, NAT sessions / conntrack entries for every flow
     sleep 0.5
     c0=$("$XGW" loadgen count --pin "$BPF/sink")
-    b0=$(cpu_busy)
     out=$(gen "$SECS")
-    b1=$(cpu_busy)
     sleep 0.5 # frames still in flight
     c1=$("$XGW" loadgen count --pin "$BPF/sink")
-    python3 - "$mode" "$out" "$((c1 - c0))" "${rtt:-0}" "$b0" "$b1" >>"$WORK/results" <<'PY'
+    python3 - "$mode" "$out" "$((c1 - c0))" "${rtt:-0}" >>"$WORK/results" <<'PY'
 import json, os, sys
 mode, gen, delivered, rtt = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-hz = os.sysconf("SC_CLK_TCK")
-busy = [round((int(b) - int(a)) / hz / gen["secs"] * 100) for a, b in zip(sys.argv[5].split(), sys.argv[6].split())]
 print(json.dumps({"mode": mode, "offered": gen["frames"], "delivered": delivered, "secs": round(gen["secs"], 3),
                   "offered_mpps": round(gen["frames"] / gen["secs"] / 1e6, 3),
                   "delivered_mpps": round(delivered / gen["secs"] / 1e6, 3),
                   "loss": round(1 - delivered / max(gen["frames"], 1), 4),
-                  "cpu_busy_pct": busy, "ping_avg_ms": rtt}))
+                  "ping_avg_ms": rtt}))
 PY
     tail -1 "$WORK/results"
 }
@@ -152,13 +145,13 @@ by = {r["mode"]: r for r in rows}
 queues, flows, secs = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 print(f"kernel {platform.release()}, {os.cpu_count()} CPUs, veth, native XDP (AF_XDP copy mode), "
       f"{queues} queue(s), 64-byte frames, {flows} UDP flows, {secs:g} s per router")
-print("| router | offered Mpps | delivered Mpps | loss | vs kernel | CPU busy % (per core) | ping ms | idle CPU % |")
-print("|---|---|---|---|---|---|---|---|")
+print("| router | offered Mpps | delivered Mpps | loss | vs kernel | ping ms | idle CPU % |")
+print("|---|---|---|---|---|---|---|")
 for r in rows:
     ref = by.get("kernel-nat" if r["mode"].endswith("nat") else "kernel")
     ratio = f"{r['delivered_mpps'] / ref['delivered_mpps']:.2f}x" if ref and ref["delivered_mpps"] else "-"
     print(f"| {r['mode']} | {r['offered_mpps']:.3f} | {r['delivered_mpps']:.3f} | {r['loss'] * 100:.1f}% | {ratio} "
-          f"| {'/'.join(map(str, r['cpu_busy_pct']))} | {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |")
+          f"| {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |")
 print("(NAT rows are compared with kernel-nat, the others with kernel.)")
 json.dump({"kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
            "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
