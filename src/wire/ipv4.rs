@@ -114,6 +114,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The first failed step, in this order: `Truncated`, `BadVersion`, `BadHeaderLen`,
     /// `BadTotalLen`, `BadChecksum`.
     pub fn validate(&self) -> Result<()> {
+        self.validate_lengths()?;
+        // (2): the header checksum is correct.
+        if !self.verify_checksum() {
+            return Err(Error::BadChecksum);
+        }
+        Ok(())
+    }
+
+    /// [`Packet::validate`] without the checksum step (2), for frames whose checksum the NIC
+    /// has verified.
+    ///
+    /// # Errors
+    /// `Truncated`, `BadVersion`, `BadHeaderLen` or `BadTotalLen`, as [`Packet::validate`].
+    pub fn validate_lengths(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         // RFC 1812 §5.2.2 (1): the link-layer length is large enough to hold a minimal header.
         if len < HEADER_LEN {
@@ -137,10 +151,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         // header_len <= total_len <= len this also keeps the header within the buffer.
         if total_len > len {
             return Err(Error::BadTotalLen);
-        }
-        // (2): the header checksum is correct.
-        if !self.verify_checksum() {
-            return Err(Error::BadChecksum);
         }
         Ok(())
     }
@@ -741,6 +751,7 @@ mod tests {
         let p = Packet::new_unchecked(&b[..]);
         assert_eq!(p.check_len(), Ok(()), "check_len ignores the version");
         assert_eq!(p.validate(), Err(Error::BadVersion));
+        assert_eq!(p.validate_lengths(), Err(Error::BadVersion));
         assert_eq!(Repr::parse(&p), Err(Error::BadVersion));
 
         for ihl_bytes in [0, 4, 16] {
@@ -768,6 +779,7 @@ mod tests {
             let p = Packet::new_unchecked(&b[..]);
             assert_eq!(p.check_len(), Err(Error::BadTotalLen));
             assert_eq!(p.validate(), Err(Error::BadTotalLen));
+            assert_eq!(p.validate_lengths(), Err(Error::BadTotalLen));
         }
         let b = edited(|p| p.set_total_len(31));
         let p = Packet::new_unchecked(&b[..]);
@@ -780,6 +792,11 @@ mod tests {
         assert_eq!(p.check_len(), Ok(()), "check_len ignores the checksum");
         assert!(!p.verify_checksum());
         assert_eq!(p.validate(), Err(Error::BadChecksum));
+        assert_eq!(
+            p.validate_lengths(),
+            Ok(()),
+            "validate_lengths skips only the checksum"
+        );
         assert_eq!(Repr::parse(&p), Err(Error::BadChecksum));
         // A bit flip in the payload does not affect the header checksum.
         let mut b = PACKET_BYTES;
