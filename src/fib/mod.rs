@@ -20,7 +20,7 @@
 //! [`Fib`] is a Poptrie (Asai & Ohara, SIGCOMM 2015): a 2^16-entry direct-pointing array, then
 //! nodes of 6-bit stride that find a child or a leaf with one `popcnt` over a 64-bit bitmap, with
 //! leaf compression (see [`lpm`] for the layout). Measured on the real DFZ table (886,117
-//! distinct prefixes, `shared/data/dfz-ipv4.csv`, release build, `examples/fibperf`):
+//! distinct prefixes, `shared/data/dfz-ipv4.csv`, release build, `cargo bench --bench fib`):
 //! **8.38 MiB** of arrays (256 KiB dir, 267,729 nodes × 24 B, 523,694 leaves × 4 B), built in
 //! **~60 ms**; ~90 M lookups/s for uniform random addresses and ~38 M/s single / ~50 M/s
 //! batched for addresses inside random routes on one core of a shared 2-core Xeon VM. A lookup
