@@ -9,6 +9,22 @@
  * different interfaces and queues never collide. A frame whose slot has no
  * socket (worker not up yet) falls back to XDP_PASS through the redirect
  * flags, so the interface is never black-holed.
+ *
+ * The same program is also xgw's transmit path on devices where AF_XDP runs in
+ * copy mode (io::xdp_tx): a worker queues the frames it sends in its slot of the
+ * memory-mapped `txq` map and runs this program on them with BPF_PROG_RUN in
+ * live-frames mode; each run copies one queued frame into its page-pool page and
+ * redirects it to the frame's egress ifindex, and the kernel hands the redirected
+ * frames to the egress driver in bulk (no skb, one syscall per batch). It must be
+ * this program, attached to the ports, and not a second one: a test run of a
+ * program that is not attached anywhere adds it to the kernel's XDP dispatcher and
+ * removes it again, two synchronize_rcu() per syscall (~20 ms each).
+ *
+ * A test run is told from a received frame by its metadata: the worker supplies
+ * XGW_TX_META bytes of it, while a frame received by a driver has none (data_meta
+ * == data, or data + 1 where the driver has no metadata support). Its initial
+ * length (restored by the kernel before every run) is XGW_TX_BASE_LEN + the
+ * worker's slot.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -17,6 +33,39 @@
 
 #define XGW_MAX_PORTS 16
 #define XGW_MAX_QUEUES 64
+
+/* Must match io::xdp_tx. */
+#define XGW_TX_META 4
+#define XGW_TX_BASE_LEN 64
+#define XGW_TXQ_BYTES (1 << 18)
+/* The largest frame a live-frames page holds: a 4096-byte page less the test run's page
+ * head (two xdp_buffs), XDP_PACKET_HEADROOM (256) and the skb_shared_info tailroom. */
+#define XGW_TX_FRAME_MAX 3392
+#define XGW_TX_HDR 8
+
+/*
+ * One worker's transmit queue. Entries are packed from q[0], each 8-byte aligned:
+ *   u16 len | u16 reserved | u32 egress ifindex | len bytes of frame | pad to 8.
+ * The worker writes n entries, sets `off` to 0 and runs the program with repeat = n;
+ * run i sends entry i. Entries start below XGW_TXQ_BYTES and q has room for one
+ * maximal entry past that, so the masked offset below keeps every access in bounds
+ * (which is what the verifier checks).
+ */
+struct xgw_txq {
+	__u32 off;
+	__u32 reserved;
+	/* Entries dropped: [0] bad length, [1] metadata/resize failed, [2] copy failed. */
+	__u64 errors[3];
+	__u8 q[XGW_TXQ_BYTES + XGW_TX_HDR + XGW_TX_FRAME_MAX + 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* xgw sets the worker count before load */
+	__type(key, __u32);
+	__type(value, struct xgw_txq);
+} txq SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -47,12 +96,50 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
+/* A transmit run (see the top of the file): send the next entry of the worker's queue. */
+static __always_inline int xgw_tx(struct xdp_md *ctx)
+{
+	__u32 slot = (__u32)bpf_xdp_get_buff_len(ctx) - XGW_TX_BASE_LEN;
+	struct xgw_txq *t = bpf_map_lookup_elem(&txq, &slot);
+
+	if (!t)
+		return XDP_DROP;
+	/* The metadata only marked the run; the receiver gets a plain frame. */
+	if (bpf_xdp_adjust_meta(ctx, XGW_TX_META)) {
+		t->errors[1]++;
+		return XDP_DROP;
+	}
+	__u32 off = t->off & (XGW_TXQ_BYTES - 1);
+	__u32 len = *(__u16 *)&t->q[off];
+	__u32 ifindex = *(__u32 *)&t->q[off + 4];
+
+	if (len < 14 || len > XGW_TX_FRAME_MAX) {
+		t->errors[0]++;
+		return XDP_DROP;
+	}
+	t->off = off + XGW_TX_HDR + ((len + 7) & ~7U);
+	int delta = (int)len - (int)bpf_xdp_get_buff_len(ctx);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta)) {
+		t->errors[1]++;
+		return XDP_DROP;
+	}
+	if (bpf_xdp_store_bytes(ctx, 0, &t->q[off + XGW_TX_HDR], len)) {
+		t->errors[2]++;
+		return XDP_DROP;
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
 SEC("xdp")
 int xgw_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	void *meta = (void *)(long)ctx->data_meta;
 	struct ethhdr *eth = data;
+
+	if (meta < data)
+		return xgw_tx(ctx);
 
 	if ((void *)(eth + 1) > data_end) {
 		count(1);

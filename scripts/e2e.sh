@@ -27,11 +27,12 @@ expect() {
 
 dump_counters() { kill -USR1 "$XGW_PID"; sleep 0.5; }
 
-make_config() { # FILE R1_MTU
+make_config() { # FILE R1_MTU [R0_TX_PATH]
     cat >"$1" <<EOF2
 [[interface]]
 name = "r0"
 address = "198.18.0.1/24"
+tx_path = "${3:-auto}"
 [[interface]]
 name = "r1"
 address = "198.19.0.1/24"
@@ -105,6 +106,19 @@ same_nonempty() { [ -s "$1" ] && [ -s "$2" ] && cmp -s "$1" "$2" && grep -q '^19
 
 xdp_detached() { ! rtr ip link show | grep -q 'prog/xdp'; }
 
+# tx_path_is PORT WANT: the last transmit-path line xgw logged for PORT names WANT.
+tx_path_is() {
+    local last; last=$(grep "transmit path" "$WORK/xgw.log" | grep "port=$1 " | tail -1)
+    [[ "$last" == *"$2"* ]] || { echo "port $1: last transmit-path line: ${last:-none}"; return 1; }
+}
+# wait_tx_path PORT WANT: up to 3 s for xgw to re-check the port (it does so every second).
+wait_tx_path() {
+    for _ in $(seq 30); do tx_path_is "$1" "$2" >/dev/null && return 0; sleep 0.1; done
+    tx_path_is "$1" "$2"
+}
+# xdp_tx_frames: frames the workers sent through the XDP-redirect path (from the exit stats).
+xdp_tx_frames() { grep -o 'xdp_tx.frames=[0-9]*' "$WORK/xgw.log" | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
+
 phase() { echo; echo "## $*"; }
 # E2E_PHASES="1 5" runs only those phases (all by default).
 want_phase() { [ -z "${E2E_PHASES:-}" ] || [[ " $E2E_PHASES " == *" $1 "* ]]; }
@@ -115,6 +129,11 @@ if want_phase 1; then
     "$LAB_SH" up 1 || { bad "lab up"; exit 1; }
     make_config "$WORK/r.toml" 1500
     if start_xgw "$WORK/r.toml"; then
+        if tx_path_is 0 "XDP redirect" && tx_path_is 1 "XDP redirect"; then
+            ok "both ports transmit by XDP redirect (their peers accept it)"
+        else
+            bad "both ports transmit by XDP redirect" "$(grep 'transmit path' "$WORK/xgw.log")"
+        fi
         check  "ping through the router"           cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         check  "ping the router (near side)"       cli ping -c 2 -i 0.2 -W 2 198.18.0.1
         check  "ping the router (far side)"        cli ping -c 2 -i 0.2 -W 2 198.19.0.1
@@ -136,9 +155,19 @@ if want_phase 1; then
             bad "http server in the server namespace"
         fi
         check  "iperf3 TCP through the router"     bash -c "ip netns exec $LAB-srv timeout 20 iperf3 -s -1 -B 198.19.0.2 >/dev/null 2>&1 & sleep 0.5; ip netns exec $LAB-cli timeout 20 iperf3 -c 198.19.0.2 -t 2"
+        # The server's end stops accepting redirected frames (no GRO, no XDP): xgw notices
+        # within a second and falls back to AF_XDP on r1, then returns when GRO is back.
+        srv ethtool -K s0 gro off >/dev/null
+        if wait_tx_path 1 "AF_XDP"; then ok "r1 falls back to AF_XDP when s0 stops accepting redirected frames"; else bad "r1 falls back to AF_XDP" "$(grep 'transmit path' "$WORK/xgw.log")"; fi
+        check  "ping through the router on the AF_XDP fallback" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        check  "8 MiB TCP transfer intact on the AF_XDP fallback" download_intact 1
+        srv ethtool -K s0 gro on >/dev/null
+        if wait_tx_path 1 "XDP redirect"; then ok "r1 returns to XDP redirect when s0 accepts it again"; else bad "r1 returns to XDP redirect" "$(grep 'transmit path' "$WORK/xgw.log")"; fi
+        check  "ping through the router after returning to XDP redirect" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         dump_counters
         stop_xgw
         check  "SIGTERM leaves no XDP program attached" xdp_detached
+        expect "frames went out through the XDP-redirect path" '^[1-9][0-9]*$' xdp_tx_frames
         grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown logs final counters" || bad "clean shutdown logs final counters" "$(tail -20 "$WORK/xgw.log")"
     else
         bad "xgw starts (1 queue)" "$(cat "$WORK/xgw.log")"
@@ -188,11 +217,17 @@ fi
 
 # ---------------------------------------------------------------- phase 4: generic XDP
 if want_phase 4; then
-    phase "generic (skb) XDP mode"
+    phase "generic (skb) XDP mode, r0 on the AF_XDP TX ring"
     "$LAB_SH" up 1 || { bad "lab up (generic)"; exit 1; }
-    make_config "$WORK/g.toml" 1500
+    # r0 keeps the AF_XDP TX ring by configuration, r1 transmits by XDP redirect.
+    make_config "$WORK/g.toml" 1500 af_xdp
     if start_xgw "$WORK/g.toml" --generic; then
         grep -q "mode=Generic" "$WORK/xgw.log" && ok "attached in generic mode" || bad "attached in generic mode" "$(cat "$WORK/xgw.log")"
+        if ! grep 'transmit path' "$WORK/xgw.log" | grep -q 'port=0 ' && tx_path_is 1 "XDP redirect"; then
+            ok "tx_path = \"af_xdp\" keeps r0 on AF_XDP; r1 uses XDP redirect"
+        else
+            bad "tx_path = \"af_xdp\" keeps r0 on AF_XDP; r1 uses XDP redirect" "$(grep 'transmit path' "$WORK/xgw.log")"
+        fi
         check "ping through the router (generic)" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         check "ping the router (generic)" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
         if serve_files; then

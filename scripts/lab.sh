@@ -44,9 +44,11 @@ up() {
     nsx "$RTR" ip link set r1 mtu "$SRV_MTU"
     nsx "$SRV" ip link set s0 mtu "$SRV_MTU"
     # Hosts' ends: finish TCP/UDP checksums in software (veth would leave them partial,
-    # and xgw forwards frames, not skbs).
-    nsx "$CLI" ethtool -K c0 tx off >/dev/null
-    nsx "$SRV" ethtool -K s0 tx off >/dev/null
+    # and xgw forwards frames, not skbs). GRO on gives them a NAPI context, which a veth
+    # needs to accept frames redirected into its peer: xgw's XDP-redirect transmit path
+    # (tx_path = "auto") uses it when it can, AF_XDP otherwise.
+    nsx "$CLI" ethtool -K c0 tx off gro on >/dev/null
+    nsx "$SRV" ethtool -K s0 tx off gro on >/dev/null
     # Router ends: no offloads that would hand AF_XDP aggregated or partial frames.
     for d in r0 r1; do nsx "$RTR" ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1 || true; done
     if [ "$INSIDE_HOSTS" = 2 ]; then
@@ -58,7 +60,7 @@ up() {
         nsx "$CLI" ip link set c0 master br0
         nsx "$CLI" ip link set c1p master br0
         nsx "$CLI" ethtool -K br0 tx off >/dev/null
-        nsx "$CL2" ethtool -K c1 tx off >/dev/null
+        nsx "$CL2" ethtool -K c1 tx off gro on >/dev/null
         nsx "$CLI" ip addr add 198.18.0.2/24 dev br0
         nsx "$CL2" ip addr add 198.18.0.3/24 dev c1
         nsx "$CLI" ip link set c1p up

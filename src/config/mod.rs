@@ -76,6 +76,44 @@ pub struct Config {
     /// `[nat]` section (NAT44 on one outside interface).
     #[serde(default)]
     pub nat: Option<NatConfig>,
+    /// `[dataplane]` section (worker behaviour).
+    #[serde(default)]
+    pub dataplane: DataplaneConfig,
+}
+
+/// `[dataplane]` as written; see [`DataplaneSettings`] for meanings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    /// Duration text, e.g. `"20ms"`.
+    #[serde(deserialize_with = "duration_text")]
+    pub idle_poll: String,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            idle_poll: "20ms".to_owned(),
+        }
+    }
+}
+
+/// Validated `[dataplane]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// How long a worker keeps polling its rings after the last frame before it sleeps in
+    /// `poll(2)` until traffic (or the control plane) wakes it. Polling costs a core while
+    /// traffic flows; waking a sleeping worker costs latency (one wakeup per packet, tens of
+    /// microseconds on a VM whose idle vCPUs halt). With no traffic the worker sleeps.
+    pub idle_poll: Duration,
+}
+
+impl Default for DataplaneSettings {
+    fn default() -> Self {
+        DataplaneSettings {
+            idle_poll: Duration::from_millis(20),
+        }
+    }
 }
 
 /// One `[[interface]]` section as written.
@@ -95,6 +133,9 @@ pub struct InterfaceConfig {
     /// How the XDP program is attached.
     #[serde(default)]
     pub xdp_mode: XdpMode,
+    /// How frames are transmitted.
+    #[serde(default)]
+    pub tx_path: TxPath,
 }
 
 /// `address = "a.b.c.d/n"` or `address = ["a.b.c.d/n", ...]`.
@@ -155,6 +196,19 @@ pub enum XdpMode {
     Native,
     /// SKB mode (`XDP_FLAGS_SKB_MODE`): works everywhere, slow.
     Generic,
+}
+
+/// How a port transmits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxPath {
+    /// XDP redirect from a live-frames `BPF_PROG_RUN` while the device accepts redirected
+    /// frames and its AF_XDP socket runs in copy mode (veth, NICs without zero-copy);
+    /// AF_XDP otherwise. Re-checked every second.
+    #[default]
+    Auto,
+    /// Always the AF_XDP socket's TX ring.
+    AfXdp,
 }
 
 /// One `[[route]]` section as written.
@@ -259,6 +313,8 @@ pub struct ValidConfig {
     pub neighbor: NeighborSettings,
     /// NAT44, if configured.
     pub nat: Option<NatSettings>,
+    /// Worker behaviour.
+    pub dataplane: DataplaneSettings,
 }
 
 impl ValidConfig {
@@ -281,6 +337,8 @@ pub struct Interface {
     pub mtu: Option<u16>,
     /// XDP attach mode.
     pub xdp_mode: XdpMode,
+    /// Transmit path.
+    pub tx_path: TxPath,
 }
 
 /// A validated static route.
@@ -467,6 +525,9 @@ address = "198.18.0.1/24"     # router address; also the connected route 198.18.
 # queues = 1                  # AF_XDP queues = workers; default: all the device has (1..=64)
 # mtu = 1500                  # default: the device MTU (68..=3498)
 # xdp_mode = "native"         # "native" (driver mode, default) or "generic" (skb mode, slow)
+# tx_path = "auto"            # "auto": XDP redirect in batches where AF_XDP would copy (veth,
+                              # NICs without zero-copy) and the device accepts redirected
+                              # frames; "af_xdp": always the AF_XDP TX ring
 
 [[interface]]
 name = "r1"                   # server side
@@ -541,6 +602,7 @@ address = ["198.18.0.1/24", "198.51.100.1/25"]
 queues = 4
 mtu = 3498
 xdp_mode = "generic"
+tx_path = "af_xdp"
 
 [[interface]]
 name = "r1"
@@ -578,6 +640,9 @@ queue_len = 16
 reachable_time = "2m"
 retrans_time = "500ms"
 max_requests = 5
+
+[dataplane]
+idle_poll = "1ms"
 "#;
         let c = parse(text, "full.toml").unwrap();
         let want = ValidConfig {
@@ -588,6 +653,7 @@ max_requests = 5
                     queues: Some(4),
                     mtu: Some(MAX_MTU),
                     xdp_mode: XdpMode::Generic,
+                    tx_path: TxPath::AfXdp,
                 },
                 Interface {
                     name: "r1".into(),
@@ -595,6 +661,7 @@ max_requests = 5
                     queues: None,
                     mtu: Some(68),
                     xdp_mode: XdpMode::Native,
+                    tx_path: TxPath::Auto,
                 },
             ],
             routes: vec![
@@ -634,6 +701,9 @@ max_requests = 5
                 max_requests: 5,
             },
             nat: None,
+            dataplane: DataplaneSettings {
+                idle_poll: Duration::from_millis(1),
+            },
         };
         assert_eq!(c, want);
     }

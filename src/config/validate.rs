@@ -8,8 +8,9 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::{
-    parse_duration, Config, ConfigError, IcmpConfig, Interface, NeighborConfig, NeighborSettings,
-    Route, RouteConfig, RouteTarget, ValidConfig, MAX_IFNAME_LEN, MAX_MTU, MAX_QUEUES, MIN_MTU,
+    parse_duration, Config, ConfigError, DataplaneConfig, DataplaneSettings, IcmpConfig, Interface,
+    NeighborConfig, NeighborSettings, Route, RouteConfig, RouteTarget, ValidConfig, MAX_IFNAME_LEN,
+    MAX_MTU, MAX_QUEUES, MIN_MTU,
 };
 use crate::wire::ipv4::{is_martian_source, Cidr};
 
@@ -81,12 +82,14 @@ impl Config {
             Some(n) => Some(super::nat::validate_nat(cx.file, n, &interfaces)?),
             None => None,
         };
+        let dataplane = dataplane(&cx, &self.dataplane)?;
         Ok(ValidConfig {
             interfaces,
             routes,
             icmp,
             neighbor,
             nat,
+            dataplane,
         })
     }
 }
@@ -166,6 +169,7 @@ fn interfaces(cx: &Ctx<'_>, cfg: &Config) -> Result<Vec<Interface>, ConfigError>
             queues,
             mtu,
             xdp_mode: ic.xdp_mode,
+            tx_path: ic.tx_path,
         });
     }
     Ok(out)
@@ -361,6 +365,18 @@ fn neighbor(cx: &Ctx<'_>, n: &NeighborConfig) -> Result<NeighborSettings, Config
         retrans_time: duration("retrans_time", &n.retrans_time, RETRANS_TIME)?,
         max_requests: cx.int_in("neighbor.max_requests".into(), n.max_requests, MAX_REQUESTS)?,
     })
+}
+
+/// Range of `dataplane.idle_poll`.
+const IDLE_POLL: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(1);
+
+fn dataplane(cx: &Ctx<'_>, d: &DataplaneConfig) -> Result<DataplaneSettings, ConfigError> {
+    let field = "dataplane.idle_poll";
+    let idle_poll = parse_duration(&d.idle_poll).map_err(|m| cx.err(field, m))?;
+    if !IDLE_POLL.contains(&idle_poll) {
+        return Err(cx.err(field, format!("`{}` out of range 0ms..=1s", d.idle_poll)));
+    }
+    Ok(DataplaneSettings { idle_poll })
 }
 
 #[cfg(test)]
@@ -650,6 +666,21 @@ mod tests {
             "out of range",
         );
         parse(&format!("{R0}[icmp]\nrate = 0\nburst = 0\n"), "f").unwrap();
+    }
+
+    #[test]
+    fn dataplane_values() {
+        let d = |kv: &str| format!("{R0}[dataplane]\n{kv}\n");
+        invalid(
+            &d("idle_poll = \"2s\""),
+            "dataplane.idle_poll",
+            "out of range",
+        );
+        invalid(&d("idle_poll = \"5\""), "dataplane.idle_poll", "no unit");
+        let c = super::super::parse(&d("idle_poll = \"0ms\""), "f.toml").unwrap();
+        assert_eq!(c.dataplane.idle_poll, std::time::Duration::ZERO);
+        let c = super::super::parse(R0, "f.toml").unwrap();
+        assert_eq!(c.dataplane.idle_poll, std::time::Duration::from_millis(20));
     }
 
     #[test]

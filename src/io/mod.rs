@@ -19,6 +19,8 @@ pub mod waker;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 #[cfg(feature = "xdp")]
+pub mod xdp_tx;
+#[cfg(feature = "xdp")]
 pub mod xsk;
 
 /// Maximum frames handled per receive burst (VPP's frame size, l3fwd's `MAX_PKT_BURST`).

@@ -18,6 +18,8 @@ use libbpf_rs::{
     MapCore, MapFlags, OpenObject,
 };
 
+use super::xdp_tx::{TxMap, XdpTx};
+
 // Generated code is exempt from our SAFETY-comment rule, nothing else is.
 #[allow(
     clippy::undocumented_unsafe_blocks,
@@ -48,6 +50,8 @@ pub enum XdpMode {
 pub struct XdpProgram {
     skel: skel::XskRedirectSkel<'static>,
     links: Vec<(u32, OwnedFd)>,
+    /// The workers' transmit queues (the program's `txq` map, mapped).
+    tx: TxMap,
 }
 
 impl std::fmt::Debug for XdpProgram {
@@ -63,25 +67,46 @@ fn err(what: &str, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl XdpProgram {
-    /// Load the program (does not attach).
-    pub fn load() -> io::Result<XdpProgram> {
+    /// Load the program (does not attach), with a transmit queue for each of `workers`
+    /// workers (see [`XdpProgram::tx_queue`]).
+    pub fn load(workers: u32) -> io::Result<XdpProgram> {
         // The skeleton borrows its object storage for its whole life; one program per
         // process, so the storage is leaked deliberately (a few hundred bytes).
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
-        let open = skel::XskRedirectSkelBuilder::default()
+        let mut open = skel::XskRedirectSkelBuilder::default()
             .open(storage)
             .map_err(|e| err("open BPF object", e))?;
+        open.maps
+            .txq
+            .set_max_entries(workers.max(1))
+            .map_err(|e| err("txq map size", e))?;
         let skel = open.load().map_err(|e| {
             err(
                 "load XDP program (is /sys/fs/bpf available, are we root?)",
                 e,
             )
         })?;
+        let tx = TxMap::new(
+            skel.maps.txq.as_fd(),
+            skel.maps.txq.value_size() as usize,
+            workers.max(1),
+            skel.progs.xgw_steer.as_fd(),
+        )?;
         Ok(XdpProgram {
             skel,
             links: Vec::new(),
+            tx,
         })
+    }
+
+    /// Worker `worker`'s XDP-redirect transmitter (each worker once). Its runs are nominally
+    /// received on `ifindex`, one of the ports.
+    ///
+    /// # Errors
+    /// `worker` out of range or already taken.
+    pub fn tx_queue(&mut self, worker: u32, ifindex: u32) -> io::Result<XdpTx> {
+        self.tx.queue(worker, ifindex)
     }
 
     /// Attach to `ifindex` as port `slot` with a bpf_link in `mode`.

@@ -83,7 +83,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         info!(port = %p.name, mac = %p.mac, mtu = p.mtu, addresses = %addrs.join(","), "port");
     }
 
-    let mut prog = XdpProgram::load()?;
+    let mut prog = XdpProgram::load(queues)?;
     let mut control = ControlPlane::new(&cfg, ports);
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
     let (punt_tx, punt_rx) = bounded::<Punt>(PUNT_QUEUE);
@@ -98,7 +98,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
                 .interfaces
                 .iter()
                 .any(|i| i.xdp_mode == config::XdpMode::Generic);
-        let io = XskIo::new(
+        let mut io = XskIo::new(
             &names,
             q,
             XskOptions {
@@ -109,6 +109,17 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         .with_context(|| format!("AF_XDP sockets for queue {q}"))?;
         for (slot, fd) in io.fds().into_iter().enumerate() {
             prog.register_socket(u32::try_from(slot)?, q, fd)?;
+        }
+        let tx_ports: Vec<(u32, bool)> = devs
+            .iter()
+            .zip(&cfg.interfaces)
+            .map(|(d, i)| (d.ifindex, i.tx_path == config::TxPath::Auto))
+            .collect();
+        if tx_ports.iter().any(|&(_, allowed)| allowed) {
+            let tx = prog
+                .tx_queue(q, devs[0].ifindex)
+                .context("XDP-redirect transmit queue")?;
+            io.use_xdp_tx(tx, &tx_ports);
         }
         ios.push(io);
     }
@@ -140,6 +151,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             c,
             control.epoch(),
         );
+        w.set_idle_poll(cfg.dataplane.idle_poll);
         let stop = stop.clone();
         handles.push(
             thread::Builder::new()

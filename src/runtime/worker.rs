@@ -18,8 +18,6 @@ use crate::{
     io::{waker::Waker, PacketIo, BATCH},
 };
 
-/// Empty loops before the worker starts sleeping in `poll` (adaptive polling).
-const IDLE_SPINS: u32 = 256;
 /// Longest sleep while idle. The control plane wakes a sleeping worker through its
 /// [`Waker`] when it queues frames, so this only bounds housekeeping (ring refills).
 const IDLE_WAIT: Duration = Duration::from_millis(10);
@@ -35,7 +33,8 @@ pub struct Worker<I: PacketIo> {
     inject: Receiver<(u16, Vec<u8>)>,
     waker: Arc<Waker>,
     counters: Arc<SharedCounters>,
-    idle: u32,
+    /// How long to keep polling after the last frame before sleeping.
+    idle_poll: Duration,
     epoch: Instant,
 }
 
@@ -59,9 +58,14 @@ impl<I: PacketIo> Worker<I> {
             inject,
             waker,
             counters,
-            idle: 0,
+            idle_poll: Duration::from_millis(20),
             epoch,
         }
+    }
+
+    /// Keep polling for `d` after the last frame before sleeping (`[dataplane] idle_poll`).
+    pub fn set_idle_poll(&mut self, d: Duration) {
+        self.idle_poll = d;
     }
 
     /// One loop iteration at time `now`; returns the number of frames received and injected.
@@ -96,19 +100,20 @@ impl<I: PacketIo> Worker<I> {
         work
     }
 
-    /// Run until `stop` is set, sleeping in the I/O's `wait` after a run of idle loops.
+    /// Run until `stop` is set. Adaptive polling: the worker polls while frames keep coming
+    /// and for `idle_poll` after the last one, then sleeps in the I/O's `wait` until traffic
+    /// or the control plane wakes it (so an idle router uses no CPU).
     pub fn run(&mut self, stop: &AtomicBool) {
+        let mut last_work = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if self.poll_once(Instant::now()) > 0 {
-                self.idle = 0;
-            } else {
-                self.idle = self.idle.saturating_add(1);
-                if self.idle > IDLE_SPINS {
-                    // Clear after waking, before the next poll_once drains the inject
-                    // queue: a frame queued after the drain re-signals, so none waits.
-                    self.io.wait(IDLE_WAIT, self.waker.fd());
-                    self.waker.clear();
-                }
+            let now = Instant::now();
+            if self.poll_once(now) > 0 {
+                last_work = now;
+            } else if now.saturating_duration_since(last_work) >= self.idle_poll {
+                // Clear after waking, before the next poll_once drains the inject
+                // queue: a frame queued after the drain re-signals, so none waits.
+                self.io.wait(IDLE_WAIT, self.waker.fd());
+                self.waker.clear();
             }
         }
         let stats: Vec<String> = self
