@@ -4,9 +4,9 @@
  * router's worker for (interface, rx queue); everything else (IPv6, LLDP, ...)
  * is passed to the kernel unchanged.
  *
- * XSKMAP key = port_base[ifindex] + rx_queue_index. `port_base` is filled by
- * xgw with slot * XGW_MAX_QUEUES for each interface it owns, so keys of
- * different interfaces and queues never collide. A frame whose slot has no
+ * XSKMAP key = slot * XGW_MAX_QUEUES + rx_queue_index, where slot is the
+ * interface's position in `port_ifindex` (filled in by xgw before load), so
+ * keys of different interfaces and queues never collide. A frame whose key has no
  * socket (worker not up yet) falls back to XDP_PASS through the redirect
  * flags, so the interface is never black-holed.
  *
@@ -74,26 +74,25 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XGW_MAX_PORTS);
-	__type(key, __u32);   /* ifindex */
-	__type(value, __u32); /* slot * XGW_MAX_QUEUES */
-} port_base SEC(".maps");
+/* The ifindex of each port, by slot, then zeros; set by xgw before load. Read-only, so
+ * the verifier knows the values and the lookup below compiles to one compare per port. */
+const volatile __u32 port_ifindex[XGW_MAX_PORTS];
 
-/* Per-CPU counters: [0] redirected, [1] passed (not ours), [2] no port. */
+/* Per-CPU counters of frames left to the kernel: [0] not IPv4/ARP, [1] not from a port.
+ * Frames steered to a socket are not counted here (the workers count what they receive). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
 
-static __always_inline void count(__u32 idx)
+static __always_inline int pass(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 	if (v)
 		*v += 1;
+	return XDP_PASS;
 }
 
 /* A transmit run (see the top of the file): send the next entry of the worker's queue. */
@@ -141,23 +140,20 @@ int xgw_steer(struct xdp_md *ctx)
 	if (meta < data)
 		return xgw_tx(ctx);
 
-	if ((void *)(eth + 1) > data_end) {
-		count(1);
-		return XDP_PASS;
-	}
-	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_ARP)) {
-		count(1);
-		return XDP_PASS;
-	}
+	if ((void *)(eth + 1) > data_end)
+		return pass(0);
+	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_ARP))
+		return pass(0);
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&port_base, &ifindex);
-	if (!base) {
-		count(2);
-		return XDP_PASS;
+#pragma unroll
+	for (__u32 slot = 0; slot < XGW_MAX_PORTS; slot++) {
+		if (port_ifindex[slot] == 0)
+			break;
+		if (port_ifindex[slot] == ifindex)
+			return bpf_redirect_map(&xsks, slot * XGW_MAX_QUEUES + ctx->rx_queue_index,
+						XDP_PASS);
 	}
-	__u32 key = *base + ctx->rx_queue_index;
-	count(0);
-	return bpf_redirect_map(&xsks, key, XDP_PASS);
+	return pass(1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

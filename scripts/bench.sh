@@ -54,7 +54,8 @@ gen() { # SECONDS -> JSON from the generator
 measure() { # MODE -> appends a JSON line to $WORK/results
     local mode=$1 rtt c0 c1 out
     cli ping -c 3 -i 0.2 -W 2 198.19.0.2 >/dev/null # ARP on both sides
-    rtt=$(cli ping -q -c 50 -i 0.01 -W 2 198.19.0.2 | awk -F'[/ ]' '/^rtt/ {print $8}')
+    # The client on the generator's core, like the load: the router's core is the router's.
+    rtt=$(cli taskset -c "$GEN_CPU" ping -q -c 50 -i 0.01 -W 2 198.19.0.2 | awk -F'[/ ]' '/^rtt/ {print $8}')
     gen 1 >/dev/null # warm-up: neighbours, NAT sessions / conntrack entries for every flow
     sleep 0.5
     c0=$("$XGW" loadgen count --pin "$BPF/sink")

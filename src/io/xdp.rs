@@ -67,9 +67,15 @@ fn err(what: &str, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl XdpProgram {
-    /// Load the program (does not attach), with a transmit queue for each of `workers`
-    /// workers (see [`XdpProgram::tx_queue`]).
-    pub fn load(workers: u32) -> io::Result<XdpProgram> {
+    /// Load the program (does not attach) for the ports `ifindexes` (port i is slot i), with a
+    /// transmit queue for each of `workers` workers (see [`XdpProgram::tx_queue`]).
+    pub fn load(ifindexes: &[u32], workers: u32) -> io::Result<XdpProgram> {
+        if ifindexes.len() > MAX_PORTS as usize || ifindexes.contains(&0) {
+            return Err(err(
+                "load",
+                format!("1..={MAX_PORTS} ports with valid ifindexes"),
+            ));
+        }
         // The skeleton borrows its object storage for its whole life; one program per
         // process, so the storage is leaked deliberately (a few hundred bytes).
         let storage: &'static mut MaybeUninit<OpenObject> =
@@ -81,6 +87,12 @@ impl XdpProgram {
             .txq
             .set_max_entries(workers.max(1))
             .map_err(|e| err("txq map size", e))?;
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| err("BPF object", "no .rodata"))?;
+        ro.port_ifindex[..ifindexes.len()].copy_from_slice(ifindexes);
         let skel = open.load().map_err(|e| {
             err(
                 "load XDP program (is /sys/fs/bpf available, are we root?)",
@@ -109,17 +121,17 @@ impl XdpProgram {
         self.tx.queue(worker, ifindex)
     }
 
-    /// Attach to `ifindex` as port `slot` with a bpf_link in `mode`.
-    pub fn attach(&mut self, ifindex: u32, slot: u32, mode: XdpMode) -> io::Result<()> {
-        if slot >= MAX_PORTS {
-            return Err(err("attach", format!("at most {MAX_PORTS} ports")));
-        }
-        let base = slot * MAX_QUEUES;
-        self.skel
+    /// Attach to `ifindex` (one of the ports given to [`XdpProgram::load`]) with a bpf_link
+    /// in `mode`.
+    pub fn attach(&mut self, ifindex: u32, mode: XdpMode) -> io::Result<()> {
+        let known = self
+            .skel
             .maps
-            .port_base
-            .update(&ifindex.to_ne_bytes(), &base.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| err("port_base map", e))?;
+            .rodata_data
+            .is_some_and(|ro| ro.port_ifindex.contains(&ifindex));
+        if !known {
+            return Err(err("attach", format!("ifindex {ifindex} is not a port")));
+        }
         let prog_fd = self.skel.progs.xgw_steer.as_fd().as_raw_fd();
         let flags = match mode {
             XdpMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
@@ -162,9 +174,10 @@ impl XdpProgram {
             .map_err(|e| err("xsks map", e))
     }
 
-    /// Per-CPU counters of the program summed: (redirected, passed, no port).
-    pub fn stats(&self) -> (u64, u64, u64) {
-        let mut out = [0u64; 3];
+    /// Frames the program left to the kernel, summed over CPUs: (not IPv4 or ARP, not from a
+    /// port).
+    pub fn stats(&self) -> (u64, u64) {
+        let mut out = [0u64; 2];
         for (i, o) in out.iter_mut().enumerate() {
             let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
             if let Ok(Some(vals)) = self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
@@ -175,7 +188,7 @@ impl XdpProgram {
                     .sum();
             }
         }
-        (out[0], out[1], out[2])
+        (out[0], out[1])
     }
 
     /// Detach from every interface now (also happens on drop).

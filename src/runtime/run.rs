@@ -83,7 +83,8 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         info!(port = %p.name, mac = %p.mac, mtu = p.mtu, addresses = %addrs.join(","), "port");
     }
 
-    let mut prog = XdpProgram::load(queues)?;
+    let ifindexes: Vec<u32> = devs.iter().map(|d| d.ifindex).collect();
+    let mut prog = XdpProgram::load(&ifindexes, queues)?;
     let mut control = ControlPlane::new(&cfg, ports);
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
     let (punt_tx, punt_rx) = bounded::<Punt>(PUNT_QUEUE);
@@ -123,13 +124,13 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         }
         ios.push(io);
     }
-    for (slot, (dev, iface)) in devs.iter().zip(&cfg.interfaces).enumerate() {
+    for (dev, iface) in devs.iter().zip(&cfg.interfaces) {
         let mode = if opts.generic || iface.xdp_mode == config::XdpMode::Generic {
             XdpMode::Generic
         } else {
             XdpMode::Native
         };
-        prog.attach(dev.ifindex, u32::try_from(slot)?, mode)?;
+        prog.attach(dev.ifindex, mode)?;
         info!(port = %dev.name, ifindex = dev.ifindex, ?mode, queues, "XDP attached (bpf_link)");
     }
 
@@ -185,6 +186,12 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     for h in handles {
         let _ = h.join();
     }
+    let (not_ip, not_port) = prog.stats();
+    info!(
+        not_ipv4_or_arp = not_ip,
+        not_from_a_port = not_port,
+        "XDP steering: frames passed to the kernel"
+    );
     prog.detach_all();
     let totals = stats::sum_workers(counters.iter().map(|c| &**c));
     info!(
