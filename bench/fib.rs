@@ -11,6 +11,10 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// As in the router binary: large tables on transparent huge pages (`xgw::io::hugealloc`).
+#[global_allocator]
+static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
 use ipnet::Ipv4Net;
 use prefix_trie::PrefixMap;
 use xgw::fib::{

@@ -9,6 +9,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+
+/// As in the router binary: large tables on transparent huge pages (`xgw::io::hugealloc`).
+#[global_allocator]
+static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
 use xgw::{
     fib::synth::Rng,
     nat::{

@@ -14,6 +14,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// As in the router binary: large tables on transparent huge pages (`xgw::io::hugealloc`).
+#[global_allocator]
+static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
 use xgw::{
     dataplane::{Event, LocalCounters},
     runtime::testbed::Testbed,

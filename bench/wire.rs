@@ -10,6 +10,10 @@ use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BatchSize, BenchmarkGroup, Criterion,
     Throughput,
 };
+
+/// As in the router binary: large tables on transparent huge pages (`xgw::io::hugealloc`).
+#[global_allocator]
+static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
 use xgw::{
     runtime::testbed::port_mac,
     wire::{

@@ -5,6 +5,10 @@ use std::{net::Ipv4Addr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use xgw::{config, control::routes::Routes, dataplane::NextHop};
 
+/// Large tables (FIB arrays, the NAT session table) on transparent huge pages.
+#[global_allocator]
+static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "xgw", version, about = "IPv4 router with an AF_XDP fast path")]
 struct Cli {

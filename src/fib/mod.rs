@@ -12,19 +12,22 @@
 //!   [`NO_ROUTE`] (`u32::MAX`) is reserved for "miss".
 //! * [`Fib`] is immutable and `Send + Sync`. Route changes go to the [`FibBuilder`] on the
 //!   control thread, which calls [`FibBuilder::build`] and publishes the new `Arc<Fib>` (R5).
-//!   A full rebuild of the 886k-prefix DFZ table takes about 60 ms in release mode.
+//!   A full rebuild of the 886k-prefix DFZ table takes about 45 ms in release mode.
 //! * Addresses are host-order `u32` inside the table; [`std::net::Ipv4Addr`] only at the API edge.
 //!
 //! # Why Poptrie
 //!
-//! [`Fib`] is a Poptrie (Asai & Ohara, SIGCOMM 2015): a 2^16-entry direct-pointing array, then
-//! nodes of 6-bit stride that find a child or a leaf with one `popcnt` over a 64-bit bitmap, with
-//! leaf compression (see [`lpm`] for the layout). Measured on the real DFZ table (886,117
-//! distinct prefixes, `shared/data/dfz-ipv4.csv`, release build, `cargo bench --bench fib`):
-//! **8.38 MiB** of arrays (256 KiB dir, 267,729 nodes × 24 B, 523,694 leaves × 4 B), built in
-//! **~60 ms**; ~90 M lookups/s for uniform random addresses and ~38 M/s single / ~50 M/s
-//! batched for addresses inside random routes on one core of a shared 2-core Xeon VM. A lookup
-//! does at most five dependent loads (dir, up to three nodes, leaf); a /24 takes four.
+//! [`Fib`] is a Poptrie (Asai & Ohara, SIGCOMM 2015) with an 18-bit first level (the paper's
+//! "Poptrie18"): a 2^18-entry direct-pointing array, then nodes of 6-bit stride that find a
+//! child or a leaf with one `popcnt` over a 64-bit bitmap, with leaf compression; unlike the
+//! paper, a node's leaves and child links sit right after its bitmaps (see [`lpm`] for the
+//! layout and why). Measured on the real DFZ table (886,117 distinct prefixes,
+//! `shared/data/dfz-ipv4.csv`, `cargo bench --bench fib`, one core of a shared 2-vCPU EPYC VM
+//! whose memory latency beyond L2 is ~150 ns): **3.64 MiB** (1 MiB dir, 70,400 nodes, 404,441
+//! leaves), built in **~45 ms**; ~115 M lookups/s batched and ~80 M/s one at a time for
+//! addresses inside random routes, 230–270 M/s for sorted ones. A lookup does at most four
+//! dependent loads (dir, up to three nodes, the leaf sharing its node's cache lines); a /24
+//! takes two.
 //!
 //! Alternatives (sizes for the DFZ table are computed from its 25,304 /16 blocks and 3,876 /24
 //! blocks that hold longer routes):
@@ -43,7 +46,11 @@
 //! * **Tree bitmap** (Eatherton et al. 2004): multibit nodes with bitmaps like Poptrie, but each
 //!   node also encodes its internal prefixes, so a level needs an extra bitmap search and a
 //!   deferred result load. Poptrie pushes prefixes to leaves (one `popcnt` per level) and keeps
-//!   nodes at 24 bytes, so the hot part of the table (dir and upper levels) stays in L2/L3.
+//!   nodes small (16 bytes plus 4 per leaf or child), so the hot part of the table stays in
+//!   L2/L3.
+//! * **Poptrie16** (the paper's default, this module's previous layout: 16-bit dir, separate
+//!   node and leaf arrays): 8.38 MiB for the DFZ and four dependent misses for a /24 instead of
+//!   two; 2–4x slower on random lookups here.
 //!
 //! The cost is a rebuild on every change (no incremental update yet); see [`FibBuilder::build`].
 

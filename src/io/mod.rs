@@ -11,6 +11,7 @@
 //! `// SAFETY:` comment naming the invariant (frame ownership U1..U4 in [`xsk`]).
 #![allow(unsafe_code)]
 
+pub mod hugealloc;
 #[cfg(feature = "xdp")]
 pub mod loadgen;
 pub mod mem;
