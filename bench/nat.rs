@@ -89,6 +89,22 @@ fn lookups(c: &mut Criterion) {
                     found
                 })
             });
+            // Batches of 64 (a receive burst), as the nat44 stage looks them up.
+            let mut out = vec![None; 64];
+            g.bench_with_input(
+                BenchmarkId::new(format!("{case}-batch"), name),
+                keys,
+                |b, keys| {
+                    b.iter(|| {
+                        let mut found = 0u32;
+                        for chunk in black_box(keys).chunks(64) {
+                            r.lookup_batch(chunk, &mut out);
+                            found += out.iter().filter(|h| h.is_some()).count() as u32;
+                        }
+                        found
+                    })
+                },
+            );
         }
     }
     g.finish();

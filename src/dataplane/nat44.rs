@@ -18,9 +18,10 @@
 //! ICMP error that `ip4-rewrite` triggers goes to the real (inside) source (RFC 4787 REQ-13);
 //! inbound ones are punted (`TtlExpired`, `NeedFrag`) untranslated for the same reason.
 
-use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot};
+use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, BATCH};
 use crate::{
     nat::{
+        flow::FlowKey,
         flow::{proto, Direction},
         tcp::TcpState,
         translate::{self, Compiled, NatError},
@@ -38,36 +39,61 @@ pub(super) fn run(
     let Some(nat) = snap.nat.as_deref() else {
         return;
     };
-    for (i, f) in frames.iter_mut().enumerate().take(meta.len) {
+    // Pass 1: which packets need a session lookup, and their keys.
+    let mut keys = [FlowKey::default(); BATCH];
+    let mut which = [0usize; BATCH];
+    let mut n = 0;
+    for (i, f) in frames.iter().enumerate().take(meta.len) {
         if meta.next[i] != Next::Continue {
             continue;
         }
-        let next = translate_one(&mut f[ETH_LEN..], i, meta, snap, nat, now, c);
-        match next {
-            Next::Drop(r) => c.drop(r),
-            Next::Punt(r) => c.punt(r),
-            _ => {}
+        match classify(&f[ETH_LEN..], i, meta, snap, nat) {
+            Ok(Some(key)) => {
+                keys[n] = key;
+                which[n] = i;
+                n += 1;
+            }
+            Ok(None) => {}
+            Err(next) => set(meta, i, next, c),
         }
-        meta.next[i] = next;
+    }
+    // Pass 2: bring every key's bucket and session into the cache at once, so that the
+    // lookups below do not each wait for their own misses (a million sessions are ~100 MB).
+    nat.sessions.warm(&keys[..n]);
+    // Pass 3: look up and translate.
+    for (key, &i) in keys[..n].iter().zip(&which[..n]) {
+        let next = translate_one(&mut frames[i][ETH_LEN..], key, i, meta, snap, nat, now, c);
+        set(meta, i, next, c);
     }
 }
 
+/// Records packet `i`'s verdict (and counts a drop or punt).
 #[inline]
-fn translate_one(
-    l3: &mut [u8],
+fn set(meta: &mut Meta, i: usize, next: Next, c: &mut LocalCounters) {
+    match next {
+        Next::Drop(r) => c.drop(r),
+        Next::Punt(r) => c.punt(r),
+        _ => {}
+    }
+    meta.next[i] = next;
+}
+
+/// Whether the NAT handles packet `i`: `Ok(Some(key))` if it needs its session looked up,
+/// `Ok(None)` if it is not the NAT's business (left as is), `Err(next)` for its verdict.
+#[inline]
+fn classify(
+    l3: &[u8],
     i: usize,
-    meta: &mut Meta,
+    meta: &Meta,
     snap: &Snapshot,
     nat: &super::NatFast,
-    now: u32,
-    c: &mut LocalCounters,
-) -> Next {
+) -> Result<Option<FlowKey>, Next> {
     let nh = snap.nexthops[meta.nh[i] as usize];
-    let pkt = Packet::new_unchecked(&*l3);
+    let pkt = Packet::new_unchecked(l3);
     let to_pool = nh == NextHop::Local;
     if nat.is_pool(pkt.src_addr()) {
         // Our own external address as a source: spoofed or looped, never forwarded.
-        return Next::Drop(DropReason::NatUnsupported);
+        return Err(Next::Drop(DropReason::NatUnsupported));
     }
     if !to_pool {
         let egress_outside = match nh {
@@ -75,29 +101,46 @@ fn translate_one(
             _ => false,
         };
         if !egress_outside || meta.rx_port == nat.outside || !nat.is_inside(pkt.src_addr()) {
-            return Next::Continue;
+            return Ok(None);
         }
         // Outbound exceptions go untranslated to ip4-rewrite, which punts them, so the ICMP
         // error reaches the real (inside) source (RFC 4787 REQ-13).
         if pkt.ttl() <= 1 {
-            return Next::Continue;
+            return Ok(None);
         }
         if let NextHop::Via { port, .. } | NextHop::Connected { port } = nh {
             if pkt.total_len() > snap.ports[usize::from(port)].mtu {
-                return Next::Continue;
+                return Ok(None);
             }
         }
     }
     // Fragments go to the control plane's virtual reassembly, the first one included: it
     // decides the translation of the others (RFC 4787 REQ-14).
     if pkt.more_frags() || pkt.frag_offset() != 0 {
-        return Next::Punt(PuntReason::NatFragment);
+        return Err(Next::Punt(PuntReason::NatFragment));
     }
-    let key = match translate::flow_key(l3) {
-        Ok(k) => k,
-        Err(e) => return cold_unkeyed(l3, e, to_pool),
-    };
-    let Some(hit) = nat.sessions.lookup(&key) else {
+    match translate::flow_key(l3) {
+        Ok(k) => Ok(Some(k)),
+        Err(e) => Err(cold_unkeyed(l3, e, to_pool)),
+    }
+}
+
+/// Looks packet `i`'s session up by `key` (from [`classify`]) and translates the packet.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn translate_one(
+    l3: &mut [u8],
+    key: &FlowKey,
+    i: usize,
+    meta: &mut Meta,
+    snap: &Snapshot,
+    nat: &super::NatFast,
+    now: u32,
+    c: &mut LocalCounters,
+) -> Next {
+    let to_pool = snap.nexthops[meta.nh[i] as usize] == NextHop::Local;
+    let pkt = Packet::new_unchecked(&*l3);
+    let Some(hit) = nat.sessions.lookup(key) else {
         // An ICMP query to a pool address with no session is for the router itself (also
         // with TTL 1: RFC 1812 §4.2.2.9).
         return if to_pool && key.proto == proto::ICMP {
@@ -142,7 +185,7 @@ fn translate_one(
             return Next::Punt(PuntReason::NatTcpControl);
         }
     }
-    if translate::apply(l3, &Compiled::new(&key, &hit.rewrite)).is_err() {
+    if translate::apply(l3, &Compiled::new(key, &hit.rewrite)).is_err() {
         return Next::Punt(PuntReason::NatMiss);
     }
     match hit.dir {
