@@ -18,9 +18,10 @@ use crate::{
     io::{waker::Waker, PacketIo, BATCH},
 };
 
-/// Longest sleep while idle. The control plane wakes a sleeping worker through its
-/// [`Waker`] when it queues frames, so this only bounds housekeeping (ring refills).
-const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Longest sleep while idle. Traffic wakes a sleeping worker through its sockets and the
+/// control plane through its [`Waker`], so this only bounds housekeeping (ring refills, the
+/// transmit-path re-check) and how long a stop request waits; each wakeup costs CPU.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// One worker: its I/O, pipeline, snapshot and counters.
 #[derive(Debug)]
