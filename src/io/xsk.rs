@@ -316,8 +316,15 @@ impl XskIo {
         if let Some(tx) = &mut self.xdp_tx {
             let q = tx.queued();
             if q > 0 && (!self.busy || q >= XDP_TX_FLUSH_AT) {
-                // A failed run is counted in the transmitter's stats.
-                let _ = tx.flush();
+                if let Err(e) = tx.flush() {
+                    // The kernel refused the run (no live-frames support, lost permission):
+                    // the batch is lost (counted in the stats); AF_XDP from now on.
+                    tracing::warn!("XDP-redirect transmit failed ({e}); using AF_XDP only");
+                    for p in &mut self.ports {
+                        p.redirect_allowed = false;
+                        p.redirect = false;
+                    }
+                }
             }
         }
         self.busy = false;
