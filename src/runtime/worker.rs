@@ -115,6 +115,12 @@ impl<I: PacketIo> Worker<I> {
                 // queue: a frame queued after the drain re-signals, so none waits.
                 self.io.wait(IDLE_WAIT, self.waker.fd());
                 self.waker.clear();
+            } else {
+                // Polling with nothing to do: let another thread that shares this core (the
+                // control plane, when xgw is pinned to one core) run now rather than at the
+                // end of our time slice; it may be handling what we just punted (a NAT
+                // session, an ARP reply). Returns at once when nothing else is runnable.
+                std::thread::yield_now();
             }
         }
         let stats: Vec<String> = self
