@@ -154,6 +154,8 @@ for r in rows:
     print(f"| {r['mode']} | {r['offered_mpps']:.3f} | {r['delivered_mpps']:.3f} | {r['loss'] * 100:.1f}% | {ratio} "
           f"| {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |")
 print("(NAT rows are compared with kernel-nat, the others with kernel.)")
+if by.get("xgw") and by.get("xdp-fwd") and by["xdp-fwd"]["delivered_mpps"]:
+    print(f"xgw / xdp-fwd (the in-kernel ceiling): {by['xgw']['delivered_mpps'] / by['xdp-fwd']['delivered_mpps']:.2f}x")
 json.dump({"kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
            "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
            "flows": flows, "seconds": secs, "results": rows,

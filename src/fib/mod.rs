@@ -24,8 +24,8 @@
 //! layout and why). Measured on the real DFZ table (886,117 distinct prefixes,
 //! `shared/data/dfz-ipv4.csv`, `cargo bench --bench fib`, one core of a shared 2-vCPU EPYC VM
 //! whose memory latency beyond L2 is ~150 ns): **3.64 MiB** (1 MiB dir, 70,400 nodes, 404,441
-//! leaves), built in **~45 ms**; ~115 M lookups/s batched and ~80 M/s one at a time for
-//! addresses inside random routes, 230–270 M/s for sorted ones. A lookup does at most four
+//! leaves), built in **~45 ms**; ~110 M lookups/s batched (92–140 across runs) and ~90 M/s
+//! one at a time for addresses inside random routes, 190–340 M/s for sorted ones. A lookup does at most four
 //! dependent loads (dir, up to three nodes, the leaf sharing its node's cache lines); a /24
 //! takes two.
 //!
