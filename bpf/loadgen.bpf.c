@@ -2,11 +2,16 @@
 /*
  * Benchmark helpers for `xgw loadgen` (scripts/bench.sh), not part of the router:
  *
- *  xgw_gen   traffic generator, run by BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on the
- *            generator's interface. Live frames come from a page pool whose pages keep
- *            whatever the last user wrote (the kernel's forwarding path rewrites MACs and TTL
- *            in place), so every run writes the whole frame from the template, then stamps
- *            the flow's UDP source port, and returns XDP_TX (sent out of that interface).
+ *  xgw_gen   traffic generator, run by BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES,
+ *            "received" on the loopback device (ifindex 1). Live frames come from a page pool
+ *            whose pages keep whatever the last user wrote (the kernel's forwarding path
+ *            rewrites MACs and TTL in place), so every run writes the whole frame from the
+ *            template, then stamps the flow's UDP source port, and redirects it out of the
+ *            generator's interface. The program is also attached to that interface while it
+ *            runs (frames it really receives are passed on): a test run of a program attached
+ *            nowhere adds it to the kernel's XDP dispatcher and removes it again, two
+ *            synchronize_rcu() under the dispatcher's global mutex, which would stall every
+ *            other XDP test run on the machine (xgw's transmit path is one) for milliseconds.
  *  xgw_sink  on the sink's interface: counts and drops the benchmark's UDP frames (dport
  *            `dport`), passes everything else (ARP) to the kernel.
  *  xgw_pass  XDP_PASS, so that frames redirected into a veth are accepted by its peer when
@@ -30,6 +35,8 @@ const volatile __u64 tmpl[8];
 const volatile __u32 flows = 1;
 const volatile __u16 sport_base = 1024;
 const volatile __u16 dport = 9;
+/* The generator's interface (where frames go). */
+const volatile __u32 gen_ifindex = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -51,6 +58,9 @@ int xgw_gen(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 zero = 0;
+
+	if (ctx->ingress_ifindex != 1)
+		return XDP_PASS; /* a frame the interface really received */
 	__u64 *runs = bpf_map_lookup_elem(&gen_runs, &zero);
 
 	if (!runs || data + GEN_LEN > data_end)
@@ -64,7 +74,7 @@ int xgw_gen(struct xdp_md *ctx)
 	struct udphdr *udp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	udp->source = bpf_htons(sport_base + (__u16)(*runs % flows));
 	*runs += 1;
-	return XDP_TX;
+	return bpf_redirect(gen_ifindex, 0);
 }
 
 SEC("xdp")

@@ -20,11 +20,11 @@
  * program that is not attached anywhere adds it to the kernel's XDP dispatcher and
  * removes it again, two synchronize_rcu() per syscall (~20 ms each).
  *
- * A test run is told from a received frame by its metadata: the worker supplies
- * XGW_TX_META bytes of it, while a frame received by a driver has none (data_meta
- * == data, or data + 1 where the driver has no metadata support). Its initial
- * length (restored by the kernel before every run) is XGW_TX_BASE_LEN + the
- * worker's slot.
+ * A transmit run is told from a received frame by its ingress device: the worker
+ * runs it "received" on the loopback device (ifindex 1 in every network namespace),
+ * to which this program is never attached (xgw refuses lo as a port), so no frame
+ * from the wire can pose as one. Its initial length (restored by the kernel before
+ * every run) is XGW_TX_BASE_LEN + the worker's slot.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -35,7 +35,7 @@
 #define XGW_MAX_QUEUES 64
 
 /* Must match io::xdp_tx. */
-#define XGW_TX_META 4
+#define XGW_LOOPBACK_IFINDEX 1
 #define XGW_TX_BASE_LEN 64
 #define XGW_TXQ_BYTES (1 << 18)
 /* The largest frame a live-frames page holds: a 4096-byte page less the test run's page
@@ -54,7 +54,7 @@
 struct xgw_txq {
 	__u32 off;
 	__u32 reserved;
-	/* Entries dropped: [0] bad length, [1] metadata/resize failed, [2] copy failed. */
+	/* Entries dropped: [0] bad length, [1] resize failed, [2] copy failed. */
 	__u64 errors[3];
 	__u8 q[XGW_TXQ_BYTES + XGW_TX_HDR + XGW_TX_FRAME_MAX + 8];
 };
@@ -103,11 +103,6 @@ static __always_inline int xgw_tx(struct xdp_md *ctx)
 
 	if (!t)
 		return XDP_DROP;
-	/* The metadata only marked the run; the receiver gets a plain frame. */
-	if (bpf_xdp_adjust_meta(ctx, XGW_TX_META)) {
-		t->errors[1]++;
-		return XDP_DROP;
-	}
 	__u32 off = t->off & (XGW_TXQ_BYTES - 1);
 	__u32 len = *(__u16 *)&t->q[off];
 	__u32 ifindex = *(__u32 *)&t->q[off + 4];
@@ -134,17 +129,16 @@ int xgw_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	void *meta = (void *)(long)ctx->data_meta;
 	struct ethhdr *eth = data;
+	__u32 ifindex = ctx->ingress_ifindex;
 
-	if (meta < data)
+	if (ifindex == XGW_LOOPBACK_IFINDEX)
 		return xgw_tx(ctx);
 
 	if ((void *)(eth + 1) > data_end)
 		return pass(0);
 	if (eth->h_proto != bpf_htons(ETH_P_IP) && eth->h_proto != bpf_htons(ETH_P_ARP))
 		return pass(0);
-	__u32 ifindex = ctx->ingress_ifindex;
 #pragma unroll
 	for (__u32 slot = 0; slot < XGW_MAX_PORTS; slot++) {
 		if (port_ifindex[slot] == 0)

@@ -17,6 +17,12 @@
 #
 # Environment: BENCH_MODES (subset of "xgw xgw-nat kernel kernel-nat xdp-fwd"), QUEUES
 # (default 1), GEN_CPU / ROUTER_CPU (default 0 / 1), BENCH_OUT (default bench-results).
+# ZERO_LOSS=1 adds an RFC 2544-style throughput search per router: the highest paced rate
+# (ZL_STEPS bisection steps of ZL_SECS seconds each, default 8 x 2 s) at which the sink
+# receives every frame (ZL_TOLERANCE, a loss fraction, default 0) and the generator keeps
+# up with the pace (the kernel routers forward inline on its core). A failed step is tried
+# ZL_RETRIES more times (default 1) before it counts: on a shared VM a single scheduling
+# hiccup of a few milliseconds loses frames at any rate.
 # Prints a table and writes $BENCH_OUT/bench.json and $BENCH_OUT/bench.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +33,11 @@ MODES=${BENCH_MODES:-"xgw xgw-nat kernel kernel-nat xdp-fwd"}
 GEN_CPU=${GEN_CPU:-0}
 ROUTER_CPU=${ROUTER_CPU:-1}
 OUT=${BENCH_OUT:-bench-results}
+ZERO_LOSS=${ZERO_LOSS:-0}
+ZL_STEPS=${ZL_STEPS:-8}
+ZL_SECS=${ZL_SECS:-2}
+ZL_TOLERANCE=${ZL_TOLERANCE:-0}
+ZL_RETRIES=${ZL_RETRIES:-1}
 [ "$(nproc)" -ge 2 ] || { GEN_CPU=0; ROUTER_CPU=0; }
 scripts/deps.sh >/dev/null
 cargo build --release --quiet
@@ -46,9 +57,38 @@ mkdir -p "$BPF" && mount -t bpf bpf "$BPF"
 srv "$XGW" loadgen attach --dev s0 --role sink --pin "$BPF/sink"
 R0_MAC=$(rtr cat /sys/class/net/r0/address)
 
-gen() { # SECONDS -> JSON from the generator
+gen() { # SECONDS [PPS] -> JSON from the generator (paced at PPS if given)
     cli taskset -c "$GEN_CPU" "$XGW" loadgen gen --dev c0 --dst-mac "$R0_MAC" \
-        --src 198.18.0.2 --dst 198.19.0.2 --flows "$FLOWS" --secs "$1"
+        --src 198.18.0.2 --dst 198.19.0.2 --flows "$FLOWS" --secs "$1" ${2:+--rate "$2"}
+}
+
+# zero_loss MODE: bisect the paced rate between 0 and the rate the generator offered at full
+# speed; appends {"mode", "zero_loss_mpps", "steps"} to $WORK/zl.
+zero_loss() {
+    local mode=$1 lo=0 hi mid c0 c1 out verdict steps=""
+    hi=$(python3 -c 'import json, sys; r = [json.loads(l) for l in open(sys.argv[1])][-1]; print(int(r["offered"] / r["secs"]))' "$WORK/results")
+    for _ in $(seq "$ZL_STEPS"); do
+        mid=$(( (lo + hi) / 2 ))
+        for _ in $(seq $((ZL_RETRIES + 1))); do
+            c0=$("$XGW" loadgen count --pin "$BPF/sink")
+            out=$(gen "$ZL_SECS" "$mid")
+            sleep 0.5
+            c1=$("$XGW" loadgen count --pin "$BPF/sink")
+            verdict=$(python3 - "$out" "$((c1 - c0))" "$mid" "$ZL_TOLERANCE" <<'PY'
+import json, sys
+gen, delivered, pps, tol = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+kept_pace = gen["frames"] >= 0.99 * pps * gen["secs"]
+lossless = delivered >= gen["frames"] * (1 - tol)
+print("pass" if kept_pace and lossless else "fail")
+PY
+)
+            [ "$verdict" = pass ] && break
+        done
+        steps="$steps $mid:$verdict"
+        if [ "$verdict" = pass ]; then lo=$mid; else hi=$mid; fi
+    done
+    echo "{\"mode\": \"$mode\", \"zero_loss_mpps\": $(python3 -c "print(round($lo / 1e6, 3))"), \"steps\": \"${steps# }\"}" >>"$WORK/zl"
+    tail -1 "$WORK/zl"
 }
 
 measure() { # MODE -> appends a JSON line to $WORK/results
@@ -106,6 +146,7 @@ for mode in $MODES; do
         cfg=configs/lab.toml; [ "$mode" = xgw-nat ] && cfg=configs/nat.toml
         start_xgw "$cfg" --queues "$QUEUES"
         measure "$mode"
+        if [ "$ZERO_LOSS" = 1 ]; then zero_loss "$mode"; fi
         # Idle: CPU time xgw uses in 3 s without traffic.
         t0=$(awk '{print $14+$15}' "/proc/$XGW_PID/stat"); sleep 3
         t1=$(awk '{print $14+$15}' "/proc/$XGW_PID/stat")
@@ -125,12 +166,14 @@ table ip xgwbench {
 NFT
         fi
         measure "$mode"
+        if [ "$ZERO_LOSS" = 1 ]; then zero_loss "$mode"; fi
         ;;
     xdp-fwd)
         kernel_on
         rtr nft delete table ip xgwbench 2>/dev/null || true
         r0_prog fwd
         measure "$mode"
+        if [ "$ZERO_LOSS" = 1 ]; then zero_loss "$mode"; fi
         ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
     esac
@@ -138,21 +181,31 @@ done
 kernel_off
 
 mkdir -p "$OUT"
-python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" <<'PY' | tee "$OUT/bench.txt"
+python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" <<'PY' | tee "$OUT/bench.txt"
 import json, os, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 idle = {r["mode"]: r["idle_cpu_pct"] for r in map(json.loads, open(sys.argv[2]))} if os.path.exists(sys.argv[2]) else {}
+zl = {r["mode"]: r for r in map(json.loads, open(sys.argv[7]))} if os.path.exists(sys.argv[7]) else {}
 by = {r["mode"]: r for r in rows}
 queues, flows, secs = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 print(f"kernel {platform.release()}, {os.cpu_count()} CPUs, veth, native XDP (AF_XDP copy mode), "
       f"{queues} queue(s), 64-byte frames, {flows} UDP flows, {secs:g} s per router")
-print("| router | offered Mpps | delivered Mpps | loss | vs kernel | ping ms | idle CPU % |")
-print("|---|---|---|---|---|---|---|")
+zl_head, zl_rule = (" zero-loss Mpps | zl vs kernel |", "---|---|") if zl else ("", "")
+print(f"| router | offered Mpps | delivered Mpps | loss | vs kernel | ping ms | idle CPU % |{zl_head}")
+print(f"|---|---|---|---|---|---|---|{zl_rule}")
 for r in rows:
-    ref = by.get("kernel-nat" if r["mode"].endswith("nat") else "kernel")
+    ref_mode = "kernel-nat" if r["mode"].endswith("nat") else "kernel"
+    ref = by.get(ref_mode)
     ratio = f"{r['delivered_mpps'] / ref['delivered_mpps']:.2f}x" if ref and ref["delivered_mpps"] else "-"
+    cells = ""
+    if zl:
+        z, zref = zl.get(r["mode"]), zl.get(ref_mode)
+        zr = f"{z['zero_loss_mpps'] / zref['zero_loss_mpps']:.2f}x" if z and zref and zref["zero_loss_mpps"] else "-"
+        cells = f" {z['zero_loss_mpps']:.3f} | {zr} |" if z else " - | - |"
+        if z:
+            r["zero_loss_mpps"], r["zero_loss_steps"] = z["zero_loss_mpps"], z["steps"]
     print(f"| {r['mode']} | {r['offered_mpps']:.3f} | {r['delivered_mpps']:.3f} | {r['loss'] * 100:.1f}% | {ratio} "
-          f"| {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |")
+          f"| {r['ping_avg_ms']:.3f} | {idle.get(r['mode'], '-')} |{cells}")
 print("(NAT rows are compared with kernel-nat, the others with kernel.)")
 if by.get("xgw") and by.get("xdp-fwd") and by["xdp-fwd"]["delivered_mpps"]:
     print(f"xgw / xdp-fwd (the in-kernel ceiling): {by['xgw']['delivered_mpps'] / by['xdp-fwd']['delivered_mpps']:.2f}x")

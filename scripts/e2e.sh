@@ -337,8 +337,8 @@ fi
 # to the sink and the report has a row for each.
 if want_phase 7; then
     phase "benchmark harness smoke run (scripts/bench.sh, 1 s per router)"
-    if BENCH_OUT="$WORK/bench" scripts/bench.sh 1 64 >"$WORK/bench.log" 2>&1; then
-        check "bench.sh reports xgw, xgw-nat, kernel, kernel-nat and xdp-fwd, each delivering frames" \
+    if ZERO_LOSS=1 ZL_STEPS=2 ZL_SECS=0.5 BENCH_OUT="$WORK/bench" scripts/bench.sh 1 64 >"$WORK/bench.log" 2>&1; then
+        check "bench.sh reports xgw, xgw-nat, kernel, kernel-nat and xdp-fwd, each delivering frames, and a zero-loss search for each" \
             python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -347,6 +347,11 @@ assert sorted(rows) == sorted(["xgw", "xgw-nat", "kernel", "kernel-nat", "xdp-fw
 for m, x in rows.items():
     assert x["offered"] > 0 and 0 < x["delivered"] <= x["offered"], (m, x)
 assert r["frame_size"] == 64 and r["flows"] == 64 and r["kernel"]
+for m, x in rows.items():
+    # Two bisection steps of the zero-loss search, each a rate with its verdict.
+    steps = x["zero_loss_steps"].split()
+    assert len(steps) == 2 and all(s.split(":")[1] in ("pass", "fail") for s in steps), (m, x)
+    assert 0 <= x["zero_loss_mpps"] <= x["offered_mpps"], (m, x)
 ' "$WORK/bench/bench.json"
     else
         bad "bench.sh runs" "$(tail -30 "$WORK/bench.log")"

@@ -79,6 +79,10 @@ enum LoadgenCmd {
         /// Stop after this many frames.
         #[arg(long, default_value_t = u64::MAX)]
         max_frames: u64,
+        /// Send at most this many frames per second (paced every 0.5 ms); default: as fast
+        /// as the core allows.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Attach a program to DEV with a bpf_link pinned in PIN (a bpffs directory); remove
     /// PIN/link to detach.
@@ -160,6 +164,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
             sport,
             secs,
             max_frames,
+            rate,
         } => dst_mac
             .parse()
             .map_err(|_| anyhow::anyhow!("bad MAC address {dst_mac:?}"))
@@ -172,7 +177,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
                     sport_base: sport,
                 };
                 let d = std::time::Duration::from_secs_f64(secs.max(0.0));
-                Ok(loadgen::generate(&dev, &spec, d, max_frames)?)
+                Ok(loadgen::generate(&dev, &spec, d, max_frames, rate)?)
             })
             .map(|r| {
                 let v = serde_json::json!({

@@ -76,6 +76,11 @@ impl XdpProgram {
                 format!("1..={MAX_PORTS} ports with valid ifindexes"),
             ));
         }
+        // Ifindex 1 is the loopback device, whose "received" frames mark transmit runs
+        // (bpf/xsk_redirect.bpf.c); it cannot be a port.
+        if ifindexes.contains(&1) {
+            return Err(err("load", "the loopback device cannot be a port"));
+        }
         // The skeleton borrows its object storage for its whole life; one program per
         // process, so the storage is leaked deliberately (a few hundred bytes).
         let storage: &'static mut MaybeUninit<OpenObject> =
@@ -112,13 +117,12 @@ impl XdpProgram {
         })
     }
 
-    /// Worker `worker`'s XDP-redirect transmitter (each worker once). Its runs are nominally
-    /// received on `ifindex`, one of the ports.
+    /// Worker `worker`'s XDP-redirect transmitter (each worker once).
     ///
     /// # Errors
     /// `worker` out of range or already taken.
-    pub fn tx_queue(&mut self, worker: u32, ifindex: u32) -> io::Result<XdpTx> {
-        self.tx.queue(worker, ifindex)
+    pub fn tx_queue(&mut self, worker: u32) -> io::Result<XdpTx> {
+        self.tx.queue(worker)
     }
 
     /// Attach to `ifindex` (one of the ports given to [`XdpProgram::load`]) with a bpf_link

@@ -20,6 +20,12 @@
 //! its [`XdpTx`], which the kernel reads only during that `XdpTx`'s own `BPF_PROG_RUN`.
 //! Frames pushed are sent by the next [`XdpTx::flush`] (which [`XdpTx::push`] also calls
 //! when the queue is full), in push order.
+//!
+//! Every XDP `BPF_PROG_RUN` takes the kernel's global XDP-dispatcher mutex for a moment. A
+//! run of a program that is attached nowhere holds it across two `synchronize_rcu()` (it is
+//! added to the dispatcher and removed again), so another process doing such runs on the
+//! same host stalls these flushes by milliseconds each time. (The benchmark's generator
+//! attaches its program for that reason.)
 
 use std::{
     io,
@@ -41,8 +47,9 @@ const HDR: usize = 8;
 const QUEUE_HEADER: usize = 32;
 /// Size of `struct xgw_txq`.
 pub const QUEUE_VALUE_SIZE: usize = QUEUE_HEADER + QUEUE_BYTES + HDR + FRAME_MAX + 8;
-/// Metadata bytes that mark a run as a transmit run (`XGW_TX_META`).
-const META: usize = 4;
+/// The device a transmit run is nominally received on: the loopback device, ifindex 1 in
+/// every network namespace (`XGW_LOOPBACK_IFINDEX`), where the program is never attached.
+const LOOPBACK_IFINDEX: u32 = 1;
 /// A run's frame starts `BASE_LEN + slot` bytes long (`XGW_TX_BASE_LEN`).
 const BASE_LEN: usize = 64;
 /// Frames per page-pool batch inside one run: the kernel's default (the NAPI weight). A veth
@@ -157,13 +164,11 @@ impl TxMap {
         })
     }
 
-    /// The transmitter of worker `slot`; its runs are nominally received on `ifindex` (any
-    /// device of this network namespace; each frame goes where its entry says). Each slot is
-    /// handed out once.
+    /// The transmitter of worker `slot`. Each slot is handed out once.
     ///
     /// # Errors
     /// `slot` out of range or already taken; the program fd could not be duplicated.
-    pub fn queue(&mut self, slot: u32, ifindex: u32) -> io::Result<XdpTx> {
+    pub fn queue(&mut self, slot: u32) -> io::Result<XdpTx> {
         let n = self.taken.len();
         let taken = self
             .taken
@@ -174,15 +179,16 @@ impl TxMap {
         }
         let prog = self.prog.try_clone()?;
         *taken = true;
-        let data_in = vec![0u8; META + BASE_LEN + slot as usize];
+        let data_in = vec![0u8; BASE_LEN + slot as usize];
         let data_end = u32::try_from(data_in.len()).map_err(|e| err("txq", e))?;
         Ok(XdpTx {
             prog,
             map: self.map.clone(),
             queue: self.elem * slot as usize,
             // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-            // egress_ifindex }, as offsets into data_in: the first META bytes are metadata.
-            ctx: [META as u32, data_end, 0, ifindex, 0, 0],
+            // egress_ifindex }: the whole of data_in is the frame; "received" on loopback,
+            // which marks a transmit run for the program.
+            ctx: [0, data_end, 0, LOOPBACK_IFINDEX, 0, 0],
             data_in,
             off: 0,
             n: 0,
@@ -213,13 +219,12 @@ const fn entry_size(len: usize) -> usize {
 //   offset below QUEUE_BYTES at most, may be maximal, and must stay inside the value;
 // - 60-byte frames hit MAX_FRAMES before the queue is full (one run per MAX_FRAMES);
 // - the worker slot rides on the initial frame length, which must be a valid frame for every
-//   slot (MAX_QUEUES = 64), and the kernel accepts metadata in multiples of 4 up to 32.
+//   slot (MAX_QUEUES = 64).
 const _: () = {
     assert!(QUEUE_BYTES.is_power_of_two());
     assert!(QUEUE_HEADER + (QUEUE_BYTES - 8) + entry_size(FRAME_MAX) <= QUEUE_VALUE_SIZE);
     assert!(MAX_FRAMES as usize * entry_size(60) <= QUEUE_BYTES);
     assert!(BASE_LEN >= FRAME_MIN && BASE_LEN + 64 <= FRAME_MAX);
-    assert!(META % 4 == 0 && META <= 32);
 };
 
 /// Cumulative counts of one [`XdpTx`].
@@ -384,7 +389,7 @@ mod tests {
         assert_eq!(c_define("XGW_TXQ_BYTES"), QUEUE_BYTES);
         assert_eq!(c_define("XGW_TX_FRAME_MAX"), FRAME_MAX);
         assert_eq!(c_define("XGW_TX_HDR"), HDR);
-        assert_eq!(c_define("XGW_TX_META"), META);
+        assert_eq!(c_define("XGW_LOOPBACK_IFINDEX"), LOOPBACK_IFINDEX as usize);
         assert_eq!(c_define("XGW_TX_BASE_LEN"), BASE_LEN);
     }
 

@@ -117,9 +117,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             .map(|(d, i)| (d.ifindex, i.tx_path == config::TxPath::Auto))
             .collect();
         if tx_ports.iter().any(|&(_, allowed)| allowed) {
-            let tx = prog
-                .tx_queue(q, devs[0].ifindex)
-                .context("XDP-redirect transmit queue")?;
+            let tx = prog.tx_queue(q).context("XDP-redirect transmit queue")?;
             io.use_xdp_tx(tx, &tx_ports);
         }
         ios.push(io);
