@@ -17,12 +17,15 @@
 //! Outbound packets with TTL <= 1 or larger than the egress MTU are left untranslated, so the
 //! ICMP error that `ip4-rewrite` triggers goes to the real (inside) source (RFC 4787 REQ-13);
 //! inbound ones are punted (`TtlExpired`, `NeedFrag`) untranslated for the same reason.
+//!
+//! Three passes over the batch: classify (and key) the packets, warm the session table for
+//! all keys at once (their cache misses overlap; see `SessionReader::warm`), then look up and
+//! translate each.
 
 use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, BATCH};
 use crate::{
     nat::{
-        flow::FlowKey,
-        flow::{proto, Direction},
+        flow::{proto, Direction, FlowKey},
         tcp::TcpState,
         translate::{self, Compiled, NatError},
     },

@@ -281,11 +281,6 @@ impl XskIo {
         self.probe_redirect();
     }
 
-    /// The ports' current transmit paths: true where XDP redirect is used.
-    pub fn redirect_ports(&self) -> Vec<bool> {
-        self.ports.iter().map(|p| p.redirect).collect()
-    }
-
     /// Re-check which ports can take the XDP-redirect path.
     fn probe_redirect(&mut self) {
         self.next_probe = Instant::now() + PROBE_EVERY;
