@@ -18,14 +18,14 @@
 //! ICMP error that `ip4-rewrite` triggers goes to the real (inside) source (RFC 4787 REQ-13);
 //! inbound ones are punted (`TtlExpired`, `NeedFrag`) untranslated for the same reason.
 //!
-//! Three passes over the batch: classify (and key) the packets, warm the session table for
-//! all keys at once (their cache misses overlap; see `SessionReader::warm`), then look up and
-//! translate each.
+//! Three passes over the batch: classify (and key) the packets, look all keys up at once
+//! (`SessionReader::lookup_batch`: their cache misses overlap), then translate each.
 
 use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, BATCH};
 use crate::{
     nat::{
         flow::{proto, Direction, FlowKey},
+        table::Hit,
         tcp::TcpState,
         translate::{self, Compiled, NatError},
     },
@@ -60,12 +60,14 @@ pub(super) fn run(
             Err(next) => set(meta, i, next, c),
         }
     }
-    // Pass 2: bring every key's bucket and session into the cache at once, so that the
-    // lookups below do not each wait for their own misses (a million sessions are ~100 MB).
-    nat.sessions.warm(&keys[..n]);
-    // Pass 3: look up and translate.
-    for (key, &i) in keys[..n].iter().zip(&which[..n]) {
-        let next = translate_one(&mut frames[i][ETH_LEN..], key, i, meta, snap, nat, now, c);
+    // Pass 2: look all keys up at once, their cache misses overlapped (a million sessions are
+    // ~100 MB), instead of each lookup waiting for its own.
+    let mut hits = [None; BATCH];
+    nat.sessions.lookup_batch(&keys[..n], &mut hits[..n]);
+    // Pass 3: translate.
+    for ((key, &i), &hit) in keys[..n].iter().zip(&which[..n]).zip(&hits[..n]) {
+        let l3 = &mut frames[i][ETH_LEN..];
+        let next = translate_one(l3, key, hit, i, meta, snap, nat, now, c);
         set(meta, i, next, c);
     }
 }
@@ -128,12 +130,13 @@ fn classify(
     }
 }
 
-/// Looks packet `i`'s session up by `key` (from [`classify`]) and translates the packet.
+/// Translates packet `i`, whose key (from [`classify`]) found `hit`.
 #[inline]
 #[allow(clippy::too_many_arguments)]
 fn translate_one(
     l3: &mut [u8],
     key: &FlowKey,
+    hit: Option<Hit>,
     i: usize,
     meta: &mut Meta,
     snap: &Snapshot,
@@ -143,7 +146,7 @@ fn translate_one(
 ) -> Next {
     let to_pool = snap.nexthops[meta.nh[i] as usize] == NextHop::Local;
     let pkt = Packet::new_unchecked(&*l3);
-    let Some(hit) = nat.sessions.lookup(key) else {
+    let Some(hit) = hit else {
         // An ICMP query to a pool address with no session is for the router itself (also
         // with TTL 1: RFC 1812 §4.2.2.9).
         return if to_pool && key.proto == proto::ICMP {

@@ -506,18 +506,6 @@ impl SessionReader {
         self.inner.lookup(key)
     }
 
-    /// Bring what lookups of `keys` will read into the cache, the cache misses of all keys
-    /// side by side (a lookup on its own waits for two in a row: bucket, then slot). Call it
-    /// just before looking the keys up; it changes nothing, and lookups are correct without it.
-    pub fn warm(&self, keys: &[FlowKey]) {
-        let mut hashes = [0u64; BATCH_GROUP];
-        for k in keys.chunks(BATCH_GROUP) {
-            let h = &mut hashes[..k.len()];
-            self.inner.hashes(k, h);
-            std::hint::black_box(self.inner.warm(h));
-        }
-    }
-
     /// `out[i] = self.lookup(&keys[i])`, with the cache misses of different keys overlapped:
     /// the home buckets of a group of keys are loaded side by side, then the slots they point
     /// to, then each key is looked up as usual (from cache). A lookup on its own waits for
@@ -1035,7 +1023,7 @@ mod tests {
         assert_eq!(w.occupied_buckets(), 0);
     }
 
-    /// `lookup_batch` (and `warm` before single lookups) returns exactly what `lookup` does:
+    /// `lookup_batch` returns exactly what `lookup` does:
     /// hits in both directions, misses, and entries far from home (one forced cluster, where
     /// the warm-up's short search picks the wrong slot).
     #[test]
@@ -1064,7 +1052,6 @@ mod tests {
                 let keys = &keys[..n.min(keys.len())];
                 let mut out = vec![None; keys.len() + 1];
                 r.lookup_batch(keys, &mut out);
-                r.warm(keys);
                 for (k, got) in keys.iter().zip(&out) {
                     assert_eq!(*got, r.lookup(k), "cap {cap}, key {k:?}");
                 }

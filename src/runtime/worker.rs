@@ -13,6 +13,7 @@ use std::{
 use crossbeam::channel::Receiver;
 
 use crate::{
+    config::DataplaneSettings,
     control::publish::SnapshotCell,
     dataplane::{Event, Pipeline, SharedCounters, Snapshot},
     io::{waker::Waker, PacketIo, BATCH},
@@ -59,7 +60,7 @@ impl<I: PacketIo> Worker<I> {
             inject,
             waker,
             counters,
-            idle_poll: Duration::from_millis(20),
+            idle_poll: DataplaneSettings::default().idle_poll,
             epoch,
         }
     }
