@@ -64,15 +64,17 @@ impl Bench {
     /// Push `n` frames (the next ones of the flow cycle) into the RX queue.
     fn push(&mut self, n: usize) {
         for _ in 0..n {
-            self.t.worker.io.push_rx(self.port, &self.frames[self.next]);
+            self.t.workers[0]
+                .io
+                .push_rx(self.port, &self.frames[self.next]);
             self.next = (self.next + 1) % self.frames.len();
         }
     }
 
     /// Run the worker until the RX queue is empty.
     fn drain(&mut self) {
-        while self.t.worker.io.rx_pending(self.port) > 0 {
-            black_box(self.t.worker.poll_once(self.t.now));
+        while self.t.workers[0].io.rx_pending(self.port) > 0 {
+            black_box(self.t.workers[0].poll_once(self.t.now));
         }
     }
 
@@ -131,7 +133,7 @@ fn forwarding() -> Bench {
         next: 0,
     };
     b.check_fast_path();
-    b.t.worker.io.recycle_tx();
+    b.t.workers[0].io.recycle_tx();
     b
 }
 
@@ -154,7 +156,7 @@ fn nat_in2out() -> (Bench, Vec<Vec<u8>>) {
         next: 0,
     };
     assert_eq!(b.check_fast_path(), (FLOWS as u64, 0));
-    b.t.worker.io.recycle_tx();
+    b.t.workers[0].io.recycle_tx();
     (b, created)
 }
 
@@ -173,7 +175,7 @@ fn nat_out2in() -> Bench {
     b.port = 1;
     b.next = 0;
     assert_eq!(b.check_fast_path(), (0, FLOWS as u64));
-    b.t.worker.io.recycle_tx();
+    b.t.workers[0].io.recycle_tx();
     b
 }
 
@@ -192,7 +194,7 @@ fn run(c: &mut Criterion, name: &str, mut b: Bench) {
                     b.drain();
                     timed += t.elapsed();
                     // Transmitted buffers go back to the pool: no growth across iterations.
-                    b.t.worker.io.recycle_tx();
+                    b.t.workers[0].io.recycle_tx();
                 }
                 timed
             })

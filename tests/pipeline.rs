@@ -143,7 +143,7 @@ fn echo_to_far_side_address_is_answered_on_ingress() {
     let i = icmp_of(&p);
     assert_eq!(i.msg_type(), Message::EchoReply);
     assert_eq!(i.echo_seq_no(), 3);
-    assert_eq!(t.control.counters.get(ControlEvent::EchoReplies), 1);
+    assert_eq!(t.control().counters.get(ControlEvent::EchoReplies), 1);
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn icmp_errors_are_suppressed_per_rfc1812() {
         t.take_tx(0).is_empty(),
         "no ICMP about ICMP errors, fragments or broadcasts"
     );
-    assert_eq!(t.control.counters.get(ControlEvent::IcmpSuppressed), 2);
+    assert_eq!(t.control().counters.get(ControlEvent::IcmpSuppressed), 2);
     assert_eq!(t.counters().dropped(DropReason::DirectedBroadcast), 1);
     // ... but an echo request with TTL 1 does get Time Exceeded.
     t.push(0, &Ip::echo(client(), server(), 1).ttl(1).client_frame());
@@ -265,7 +265,7 @@ fn icmp_errors_are_rate_limited() {
     }
     t.step();
     assert_eq!(t.take_tx(0).len(), 10, "burst = 10");
-    assert_eq!(t.control.counters.get(ControlEvent::IcmpRateLimited), 40);
+    assert_eq!(t.control().counters.get(ControlEvent::IcmpRateLimited), 40);
     t.advance(Duration::from_millis(100)); // rate 100/s → 10 more tokens
     for _ in 0..50 {
         t.push(0, &Ip::udp(client(), server(), 10).ttl(1).client_frame());
@@ -316,7 +316,7 @@ fn non_df_packet_over_mtu_is_fragmented() {
         data.extend_from_slice(p.payload());
     }
     assert_eq!(&data[..], &orig[ipv4::HEADER_LEN..]);
-    assert_eq!(t.control.counters.get(ControlEvent::Fragmented), 1);
+    assert_eq!(t.control().counters.get(ControlEvent::Fragmented), 1);
 }
 
 #[test]
@@ -401,7 +401,7 @@ fn reload_publishes_new_routes_and_refuses_interface_changes() {
     t.take_tx(0);
     let more = format!("{CFG}\n[[route]]\nprefix = \"192.0.2.0/24\"\nvia = \"198.19.0.2\"\n");
     let cfg = xgw::config::parse(&more, "reload.toml").unwrap();
-    t.control.reload(&cfg).unwrap();
+    t.control_mut().reload(&cfg).unwrap();
     t.step();
     t.push(0, &Ip::udp(client(), ip("192.0.2.1"), 10).client_frame());
     t.step();
@@ -415,6 +415,6 @@ fn reload_publishes_new_routes_and_refuses_interface_changes() {
     );
     let changed = CFG.replace("mtu = 1400", "mtu = 1300");
     let cfg = xgw::config::parse(&changed, "reload.toml").unwrap();
-    let err = t.control.reload(&cfg).unwrap_err();
+    let err = t.control_mut().reload(&cfg).unwrap_err();
     assert!(err.contains("interface"), "{err}");
 }

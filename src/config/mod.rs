@@ -25,6 +25,7 @@
 
 mod duration;
 mod nat;
+mod punt;
 mod span;
 mod validate;
 
@@ -32,6 +33,7 @@ pub use duration::parse_duration;
 pub use nat::{
     Filtering, ForwardConfig, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig, PortForward,
 };
+pub use punt::{PuntClassConfig, PuntClassSettings, PuntConfig, PuntSettings, PUNT_CLASSES};
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -79,6 +81,9 @@ pub struct Config {
     /// `[dataplane]` section (worker behaviour).
     #[serde(default)]
     pub dataplane: DataplaneConfig,
+    /// `[punt]`: exception-path policers and queues.
+    #[serde(default)]
+    pub punt: PuntConfig,
 }
 
 /// `[dataplane]` as written; see [`DataplaneSettings`] for meanings.
@@ -315,6 +320,8 @@ pub struct ValidConfig {
     pub nat: Option<NatSettings>,
     /// Worker behaviour.
     pub dataplane: DataplaneSettings,
+    /// Exception-path policers and queues.
+    pub punt: PuntSettings,
 }
 
 impl ValidConfig {
@@ -709,6 +716,7 @@ idle_poll = "1ms"
             dataplane: DataplaneSettings {
                 idle_poll: Duration::from_millis(1),
             },
+            punt: PuntSettings::default(),
         };
         assert_eq!(c, want);
     }

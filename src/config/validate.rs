@@ -83,6 +83,7 @@ impl Config {
             None => None,
         };
         let dataplane = dataplane(&cx, &self.dataplane)?;
+        let punt = super::punt::validate_punt(cx.file, &self.punt)?;
         Ok(ValidConfig {
             interfaces,
             routes,
@@ -90,6 +91,7 @@ impl Config {
             neighbor,
             nat,
             dataplane,
+            punt,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! as an argument: it consumes [`Punt`]s and produces frames in an outbox, so tests drive
 //! it synchronously and the runtime wraps it in a thread.
 
+pub mod event_loop;
 pub mod frag;
 pub mod icmp;
 pub mod nat;
@@ -216,7 +217,7 @@ impl ControlPlane {
     }
 
     /// Handle one punted packet.
-    pub fn handle(&mut self, now: Instant, punt: Punt) {
+    pub fn handle(&mut self, now: Instant, punt: &Punt) {
         let frame = &punt.frame;
         if frame.len() < ethernet::HEADER_LEN {
             return;

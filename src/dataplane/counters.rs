@@ -108,7 +108,8 @@ define_counters! {
         Blackhole = "ip4_lookup.blackhole" => "blackhole route",
         NatUnsupported = "nat44.unsupported" => "NAT: protocol or packet the NAT cannot translate",
         FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",
-        PuntQueueFull = "punt.queue_full" => "control-plane queue full",
+        PuntQueueFull = "punt.queue_full" => "control-plane queue (or its buffers) full",
+        PuntPoliced = "punt.policed" => "exception over its class's rate limit ([punt])",
     }
 }
 
@@ -143,6 +144,46 @@ define_counters! {
     }
 }
 
+define_counters! {
+    /// Per exception class (`dataplane::punt::PuntClass`, in its order): punts queued,
+    /// policed and dropped for a full queue. Index = class * 3 + [`ClassCounter`].
+    pub enum ClassEvent {
+        ArpAccepted = "punt.arp.accepted" => "ARP: queued to the control plane",
+        ArpPoliced = "punt.arp.policed" => "ARP: dropped by the class policer",
+        ArpQueueFull = "punt.arp.queue_full" => "ARP: dropped, queue or buffers full",
+        ResolveAccepted = "punt.resolve.accepted" => "next hop resolution: queued to the control plane",
+        ResolvePoliced = "punt.resolve.policed" => "next hop resolution: dropped by the class policer",
+        ResolveQueueFull = "punt.resolve.queue_full" => "next hop resolution: dropped, queue or buffers full",
+        NatAccepted = "punt.nat.accepted" => "NAT exceptions: queued to the control plane",
+        NatPoliced = "punt.nat.policed" => "NAT exceptions: dropped by the class policer",
+        NatQueueFull = "punt.nat.queue_full" => "NAT exceptions: dropped, queue or buffers full",
+        IcmpErrorAccepted = "punt.icmp_error.accepted" => "ICMP errors to translate: queued to the control plane",
+        IcmpErrorPoliced = "punt.icmp_error.policed" => "ICMP errors to translate: dropped by the class policer",
+        IcmpErrorQueueFull = "punt.icmp_error.queue_full" => "ICMP errors to translate: dropped, queue or buffers full",
+        FragmentAccepted = "punt.fragment.accepted" => "NAT fragments: queued to the control plane",
+        FragmentPoliced = "punt.fragment.policed" => "NAT fragments: dropped by the class policer",
+        FragmentQueueFull = "punt.fragment.queue_full" => "NAT fragments: dropped, queue or buffers full",
+        TransitAccepted = "punt.transit.accepted" => "transit exceptions (TTL, route, MTU): queued to the control plane",
+        TransitPoliced = "punt.transit.policed" => "transit exceptions (TTL, route, MTU): dropped by the class policer",
+        TransitQueueFull = "punt.transit.queue_full" => "transit exceptions (TTL, route, MTU): dropped, queue or buffers full",
+        LocalAccepted = "punt.local.accepted" => "packets to the router: queued to the control plane",
+        LocalPoliced = "punt.local.policed" => "packets to the router: dropped by the class policer",
+        LocalQueueFull = "punt.local.queue_full" => "packets to the router: dropped, queue or buffers full",
+    }
+}
+
+/// What happened to one punt of a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ClassCounter {
+    /// Queued to the control plane.
+    Accepted,
+    /// Over the class's rate.
+    Policed,
+    /// Queue or buffer pool full.
+    QueueFull,
+}
+
 /// Counts accumulated by a worker during one batch (plain integers, no atomics).
 #[derive(Debug, Clone)]
 pub struct LocalCounters {
@@ -152,6 +193,8 @@ pub struct LocalCounters {
     pub punts: [u64; PuntReason::COUNT],
     /// Per [`Event`].
     pub events: [u64; Event::COUNT],
+    /// Per [`ClassEvent`].
+    pub classes: [u64; ClassEvent::COUNT],
 }
 
 impl Default for LocalCounters {
@@ -160,6 +203,7 @@ impl Default for LocalCounters {
             drops: [0; DropReason::COUNT],
             punts: [0; PuntReason::COUNT],
             events: [0; Event::COUNT],
+            classes: [0; ClassEvent::COUNT],
         }
     }
 }
@@ -179,6 +223,15 @@ impl LocalCounters {
     #[inline]
     pub fn event(&mut self, e: Event, n: u64) {
         self.events[e as usize] += n;
+    }
+    /// Count one punt of `class` by outcome.
+    #[inline]
+    pub fn class(&mut self, class: crate::dataplane::punt::PuntClass, what: ClassCounter) {
+        self.classes[class as usize * 3 + what as usize] += 1;
+    }
+    /// Value of a per-class counter.
+    pub fn class_count(&self, class: crate::dataplane::punt::PuntClass, what: ClassCounter) -> u64 {
+        self.classes[class as usize * 3 + what as usize]
     }
     /// Value of a drop counter.
     pub fn dropped(&self, r: DropReason) -> u64 {
@@ -206,6 +259,10 @@ impl LocalCounters {
             .iter_mut()
             .zip(o.events)
             .for_each(|(a, b)| *a += b);
+        self.classes
+            .iter_mut()
+            .zip(o.classes)
+            .for_each(|(a, b)| *a += b);
     }
     /// All non-zero counters as `(name, value, description)`.
     pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
@@ -218,11 +275,18 @@ impl LocalCounters {
         let e = Event::ALL
             .iter()
             .map(|r| (r.name(), self.events(*r), r.description()));
-        e.chain(d).chain(p).filter(|(_, v, _)| *v != 0).collect()
+        let k = ClassEvent::ALL
+            .iter()
+            .map(|r| (r.name(), self.classes[*r as usize], r.description()));
+        e.chain(d)
+            .chain(p)
+            .chain(k)
+            .filter(|(_, v, _)| *v != 0)
+            .collect()
     }
 }
 
-const TOTAL: usize = DropReason::COUNT + PuntReason::COUNT + Event::COUNT;
+const TOTAL: usize = DropReason::COUNT + PuntReason::COUNT + Event::COUNT + ClassEvent::COUNT;
 
 /// A worker's published counters: written only by that worker, read by anyone.
 #[derive(Debug)]
@@ -242,7 +306,12 @@ impl SharedCounters {
     /// Publish a batch's local counts and reset them. Single writer: `Relaxed` load+store
     /// suffices (no other thread writes these cells; readers tolerate staleness).
     pub fn publish(&self, local: &mut LocalCounters) {
-        let all = local.drops.iter().chain(&local.punts).chain(&local.events);
+        let all = local
+            .drops
+            .iter()
+            .chain(&local.punts)
+            .chain(&local.events)
+            .chain(&local.classes);
         for (cell, &n) in self.cells.iter().zip(all) {
             if n != 0 {
                 cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Relaxed);
@@ -258,7 +327,8 @@ impl SharedCounters {
             .drops
             .iter_mut()
             .chain(out.punts.iter_mut())
-            .chain(out.events.iter_mut());
+            .chain(out.events.iter_mut())
+            .chain(out.classes.iter_mut());
         for (cell, v) in self.cells.iter().zip(all) {
             *v = cell.load(Ordering::Relaxed);
         }
@@ -275,6 +345,7 @@ mod tests {
         let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.extend(PuntReason::ALL.iter().map(|r| r.name()));
         names.extend(Event::ALL.iter().map(|r| r.name()));
+        names.extend(ClassEvent::ALL.iter().map(|r| r.name()));
         let n = names.len();
         names.sort();
         names.dedup();

@@ -21,13 +21,12 @@ mod ip4_input;
 mod ip4_lookup;
 mod ip4_rewrite;
 mod nat44;
-mod punt;
+pub mod punt;
 
 use std::{net::Ipv4Addr, sync::Arc};
 
-use crossbeam::channel::Sender;
-
 pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCounters};
+use self::punt::PuntTx;
 use crate::{
     fib::Fib,
     io::{Verdict, BATCH},
@@ -189,28 +188,38 @@ impl Meta {
 /// The fast-path pipeline of one worker.
 #[derive(Debug)]
 pub struct Pipeline {
-    punt_tx: Sender<Punt>,
+    punt_tx: PuntTx,
     verify_checksum: bool,
+    /// Seconds since the control plane's epoch (NAT refreshes).
     now: u32,
+    /// Nanoseconds since the same epoch (punt policers).
+    now_ns: u64,
     /// Counts of the batches processed since the last [`SharedCounters::publish`].
     pub counters: LocalCounters,
 }
 
 impl Pipeline {
-    /// A pipeline that punts into `punt_tx`.
-    pub fn new(punt_tx: Sender<Punt>) -> Self {
+    /// A pipeline that punts through `punt_tx` (its class policers and queues).
+    pub fn new(punt_tx: PuntTx) -> Self {
         Pipeline {
             punt_tx,
             verify_checksum: true,
             now: 0,
+            now_ns: 0,
             counters: LocalCounters::default(),
         }
     }
 
-    /// Set the coarse clock (seconds since the control plane's epoch) used to refresh NAT
-    /// sessions; the worker sets it once per loop.
-    pub fn set_now(&mut self, secs: u32) {
-        self.now = secs;
+    /// Set the clock (time since the control plane's epoch): seconds refresh NAT sessions,
+    /// nanoseconds drive the punt policers. The worker sets it once per loop.
+    pub fn set_clock(&mut self, since_epoch: std::time::Duration) {
+        self.now = u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX);
+        self.now_ns = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
+    }
+
+    /// The exception queues this pipeline punts into.
+    pub fn punt_queues(&self) -> &Arc<punt::PuntQueues> {
+        self.punt_tx.queues()
     }
 
     /// Skip IPv4 header checksum verification (for NICs that verified it already).
@@ -244,7 +253,7 @@ impl Pipeline {
         ip4_lookup::run(frames, &mut meta, snap, c);
         nat44::run(frames, &mut meta, snap, self.now, c);
         ip4_rewrite::run(frames, &mut meta, snap, c);
-        punt::run(frames, &mut meta, &self.punt_tx, c);
+        punt::run(frames, &mut meta, &mut self.punt_tx, self.now_ns, c);
         let mut tx = 0;
         for (v, next) in verdicts.iter_mut().zip(&meta.next[..n]) {
             *v = match *next {

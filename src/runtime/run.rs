@@ -6,18 +6,25 @@ use std::{
         Arc,
     },
     thread,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{bail, Context, Result};
-use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam::channel::bounded;
 use tracing::{info, warn};
 
-use super::worker::Worker;
+use super::{punt_policy, worker::Worker};
 use crate::{
     config::{self, ValidConfig},
-    control::{publish::SnapshotCell, ControlPlane},
-    dataplane::{Pipeline, PortInfo, Punt, SharedCounters},
+    control::{
+        event_loop::{ControlLoop, WorkerLink},
+        publish::SnapshotCell,
+        ControlPlane,
+    },
+    dataplane::{
+        punt::{Doorbell, PuntQueues, PuntTx},
+        Pipeline, PortInfo, SharedCounters,
+    },
     io::{
         netdev::NetDev,
         waker::Waker,
@@ -27,15 +34,8 @@ use crate::{
     stats,
 };
 
-/// A worker's inject queue and the waker to signal after queueing.
-type InjectHandle = (Sender<(u16, Vec<u8>)>, Arc<Waker>);
-
-/// Depth of the worker → control punt queue.
-const PUNT_QUEUE: usize = 4096;
 /// Depth of each control → worker injection queue.
 const INJECT_QUEUE: usize = 4096;
-/// Control-plane timer period (ARP retransmission and ageing resolution).
-const TICK: Duration = Duration::from_millis(50);
 
 /// Command-line overrides for `xgw run`.
 #[derive(Debug, Clone, Default)]
@@ -85,9 +85,11 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
 
     let ifindexes: Vec<u32> = devs.iter().map(|d| d.ifindex).collect();
     let mut prog = XdpProgram::load(&ifindexes, queues)?;
+    let policy = punt_policy(&cfg, &ports);
     let mut control = ControlPlane::new(&cfg, ports);
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
-    let (punt_tx, punt_rx) = bounded::<Punt>(PUNT_QUEUE);
+    // The control loop runs on this thread; workers ring it when they queue punts.
+    let doorbell = Doorbell::new(thread::current());
     let names: Vec<String> = devs.iter().map(|d| d.name.clone()).collect();
 
     // Sockets first (so the XSKMAP is populated), then attach: frames that arrive before a
@@ -132,23 +134,30 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         info!(port = %dev.name, ifindex = dev.ifindex, ?mode, queues, "XDP attached (bpf_link)");
     }
 
-    let mut injects = Vec::new();
+    let mut links = Vec::new();
     let mut counters = Vec::new();
     let mut handles = Vec::new();
+    let epoch = control.epoch();
     for (q, io) in ios.into_iter().enumerate() {
         let (itx, irx) = bounded(INJECT_QUEUE);
         let c = Arc::new(SharedCounters::default());
         let waker = Arc::new(Waker::new().context("eventfd")?);
-        injects.push((itx, waker.clone()));
+        let queues = PuntQueues::new(&policy, doorbell.clone());
+        let wake = waker.clone();
+        links.push(WorkerLink {
+            punts: queues.clone(),
+            inject: itx,
+            wake: Box::new(move || wake.wake()),
+        });
         counters.push(c.clone());
         let mut w = Worker::new(
             io,
-            Pipeline::new(punt_tx.clone()),
+            Pipeline::new(PuntTx::new(queues, &policy)),
             cell.clone(),
             irx,
             waker,
             c,
-            control.epoch(),
+            epoch,
         );
         w.set_idle_poll(cfg.dataplane.idle_poll);
         let stop = stop.clone();
@@ -159,7 +168,6 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
                 .context("spawn worker")?,
         );
     }
-    drop(punt_tx);
     info!(
         workers = queues,
         "xgw running; SIGUSR1 dumps counters, SIGINT/SIGTERM stops"
@@ -170,11 +178,10 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         dump: &dump,
         reload: &reload,
     };
+    let mut ctl = ControlLoop::new(control, cell, links);
     control_loop(
-        &mut control,
-        &punt_rx,
-        &injects,
-        &cell,
+        &mut ctl,
+        &doorbell,
         &signals,
         opts.config_path.as_deref(),
         &counters,
@@ -194,7 +201,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let totals = stats::sum_workers(counters.iter().map(|c| &**c));
     info!(
         "final counters:\n{}",
-        stats::render(&totals, &control.counter_lines())
+        stats::render(&totals, &ctl.plane.counter_lines())
     );
     Ok(())
 }
@@ -251,65 +258,37 @@ fn reload_config(control: &mut ControlPlane, path: Option<&std::path::Path>) {
     }
 }
 
+/// The control thread: the shared [`ControlLoop::step`] until stopped, sleeping on the
+/// doorbell when idle; signals are its other inputs.
 fn control_loop(
-    control: &mut ControlPlane,
-    punts: &Receiver<Punt>,
-    injects: &[InjectHandle],
-    cell: &SnapshotCell,
+    ctl: &mut ControlLoop,
+    doorbell: &Doorbell,
     sig: &Signals<'_>,
     config_path: Option<&std::path::Path>,
     counters: &[Arc<SharedCounters>],
 ) {
-    let (stop, dump) = (sig.stop, sig.dump);
-    let mut next_tick = Instant::now();
-    let mut rr = 0usize;
-    let mut inject_dropped = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        match punts.recv_timeout(TICK) {
-            Ok(p) => {
-                let now = Instant::now();
-                control.handle(now, p);
-                for p in punts.try_iter().take(1024) {
-                    control.handle(now, p);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
+    while !sig.stop.load(Ordering::Relaxed) {
+        doorbell.clear();
         let now = Instant::now();
-        if now >= next_tick {
-            control.tick(now);
-            next_tick = now + TICK;
-        }
+        let work = ctl.step(now);
         if sig.reload.swap(false, Ordering::Relaxed) {
-            reload_config(control, config_path);
+            reload_config(&mut ctl.plane, config_path);
         }
-        if control.needs_publish() {
-            cell.publish(control.snapshot());
-        }
-        let mut woken = vec![false; injects.len()];
-        for (port, frame) in control.take_output() {
-            // Any worker can send on any port; spread the load.
-            rr = (rr + 1) % injects.len();
-            if injects[rr].0.try_send((port, frame)).is_err() {
-                inject_dropped += 1;
-            }
-            woken[rr] = true;
-        }
-        for ((_, waker), w) in injects.iter().zip(woken) {
-            if w {
-                waker.wake();
-            }
-        }
-        if dump.swap(false, Ordering::Relaxed) {
+        if sig.dump.swap(false, Ordering::Relaxed) {
             let totals = stats::sum_workers(counters.iter().map(|c| &**c));
-            let mut text = stats::render(&totals, &control.counter_lines());
+            let mut text = stats::render(&totals, &ctl.plane.counter_lines());
+            for (name, n) in ctl.class_lines() {
+                text.push_str(&format!("{name:<34} {n:>14}  punts handled\n"));
+            }
             text.push_str(&format!(
                 "{:<34} {:>14}  control->worker queue full\n",
-                "control.inject_dropped", inject_dropped
+                "control.inject_dropped", ctl.inject_dropped
             ));
-            text.push_str(&format!("neighbours: {}\n", control.neighbors().len()));
+            text.push_str(&format!("neighbours: {}\n", ctl.plane.neighbors().len()));
             info!("counters:\n{text}");
+        }
+        if work == 0 {
+            doorbell.wait(ctl.idle_timeout(Instant::now()));
         }
     }
 }

@@ -1,37 +1,42 @@
-//! A whole router in one thread over [`MemIo`]: one worker and the control plane, stepped
-//! synchronously with a virtual clock. Used by the pipeline tests and benches; no root, no
-//! kernel, no threads.
+//! A whole router in one thread over [`MemIo`]: one or more workers and the production
+//! control loop ([`ControlLoop::step`], the same function the runtime's control thread
+//! runs), stepped synchronously with a virtual clock. Used by the pipeline tests and
+//! benches; no root, no kernel, no threads.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use crossbeam::channel::{bounded, Receiver, Sender};
+use crossbeam::channel::bounded;
 
-use super::worker::Worker;
+use super::{punt_policy, worker::Worker};
 use crate::{
     config::{self, ValidConfig},
-    control::{publish::SnapshotCell, ControlPlane},
-    dataplane::{LocalCounters, Pipeline, PortInfo, Punt, SharedCounters},
+    control::{
+        event_loop::{ControlLoop, WorkerLink},
+        publish::SnapshotCell,
+        ControlPlane,
+    },
+    dataplane::{
+        punt::{Doorbell, PuntQueues, PuntTx},
+        LocalCounters, Pipeline, PortInfo, SharedCounters,
+    },
     io::{mem::MemIo, waker::Waker, PacketIo},
     wire::ethernet::MacAddr,
 };
 
-/// Capacity of the punt queue in the testbed (same as the runtime's).
-pub const PUNT_QUEUE: usize = 4096;
+/// Depth of each worker's inject queue in the testbed (same as the runtime's).
+pub const INJECT_QUEUE: usize = 4096;
 
 /// A router over memory I/O.
 #[derive(Debug)]
 pub struct Testbed {
-    /// The single worker.
-    pub worker: Worker<MemIo>,
-    /// The control plane.
-    pub control: ControlPlane,
-    punts: Receiver<Punt>,
-    inject_tx: Sender<(u16, Vec<u8>)>,
-    cell: Arc<SnapshotCell>,
-    counters: Arc<SharedCounters>,
+    /// The workers (queue ids 0..n); [`Testbed::push`] delivers to worker 0.
+    pub workers: Vec<Worker<MemIo>>,
+    /// The control loop (and in it the control plane).
+    pub ctl: ControlLoop,
+    counters: Vec<Arc<SharedCounters>>,
     /// The virtual clock.
     pub now: Instant,
 }
@@ -42,17 +47,31 @@ pub fn port_mac(i: usize) -> MacAddr {
 }
 
 impl Testbed {
-    /// Build from config text; ports get [`port_mac`] and the configured MTU (default 1500).
+    /// Build from config text with one worker; ports get [`port_mac`] and the configured
+    /// MTU (default 1500).
     ///
     /// # Panics
     /// If the config is invalid.
     pub fn new(cfg_text: &str) -> Testbed {
-        let cfg = config::parse(cfg_text, "testbed.toml").unwrap_or_else(|e| panic!("{e}"));
-        Self::from_config(&cfg)
+        Self::with_workers(cfg_text, 1)
     }
 
-    /// Build from a validated config.
+    /// Build from config text with `workers` workers sharing the control plane (and the
+    /// NAT's state), as `queues = workers` would in the runtime.
+    ///
+    /// # Panics
+    /// If the config is invalid.
+    pub fn with_workers(cfg_text: &str, workers: usize) -> Testbed {
+        let cfg = config::parse(cfg_text, "testbed.toml").unwrap_or_else(|e| panic!("{e}"));
+        Self::build(&cfg, workers)
+    }
+
+    /// Build from a validated config with one worker.
     pub fn from_config(cfg: &ValidConfig) -> Testbed {
+        Self::build(cfg, 1)
+    }
+
+    fn build(cfg: &ValidConfig, workers: usize) -> Testbed {
         let ports: Vec<PortInfo> = cfg
             .interfaces
             .iter()
@@ -64,58 +83,84 @@ impl Testbed {
                 addresses: iface.addresses.clone(),
             })
             .collect();
+        let policy = punt_policy(cfg, &ports);
         let n = ports.len();
         let mut control = ControlPlane::new(cfg, ports);
         let cell = Arc::new(SnapshotCell::new(control.snapshot()));
-        let (punt_tx, punts) = bounded(PUNT_QUEUE);
-        let (inject_tx, inject_rx) = bounded(PUNT_QUEUE);
-        let counters = Arc::new(SharedCounters::default());
-        let control_epoch = control.epoch();
-        let worker = Worker::new(
-            MemIo::new(n),
-            Pipeline::new(punt_tx),
-            cell.clone(),
-            inject_rx,
-            Arc::new(Waker::new().expect("eventfd")),
-            counters.clone(),
-            control_epoch,
-        );
+        let epoch = control.epoch();
+        let doorbell = Doorbell::new(std::thread::current());
+        let mut links = Vec::new();
+        let mut ws = Vec::new();
+        let mut counters = Vec::new();
+        for _ in 0..workers.max(1) {
+            let queues = PuntQueues::new(&policy, doorbell.clone());
+            let (inject_tx, inject_rx) = bounded(INJECT_QUEUE);
+            let c = Arc::new(SharedCounters::default());
+            links.push(WorkerLink {
+                punts: queues.clone(),
+                inject: inject_tx,
+                wake: Box::new(|| {}),
+            });
+            ws.push(Worker::new(
+                MemIo::new(n),
+                Pipeline::new(PuntTx::new(queues, &policy)),
+                cell.clone(),
+                inject_rx,
+                Arc::new(Waker::new().expect("eventfd")),
+                c.clone(),
+                epoch,
+            ));
+            counters.push(c);
+        }
         Testbed {
-            worker,
-            control,
-            punts,
-            inject_tx,
-            cell,
+            workers: ws,
+            ctl: ControlLoop::new(control, cell, links),
             counters,
-            now: control_epoch,
+            now: epoch,
         }
     }
 
-    /// Deliver a frame to `port`.
-    pub fn push(&mut self, port: usize, frame: &[u8]) {
-        self.worker.io.push_rx(port, frame);
+    /// The control plane.
+    pub fn control(&self) -> &ControlPlane {
+        &self.ctl.plane
     }
 
-    /// Run the worker, hand punts to the control plane, run its timers, publish, and send
-    /// what it produced, until nothing is left to do.
+    /// The control plane, to change it (reload).
+    pub fn control_mut(&mut self) -> &mut ControlPlane {
+        &mut self.ctl.plane
+    }
+
+    /// Deliver a frame to `port` of worker 0.
+    pub fn push(&mut self, port: usize, frame: &[u8]) {
+        self.workers[0].io.push_rx(port, frame);
+    }
+
+    /// Deliver a frame to `port` of worker `w` (as if it arrived on RX queue `w`).
+    pub fn push_to(&mut self, w: usize, port: usize, frame: &[u8]) {
+        self.workers[w].io.push_rx(port, frame);
+    }
+
+    /// Run every worker once and the control loop once; returns the work done.
+    pub fn round(&mut self) -> usize {
+        let mut work = 0;
+        for w in &mut self.workers {
+            work += w.poll_once(self.now);
+        }
+        work + self.ctl.step(self.now)
+    }
+
+    /// Run rounds until nothing is left to do.
+    ///
+    /// # Panics
+    /// If it does not settle in 64 rounds.
     pub fn step(&mut self) {
         for _ in 0..64 {
-            let mut work = self.worker.poll_once(self.now);
-            while let Ok(p) = self.punts.try_recv() {
-                work += 1;
-                self.control.handle(self.now, p);
-            }
-            self.control.tick(self.now);
-            if self.control.needs_publish() {
-                self.cell.publish(self.control.snapshot());
-            }
-            for (port, f) in self.control.take_output() {
-                work += 1;
-                self.inject_tx.send((port, f)).expect("worker alive");
-            }
-            if work == 0
-                && (0..self.worker.io.port_count()).all(|p| self.worker.io.rx_pending(p) == 0)
-            {
+            let work = self.round();
+            let rx_idle = self
+                .workers
+                .iter()
+                .all(|w| (0..w.io.port_count()).all(|p| w.io.rx_pending(p) == 0));
+            if work == 0 && rx_idle && !self.ctl.pending() {
                 return;
             }
         }
@@ -128,13 +173,25 @@ impl Testbed {
         self.step();
     }
 
-    /// Frames transmitted on `port` since the last call.
+    /// Frames transmitted on `port` (by any worker) since the last call.
     pub fn take_tx(&mut self, port: usize) -> Vec<Vec<u8>> {
-        self.worker.io.take_tx(port)
+        self.workers
+            .iter_mut()
+            .flat_map(|w| w.io.take_tx(port))
+            .collect()
     }
 
-    /// The worker's published counters.
+    /// The workers' published counters, summed.
     pub fn counters(&self) -> LocalCounters {
-        self.counters.read()
+        let mut sum = LocalCounters::default();
+        for c in &self.counters {
+            sum.add(&c.read());
+        }
+        sum
+    }
+
+    /// Worker `w`'s published counters.
+    pub fn worker_counters(&self, w: usize) -> LocalCounters {
+        self.counters[w].read()
     }
 }

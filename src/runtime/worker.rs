@@ -72,9 +72,8 @@ impl<I: PacketIo> Worker<I> {
 
     /// One loop iteration at time `now`; returns the number of frames received and injected.
     pub fn poll_once(&mut self, now: Instant) -> usize {
-        let secs = now.saturating_duration_since(self.epoch).as_secs();
         self.pipeline
-            .set_now(u32::try_from(secs).unwrap_or(u32::MAX));
+            .set_clock(now.saturating_duration_since(self.epoch));
         if self.cell.refresh(&mut self.snap) {
             self.pipeline.counters.event(Event::SnapshotSwaps, 1);
         }

@@ -1,0 +1,177 @@
+//! The one control loop (DESIGN R19): `step(now)` is everything the control thread does in
+//! one round, and both the runtime thread (`runtime::run`) and the in-memory testbed
+//! (`runtime::testbed`) drive this same function; neither has a copy of it.
+//!
+//! One step:
+//! 1. ARP first: every queued ARP frame of every worker (bounded by the queues' depth), then
+//!    a new snapshot if a neighbour was resolved, so that the workers forward to it before
+//!    the control thread spends time on anything else.
+//! 2. The other classes in [`PuntClass`] order, each up to its budget per step, round-robin
+//!    over the workers, so no class (and no worker) can take the whole step.
+//! 3. Timers (ARP retransmission, neighbour and session ageing) every [`TICK`].
+//! 4. A new snapshot if routes or neighbours changed.
+//! 5. The frames the control plane produced, spread over the workers' inject queues.
+//!
+//! Handled punt buffers go back to their worker's pool (`PuntQueues::recycle`).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crossbeam::channel::Sender;
+
+use super::{publish::SnapshotCell, ControlPlane};
+use crate::dataplane::punt::{PuntClass, PuntQueues, CLASSES};
+
+/// Control-plane timer period (ARP retransmission and ageing resolution).
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// Punts handled per class per step (ARP: all of them). A step stays well under a
+/// millisecond, so ARP and timers are never more than that behind.
+const BUDGET: [usize; CLASSES] = [usize::MAX, 256, 512, 128, 128, 128, 64];
+
+/// The control loop's end of one worker: its punt queues, its inject queue and how to wake
+/// it after queueing frames.
+pub struct WorkerLink {
+    /// The worker's exception queues.
+    pub punts: Arc<PuntQueues>,
+    /// Frames for the worker to transmit, as `(port, frame)`.
+    pub inject: Sender<(u16, Vec<u8>)>,
+    /// Wakes the worker if it sleeps (the runtime's eventfd; nothing in the testbed).
+    pub wake: Box<dyn Fn() + Send>,
+}
+
+impl std::fmt::Debug for WorkerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerLink")
+            .field("punts", &self.punts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The control thread's state: the control plane and its links to the workers.
+#[derive(Debug)]
+pub struct ControlLoop {
+    /// The slow path's state machine.
+    pub plane: ControlPlane,
+    links: Vec<WorkerLink>,
+    cell: Arc<SnapshotCell>,
+    next_tick: Option<Instant>,
+    rr: usize,
+    /// Control-plane frames dropped because a worker's inject queue was full.
+    pub inject_dropped: u64,
+    /// Punts handled, by class.
+    pub handled: [u64; CLASSES],
+}
+
+impl ControlLoop {
+    /// A loop over `plane`, publishing into `cell`, serving `links`.
+    pub fn new(plane: ControlPlane, cell: Arc<SnapshotCell>, links: Vec<WorkerLink>) -> Self {
+        ControlLoop {
+            plane,
+            links,
+            cell,
+            next_tick: None,
+            rr: 0,
+            inject_dropped: 0,
+            handled: [0; CLASSES],
+        }
+    }
+
+    /// One round at time `now` (see the module docs). Returns how much it did: punts
+    /// handled plus frames queued; 0 means idle.
+    pub fn step(&mut self, now: Instant) -> usize {
+        let mut work = self.drain(now, PuntClass::Arp, BUDGET[0]);
+        if work > 0 {
+            self.publish();
+        }
+        for class in &PuntClass::ALL[1..] {
+            work += self.drain(now, *class, BUDGET[*class as usize]);
+        }
+        if self.next_tick.is_none_or(|t| now >= t) {
+            self.plane.tick(now);
+            self.next_tick = Some(now + TICK);
+        }
+        self.publish();
+        work + self.flush_output()
+    }
+
+    /// How long the thread may sleep before the next step is due (no later than the next
+    /// timer tick); punts and signals wake it earlier.
+    pub fn idle_timeout(&self, now: Instant) -> Duration {
+        self.next_tick
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+            .min(TICK)
+    }
+
+    /// Whether any worker has punts waiting.
+    pub fn pending(&self) -> bool {
+        self.links.iter().any(|l| !l.punts.is_empty())
+    }
+
+    fn publish(&mut self) {
+        if self.plane.needs_publish() {
+            self.cell.publish(self.plane.snapshot());
+        }
+    }
+
+    /// Up to `budget` punts of `class`, one worker at a time in turn.
+    fn drain(&mut self, now: Instant, class: PuntClass, budget: usize) -> usize {
+        let mut done = 0;
+        while done < budget {
+            let mut any = false;
+            for link in &self.links {
+                if done >= budget {
+                    break;
+                }
+                let Some(p) = link.punts.pop(class) else {
+                    continue;
+                };
+                any = true;
+                done += 1;
+                self.plane.handle(now, &p);
+                link.punts.recycle(p.frame);
+            }
+            if !any {
+                break;
+            }
+        }
+        self.handled[class as usize] += done as u64;
+        done
+    }
+
+    /// Spread the control plane's frames over the workers (any worker can send on any
+    /// port) and wake those that got some.
+    fn flush_output(&mut self) -> usize {
+        let out = self.plane.take_output();
+        if out.is_empty() || self.links.is_empty() {
+            return 0;
+        }
+        let n = out.len();
+        let mut woken = vec![false; self.links.len()];
+        for (port, frame) in out {
+            self.rr = (self.rr + 1) % self.links.len();
+            if self.links[self.rr].inject.try_send((port, frame)).is_err() {
+                self.inject_dropped += 1;
+            }
+            woken[self.rr] = true;
+        }
+        for (link, w) in self.links.iter().zip(woken) {
+            if w {
+                (link.wake)();
+            }
+        }
+        n
+    }
+
+    /// Punts handled per class, as `(name, count)`, for the counter dump.
+    pub fn class_lines(&self) -> Vec<(String, u64)> {
+        PuntClass::ALL
+            .iter()
+            .zip(self.handled)
+            .filter(|(_, n)| *n != 0)
+            .map(|(c, n)| (format!("control.handled.{}", c.name()), n))
+            .collect()
+    }
+}
