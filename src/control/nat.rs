@@ -30,6 +30,7 @@ use crate::{
     },
     nat::{
         flow::{out2in_rewrite, proto, Direction, FlowKey, Rewrite},
+        portmap::PortMap,
         ports::{PortAllocator, PortConfig},
         table::{session_table, Hit, SessionIndex, SessionWriter},
         tcp::{self as tcpsm, TcpState, Timeout},
@@ -164,6 +165,7 @@ impl NatControl {
             pool: cfg.addresses.clone(),
             inside: cfg.inside.clone(),
             sessions: reader,
+            mapped: PortMap::new(&cfg.addresses),
         });
         let mut ports = PortAllocator::new(
             PortConfig {
@@ -191,6 +193,7 @@ impl NatControl {
                 },
             );
             by_ext.insert((f.proto, f.external, f.port), (f.to, f.to_port));
+            fast.mapped.set(f.external, f.proto, f.port, true);
         }
         NatControl {
             cfg: cfg.clone(),
@@ -230,7 +233,10 @@ impl NatControl {
             + self.contacted.capacity()
                 * (std::mem::size_of::<((u8, Ipv4Addr, u16, Ipv4Addr), u32)>() + 8);
         (
-            self.sessions.memory_bytes() + map_bytes + self.ports.memory_bytes(),
+            self.sessions.memory_bytes()
+                + map_bytes
+                + self.ports.memory_bytes()
+                + self.fast.mapped.memory_bytes(),
             self.sessions.capacity(),
         )
     }
@@ -244,10 +250,8 @@ impl NatControl {
     /// translated? (Same rule as the fast path's.)
     pub fn is_relevant(&self, ip: &[u8], rx_port: u16, tx_port: Option<u16>) -> bool {
         let p = Packet::new_unchecked(ip);
-        self.is_pool(p.dst_addr())
-            || (tx_port == Some(self.fast.outside)
-                && rx_port != self.fast.outside
-                && self.fast.is_inside(p.src_addr()))
+        self.fast
+            .concerns(p.src_addr(), p.dst_addr(), rx_port, tx_port)
     }
 
     /// Handle a punted packet (IPv4 header first) that concerns the NAT.
@@ -502,6 +506,7 @@ impl NatControl {
                     },
                 );
                 self.by_ext.insert((proto_, ext, eport), (addr, port));
+                self.fast.mapped.set(ext, proto_, eport, true);
                 Ok((ext, eport))
             }
             Err(_) => {
@@ -535,6 +540,7 @@ impl NatControl {
             let m = *m;
             self.mappings.remove(&(proto_, addr, port));
             self.by_ext.remove(&(proto_, m.ext, m.eport));
+            self.fast.mapped.set(m.ext, proto_, m.eport, false);
             self.ports.release(now, proto_, addr, m.ext, m.eport);
             self.counters.inc(NatEvent::MappingsReleased);
         }

@@ -107,6 +107,7 @@ define_counters! {
         DirectedBroadcast = "ip4_lookup.directed_broadcast" => "directed broadcast (RFC 2644: off)",
         Blackhole = "ip4_lookup.blackhole" => "blackhole route",
         NatUnsupported = "nat44.unsupported" => "NAT: protocol or packet the NAT cannot translate",
+        NatNoMapping = "nat44.no_mapping" => "NAT: inbound to an external port without a mapping",
         FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",
         PuntQueueFull = "punt.queue_full" => "control-plane queue (or its buffers) full",
         PuntPoliced = "punt.policed" => "exception over its class's rate limit ([punt])",

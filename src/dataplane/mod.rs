@@ -30,7 +30,7 @@ use self::punt::PuntTx;
 use crate::{
     fib::Fib,
     io::{Verdict, BATCH},
-    nat::table::SessionReader,
+    nat::{portmap::PortMap, table::SessionReader},
     neigh::{AdjIndex, AdjTable},
     wire::{ethernet::MacAddr, ipv4::Cidr},
 };
@@ -127,6 +127,8 @@ pub struct NatFast {
     pub inside: Vec<Cidr>,
     /// Lock-free reader of the control plane's session table.
     pub sessions: SessionReader,
+    /// External TCP/UDP ports with a mapping (written by the control plane).
+    pub mapped: PortMap,
 }
 
 impl NatFast {
@@ -140,6 +142,23 @@ impl NatFast {
     #[inline]
     pub fn is_inside(&self, a: Ipv4Addr) -> bool {
         self.inside.is_empty() || self.inside.iter().any(|c| c.contains_addr(&a))
+    }
+
+    /// Does the NAT handle a packet from `src` to `dst` that arrived on `rx_port` and is
+    /// routed out of `egress` (None: not routed out of a port)? The one rule, used by the
+    /// fast path (`nat44`) and the slow path alike: traffic to an external address
+    /// (inbound or hairpin), and traffic from an eligible inside source that arrived on
+    /// another port and leaves by the outside one.
+    #[inline]
+    pub fn concerns(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        rx_port: u16,
+        egress: Option<u16>,
+    ) -> bool {
+        self.is_pool(dst)
+            || (egress == Some(self.outside) && rx_port != self.outside && self.is_inside(src))
     }
 }
 

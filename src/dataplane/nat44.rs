@@ -11,7 +11,9 @@
 //! `meta.nh[i]`/`meta.tx_port[i]` again when the destination changed (out2in, hairpin); the
 //! session's last-seen time on in2out hits (RFC 4787 REQ-6: outbound refresh).
 //! Next: continues (translated, or not the NAT's business); `Punt(NatMiss)` (no session);
-//! `Punt(NatTcpControl)` (SYN/FIN/RST: state changes are the control plane's);
+//! `Drop(NatNoMapping)` (inbound from outside to an external TCP/UDP port without a mapping,
+//! not a SYN: nothing could admit it); `Punt(NatTcpControl)` (SYN/FIN/RST: state changes are
+//! the control plane's);
 //! `Punt(NatIcmpError)`; `Punt(NatFragment)`; `Punt(ToUs)` (ICMP to a pool address without a
 //! session: the router answers it); `Drop(NatUnsupported)` (other protocols).
 //! Outbound packets with TTL <= 1 or larger than the egress MTU are left untranslated, so the
@@ -21,7 +23,9 @@
 //! Three passes over the batch: classify (and key) the packets, look all keys up at once
 //! (`SessionReader::lookup_batch`: their cache misses overlap), then translate each.
 
-use super::{DropReason, Event, LocalCounters, Meta, Next, NextHop, PuntReason, Snapshot, BATCH};
+use super::{
+    DropReason, Event, LocalCounters, Meta, NatFast, Next, NextHop, PuntReason, Snapshot, BATCH,
+};
 use crate::{
     nat::{
         flow::{proto, Direction, FlowKey},
@@ -91,7 +95,7 @@ fn classify(
     i: usize,
     meta: &Meta,
     snap: &Snapshot,
-    nat: &super::NatFast,
+    nat: &NatFast,
 ) -> Result<Option<FlowKey>, Next> {
     let nh = snap.nexthops[meta.nh[i] as usize];
     let pkt = Packet::new_unchecked(l3);
@@ -101,11 +105,11 @@ fn classify(
         return Err(Next::Drop(DropReason::NatUnsupported));
     }
     if !to_pool {
-        let egress_outside = match nh {
-            NextHop::Via { port, .. } | NextHop::Connected { port } => port == nat.outside,
-            _ => false,
+        let egress = match nh {
+            NextHop::Via { port, .. } | NextHop::Connected { port } => Some(port),
+            _ => None,
         };
-        if !egress_outside || meta.rx_port == nat.outside || !nat.is_inside(pkt.src_addr()) {
+        if !nat.concerns(pkt.src_addr(), pkt.dst_addr(), meta.rx_port, egress) {
             return Ok(None);
         }
         // Outbound exceptions go untranslated to ip4-rewrite, which punts them, so the ICMP
@@ -140,20 +144,14 @@ fn translate_one(
     i: usize,
     meta: &mut Meta,
     snap: &Snapshot,
-    nat: &super::NatFast,
+    nat: &NatFast,
     now: u32,
     c: &mut LocalCounters,
 ) -> Next {
     let to_pool = snap.nexthops[meta.nh[i] as usize] == NextHop::Local;
     let pkt = Packet::new_unchecked(&*l3);
     let Some(hit) = hit else {
-        // An ICMP query to a pool address with no session is for the router itself (also
-        // with TTL 1: RFC 1812 §4.2.2.9).
-        return if to_pool && key.proto == proto::ICMP {
-            Next::Punt(PuntReason::ToUs)
-        } else {
-            Next::Punt(PuntReason::NatMiss)
-        };
+        return miss(l3, key, to_pool, meta.rx_port == nat.outside, nat);
     };
     if to_pool {
         // Inbound or hairpin: the destination changes, so route it first and check the
@@ -202,6 +200,33 @@ fn translate_one(
         Direction::Out2In => c.event(Event::NatOut2In, 1),
     }
     Next::Continue
+}
+
+/// No session for `key`. An ICMP query to a pool address is for the router itself (also
+/// with TTL 1: RFC 1812 §4.2.2.9). Inbound from the outside to an external TCP/UDP port
+/// with no mapping (nor forward) can be admitted by no filtering mode: dropped here, as the
+/// slow path would drop it, except a TCP SYN, which the slow path holds for 6 s (RFC 5382
+/// REQ-4) in case an outbound SYN opens that port. Everything else creates a session (or is
+/// filtered) on the slow path.
+#[inline]
+fn miss(l3: &[u8], key: &FlowKey, to_pool: bool, from_outside: bool, nat: &NatFast) -> Next {
+    if !to_pool {
+        return Next::Punt(PuntReason::NatMiss);
+    }
+    if key.proto == proto::ICMP {
+        return Next::Punt(PuntReason::ToUs);
+    }
+    if from_outside && !nat.mapped.may_be_mapped(key.dst, key.proto, key.dport) {
+        let syn = key.proto == proto::TCP && {
+            let hl = usize::from(Packet::new_unchecked(l3).header_len());
+            let f = tcp::Packet::new_unchecked(&l3[hl..]).flags();
+            f & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) == tcp::flags::SYN
+        };
+        if !syn {
+            return Next::Drop(DropReason::NatNoMapping);
+        }
+    }
+    Next::Punt(PuntReason::NatMiss)
 }
 
 #[cold]

@@ -7,10 +7,13 @@
 //!   shared table is correct whichever worker a reply arrives on.
 //! - [`ports`]: external address/port allocation (preservation, parity, range, paired
 //!   pooling, RFC 6056 randomisation, 120 s quarantine).
+//! - [`portmap`]: which external TCP/UDP ports have a mapping (lets workers drop inbound
+//!   traffic that no filtering mode could admit).
 //! - [`translate`]: byte-level rewriting with incremental checksums, ICMP errors included.
 //! - [`tcp`]: the RFC 7857 §2 / RFC 6146 TCP session state machine.
 
 pub mod flow;
+pub mod portmap;
 pub mod ports;
 pub mod table;
 pub mod tcp;

@@ -149,6 +149,23 @@ impl Testbed {
         work + self.ctl.step(self.now)
     }
 
+    /// Deliver many frames, running rounds as the receive queues fill, then settle (the
+    /// flood arrives in bursts of the worker's batch size, all at the current instant).
+    pub fn flood(&mut self, port: usize, frames: impl IntoIterator<Item = Vec<u8>>) {
+        for (k, f) in frames.into_iter().enumerate() {
+            self.workers[0].io.push_rx(port, &f);
+            if k % 1024 == 1023 {
+                while self.workers[0].io.rx_pending(port) > 0 {
+                    self.round();
+                }
+            }
+        }
+        while self.workers[0].io.rx_pending(port) > 0 {
+            self.round();
+        }
+        self.step();
+    }
+
     /// Run rounds until nothing is left to do.
     ///
     /// # Panics

@@ -70,6 +70,11 @@ impl<I: PacketIo> Worker<I> {
         self.idle_poll = d;
     }
 
+    /// The exception queues this worker punts into.
+    pub fn punt_queues(&self) -> &Arc<crate::dataplane::punt::PuntQueues> {
+        self.pipeline.punt_queues()
+    }
+
     /// One loop iteration at time `now`; returns the number of frames received and injected.
     pub fn poll_once(&mut self, now: Instant) -> usize {
         self.pipeline

@@ -1,0 +1,430 @@
+//! The exception path under attack, through the production control loop over memory I/O:
+//! per-class policers and queues, ARP first, unmapped inbound NAT traffic dropped in the
+//! worker, punt buffers conserved, and two workers sharing one NAT.
+// Integration tests live at the crate root of their own test binary.
+#![allow(clippy::tests_outside_test_module)]
+
+mod common;
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use common::*;
+use xgw::{
+    control::{nat::NatEvent, ControlEvent},
+    dataplane::{counters::ClassCounter, punt::PuntClass, DropReason, PuntReason},
+    runtime::testbed::{port_mac, Testbed},
+    wire::{
+        arp,
+        ethernet::{self, EtherType, MacAddr},
+        tcp::flags,
+        udp,
+    },
+};
+
+const NAT: &str = r#"
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = "198.19.0.1/24"
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.19.0.2"
+[nat]
+outside = "r1"
+inside = ["198.18.0.0/24"]
+max_sessions = 65536
+[[nat.forward]]
+protocol = "udp"
+port = 5353
+to = "198.18.0.2:53"
+"#;
+
+fn ext() -> Ipv4Addr {
+    ip("198.19.0.1")
+}
+
+/// A neighbour on the outside subnet that xgw has not resolved yet.
+fn fresh() -> Ipv4Addr {
+    ip("198.19.0.77")
+}
+const FRESH_MAC: MacAddr = MacAddr([0x02, 0x77, 0, 0, 0, 0x77]);
+
+fn arp_reply_from_fresh() -> Vec<u8> {
+    arp_frame(
+        arp::Operation::Reply,
+        FRESH_MAC,
+        fresh(),
+        port_mac(1),
+        ext(),
+        port_mac(1),
+    )
+}
+
+/// Inbound UDP from the Internet to external port `port`.
+fn unmapped_udp(port: u16) -> Vec<u8> {
+    server_frame(&Ip::udp_ports(ip("203.0.113.9"), 1000 + port % 50_000, ext(), port, 8).bytes())
+}
+
+/// Every punt buffer of every worker is back in its pool.
+fn assert_buffers_conserved(t: &Testbed, per_worker: usize) {
+    for (w, worker) in t.workers.iter().enumerate() {
+        let q = worker.punt_queues();
+        assert!(q.is_empty(), "worker {w}: punts left");
+        assert_eq!(
+            q.free_buffers(),
+            per_worker,
+            "worker {w}: buffers conserved"
+        );
+    }
+}
+
+/// Buffers per worker with the default `[punt]` (the sum of the queue depths).
+const DEFAULT_BUFFERS: usize = 512 + 512 + 2048 + 256 + 512 + 256 + 256;
+
+/// The client opens a flow to a neighbour nobody resolved yet: xgw sends one ARP request
+/// and holds the (translated) packet.
+fn start_resolving(t: &mut Testbed) {
+    t.push(
+        0,
+        &Ip::udp_ports(client(), 41000, fresh(), 9, 16).client_frame(),
+    );
+    t.step();
+    let tx = t.take_tx(1);
+    assert_eq!(tx.len(), 1, "one ARP request, the packet held");
+    assert_eq!(parse_arp(&tx[0]).target_protocol_addr, fresh());
+}
+
+fn released_to_fresh(t: &mut Testbed) -> usize {
+    t.take_tx(1)
+        .iter()
+        .filter(|f| {
+            let e = ethernet::Frame::new_checked(&f[..]).unwrap();
+            e.ethertype() == EtherType::Ipv4 && e.dst_addr() == FRESH_MAC
+        })
+        .count()
+}
+
+#[test]
+fn unmapped_inbound_flood_is_dropped_in_the_worker_and_the_arp_reply_gets_through() {
+    let mut t = bed_with_server(NAT);
+    start_resolving(&mut t);
+    let before = t.counters();
+    let n = 20_000u16;
+    // The ARP reply arrives in the middle of the flood.
+    let frames = (0..n)
+        .map(|k| {
+            if k == n / 2 {
+                arp_reply_from_fresh()
+            } else {
+                unmapped_udp(6000 + k)
+            }
+        })
+        .collect::<Vec<_>>();
+    t.flood(1, frames);
+    let c = t.counters();
+    assert_eq!(
+        c.dropped(DropReason::NatNoMapping) - before.dropped(DropReason::NatNoMapping),
+        u64::from(n - 1),
+        "every unmapped datagram dropped in the worker"
+    );
+    assert_eq!(
+        c.punted(PuntReason::NatMiss),
+        before.punted(PuntReason::NatMiss),
+        "none of them punted"
+    );
+    assert_eq!(
+        c.class_count(PuntClass::Arp, ClassCounter::Accepted)
+            - before.class_count(PuntClass::Arp, ClassCounter::Accepted),
+        1
+    );
+    assert_eq!(
+        released_to_fresh(&mut t),
+        1,
+        "the held packet left once resolved"
+    );
+    // The port forward and existing mappings still get inbound traffic.
+    t.push(1, &unmapped_udp(5353));
+    t.step();
+    let inside = t.take_tx(0);
+    assert_eq!(inside.len(), 1, "forwarded port is not dropped");
+    assert_eq!(l3(&inside[0]).dst_addr(), client());
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+#[test]
+fn dropped_and_admitted_inbound_follow_the_mappings() {
+    let mut t = bed_with_server(&NAT.replace(
+        "max_sessions = 65536",
+        "max_sessions = 65536\nfiltering = \"endpoint-independent\"",
+    ));
+    let remote = ip("203.0.113.7");
+    t.push(
+        0,
+        &Ip::udp_ports(client(), 40002, remote, 7, 8).client_frame(),
+    );
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 1);
+    // Endpoint-independent filtering: anyone may reach the mapping (40002 preserved)...
+    let from_other =
+        |port| server_frame(&Ip::udp_ports(ip("203.0.113.99"), 999, ext(), port, 8).bytes());
+    t.push(1, &from_other(40002));
+    t.step();
+    assert_eq!(t.take_tx(0).len(), 1, "mapped port admitted");
+    // ...but not its neighbour port, which has no mapping: dropped in the worker.
+    let before = t.counters().dropped(DropReason::NatNoMapping);
+    t.push(1, &from_other(40004));
+    t.step();
+    assert!(t.take_tx(0).is_empty());
+    assert_eq!(t.counters().dropped(DropReason::NatNoMapping), before + 1);
+    // Once the mapping expires (UDP 300 s), its port drops in the worker too.
+    t.advance(Duration::from_secs(400));
+    // The expiry sweep visits a slice of the table per tick.
+    for _ in 0..8 {
+        t.advance(Duration::from_millis(50));
+    }
+    assert_eq!(t.control().nat().unwrap().session_count(), 0);
+    t.push(1, &from_other(40002));
+    t.step();
+    let ipv4 = t
+        .take_tx(0)
+        .iter()
+        .filter(|f| ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv4)
+        .count();
+    assert_eq!(ipv4, 0, "nothing delivered inside");
+    assert_eq!(t.counters().dropped(DropReason::NatNoMapping), before + 2);
+}
+
+#[test]
+fn unsolicited_syn_to_an_unmapped_port_is_still_held_but_policed() {
+    let mut t = bed_with_server(&format!("{NAT}[punt.nat]\nrate = 1000\nburst = 100\n"));
+    start_resolving(&mut t);
+    // Refill the bucket that the setup's flows drew on (1000/s: 100 tokens in 100 ms).
+    t.advance(Duration::from_millis(500));
+    let before = t.counters();
+    let syn = |port: u16| {
+        server_frame(&Ip::tcp(ip("203.0.113.9"), 1234, ext(), port, flags::SYN).bytes())
+    };
+    let ack = |port: u16| {
+        server_frame(&Ip::tcp(ip("203.0.113.9"), 1234, ext(), port, flags::ACK).bytes())
+    };
+    let mut frames: Vec<Vec<u8>> = (0..5000u16).map(|k| syn(10_000 + k)).collect();
+    frames.extend((0..5000u16).map(|k| ack(20_000 + k)));
+    frames.push(arp_reply_from_fresh());
+    t.flood(1, frames);
+    let c = t.counters();
+    let d = |what| c.class_count(PuntClass::Nat, what) - before.class_count(PuntClass::Nat, what);
+    // Bare ACKs can match nothing: dropped in the worker.
+    assert_eq!(c.dropped(DropReason::NatNoMapping), 5000);
+    // SYNs are punted for the RFC 5382 REQ-4 hold, within the class's burst.
+    assert_eq!(d(ClassCounter::Accepted), 100);
+    assert_eq!(d(ClassCounter::Policed), 4900);
+    assert_eq!(c.dropped(DropReason::PuntPoliced), 4900);
+    let nat = t.control().nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::SynHeld), 100);
+    // ARP has its own queue and policer: the held packet is released.
+    assert_eq!(released_to_fresh(&mut t), 1);
+    // A second later the class admits again.
+    t.advance(Duration::from_secs(1));
+    t.push(1, &syn(30_000));
+    t.step();
+    assert_eq!(
+        t.counters()
+            .class_count(PuntClass::Nat, ClassCounter::Accepted),
+        c.class_count(PuntClass::Nat, ClassCounter::Accepted) + 1
+    );
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+#[test]
+fn transit_and_local_floods_are_policed_per_class() {
+    let mut t = bed_with_server(NAT);
+    let before = t.counters();
+    // TTL=1 (traceroute-style) and pings to the router, all at one instant.
+    let mut frames: Vec<Vec<u8>> = (0..3000u16)
+        .map(|k| {
+            Ip::udp_ports(client(), 30_000 + k, ip("203.0.113.5"), 9, 8)
+                .ttl(1)
+                .client_frame()
+        })
+        .collect();
+    frames.extend((0..3000u16).map(|k| Ip::echo(client(), ip("198.18.0.1"), k).client_frame()));
+    t.flood(0, frames);
+    let c = t.counters();
+    let d = |class, what| c.class_count(class, what) - before.class_count(class, what);
+    assert_eq!(
+        d(PuntClass::Transit, ClassCounter::Accepted),
+        1024,
+        "default burst"
+    );
+    assert_eq!(d(PuntClass::Transit, ClassCounter::Policed), 3000 - 1024);
+    assert_eq!(
+        d(PuntClass::Local, ClassCounter::Accepted),
+        512,
+        "default burst"
+    );
+    assert_eq!(d(PuntClass::Local, ClassCounter::Policed), 3000 - 512);
+    assert_eq!(
+        d(PuntClass::Nat, ClassCounter::Policed),
+        0,
+        "other classes untouched"
+    );
+    // What got through was handled: echo replies, and ICMP errors within [icmp].
+    assert!(t.control().counters.get(ControlEvent::EchoReplies) > 0);
+    assert!(t.control().counters.get(ControlEvent::IcmpRateLimited) > 0);
+    t.take_tx(0);
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+#[test]
+fn a_full_class_queue_drops_and_counts_then_recovers() {
+    let mut t = bed_with_server(&format!("{NAT}[punt.nat]\nqueue = 4\n"));
+    let remote = ip("203.0.113.7");
+    // 64 new flows in one burst: the worker sees them before the control loop runs.
+    for k in 0..64u16 {
+        t.push(
+            0,
+            &Ip::udp_ports(client(), 50_000 + 2 * k, remote, 7, 8).client_frame(),
+        );
+    }
+    let before = t.counters();
+    let now = t.now;
+    t.workers[0].poll_once(now);
+    let c = t.counters();
+    let d = |what| c.class_count(PuntClass::Nat, what) - before.class_count(PuntClass::Nat, what);
+    assert_eq!(d(ClassCounter::Accepted), 4);
+    assert_eq!(d(ClassCounter::QueueFull), 60);
+    assert_eq!(c.dropped(DropReason::PuntQueueFull), 60);
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 4, "the queued four were translated");
+    // Paced, every flow gets its session.
+    for k in 0..64u16 {
+        t.push(
+            0,
+            &Ip::udp_ports(client(), 60_000 + 2 * k, remote, 7, 8).client_frame(),
+        );
+        t.step();
+    }
+    assert_eq!(t.take_tx(1).len(), 64);
+    assert_buffers_conserved(&t, 512 + 512 + 4 + 256 + 512 + 256 + 256);
+}
+
+#[test]
+fn malformed_punts_are_counted_not_fatal() {
+    let mut t = bed(NAT);
+    let runt_arp = eth(MacAddr::BROADCAST, CLIENT_MAC, EtherType::Arp, &[0u8; 10]);
+    let bad_op = {
+        let mut f = arp_frame(
+            arp::Operation::Request,
+            CLIENT_MAC,
+            client(),
+            MacAddr::ZERO,
+            ip("198.18.0.1"),
+            MacAddr::BROADCAST,
+        );
+        f[ethernet::HEADER_LEN + 7] = 9;
+        f
+    };
+    // A datagram to the router whose UDP length lies: still answered or dropped, never a
+    // panic, and its buffer comes back.
+    let mut lying = Ip::udp(client(), ip("198.18.0.1"), 8).bytes();
+    let hl = 20;
+    udp::Packet::new_unchecked(&mut lying[hl..]).set_len(60_000);
+    let frames = vec![
+        runt_arp,
+        bad_op,
+        eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &lying),
+    ];
+    t.flood(0, frames);
+    assert_eq!(t.control().counters.get(ControlEvent::ArpInvalid), 2);
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+#[test]
+fn two_workers_share_one_nat_and_one_mapping() {
+    let mut t = Testbed::with_workers(NAT, 2);
+    // Resolve the client (worker 0) and the server (worker 1's queue).
+    t.push(
+        0,
+        &arp_frame(
+            arp::Operation::Request,
+            CLIENT_MAC,
+            client(),
+            MacAddr::ZERO,
+            ip("198.18.0.1"),
+            MacAddr::BROADCAST,
+        ),
+    );
+    t.push_to(
+        1,
+        1,
+        &arp_frame(
+            arp::Operation::Request,
+            SERVER_MAC,
+            server(),
+            MacAddr::ZERO,
+            ext(),
+            MacAddr::BROADCAST,
+        ),
+    );
+    t.step();
+    t.take_tx(0);
+    t.take_tx(1);
+    // One inside endpoint opens flows to two remotes, on two queues, in the same round.
+    let (a, b) = (ip("203.0.113.7"), ip("203.0.113.8"));
+    t.push_to(
+        0,
+        0,
+        &Ip::udp_ports(client(), 40100, a, 7, 8).client_frame(),
+    );
+    t.push_to(
+        1,
+        0,
+        &Ip::udp_ports(client(), 40100, b, 7, 8).client_frame(),
+    );
+    t.step();
+    let out = t.take_tx(1);
+    assert_eq!(out.len(), 2);
+    let mut ports: Vec<(Ipv4Addr, u16)> = out
+        .iter()
+        .map(|f| {
+            let p = l3(f);
+            let u = udp::Packet::new_checked(p.payload()).unwrap();
+            assert!(u.verify_checksum(p.src_addr(), p.dst_addr()));
+            (p.src_addr(), u.src_port())
+        })
+        .collect();
+    ports.dedup();
+    assert_eq!(
+        ports,
+        vec![(ext(), 40100)],
+        "one endpoint-independent mapping"
+    );
+    // The reply from b arrives on worker 0's queue, a's on worker 1's: both translated.
+    t.push_to(
+        0,
+        1,
+        &server_frame(&Ip::udp_ports(b, 7, ext(), 40100, 8).bytes()),
+    );
+    t.push_to(
+        1,
+        1,
+        &server_frame(&Ip::udp_ports(a, 7, ext(), 40100, 8).bytes()),
+    );
+    t.step();
+    let back = t.take_tx(0);
+    assert_eq!(back.len(), 2);
+    assert!(back.iter().all(|f| l3(f).dst_addr() == client()));
+    assert_eq!(
+        t.worker_counters(0)
+            .events(xgw::dataplane::Event::NatOut2In),
+        1
+    );
+    assert_eq!(
+        t.worker_counters(1)
+            .events(xgw::dataplane::Event::NatOut2In),
+        1
+    );
+    assert_eq!(t.control().nat().unwrap().session_count(), 2);
+}
