@@ -35,6 +35,8 @@ const volatile __u64 tmpl[8];
 const volatile __u32 flows = 1;
 const volatile __u16 sport_base = 1024;
 const volatile __u16 dport = 9;
+/* Generator: also stamp the flow's port as the destination port (a port scan of DST). */
+const volatile __u8 vary_dport = 0;
 /* The generator's interface (where frames go). */
 const volatile __u32 gen_ifindex = 0;
 
@@ -73,6 +75,8 @@ int xgw_gen(struct xdp_md *ctx)
 	/* UDP checksum is 0 (none), so the source port can change freely. */
 	struct udphdr *udp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
 	udp->source = bpf_htons(sport_base + (__u16)(*runs % flows));
+	if (vary_dport)
+		udp->dest = udp->source;
 	*runs += 1;
 	return bpf_redirect(gen_ifindex, 0);
 }

@@ -10,6 +10,10 @@
   probe SRC SPORT DST DPORT SECS    send one datagram, print the label of every reply
   send SRC SPORT DST DPORT          send one datagram
   listen ADDR PORT SECS             print "got ip:port" for every datagram received
+  echo ADDR PORT SECS               answer every datagram with its own bytes for SECS
+  flows SRC DST DPORT N SECS        open N new sockets (new NAT flows) paced over SECS, one
+                                    datagram each, sent again once after 1 s without an echo
+                                    (as a DNS client retries); print "answered/N first-try F"
 """
 import socket
 import sys
@@ -68,6 +72,36 @@ def main(argv):
             except socket.timeout:
                 break
             print(f"got {peer[0]}:{peer[1]}", flush=True)
+    elif cmd == "echo":
+        s = sock(argv[2], argv[3])
+        deadline = time.monotonic() + float(argv[4])
+        while (left := deadline - time.monotonic()) > 0:
+            s.settimeout(left)
+            try:
+                data, peer = s.recvfrom(2048)
+            except socket.timeout:
+                break
+            s.sendto(data, peer)
+    elif cmd == "flows":
+        src, dst, dport, n, secs = argv[2], argv[3], int(argv[4]), int(argv[5]), float(argv[6])
+        answered = first = 0
+        for i in range(n):
+            s = sock(src, 0)
+            s.settimeout(1.0)
+            msg = f"flow {i}".encode()
+            for attempt in range(2):
+                s.sendto(msg, (dst, dport))
+                try:
+                    data, _ = s.recvfrom(2048)
+                except socket.timeout:
+                    continue
+                if data == msg:
+                    answered += 1
+                    first += attempt == 0
+                    break
+            s.close()
+            time.sleep(secs / n)
+        print(f"{answered}/{n} first-try {first}", flush=True)
     else:
         sys.exit(__doc__)
 

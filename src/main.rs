@@ -73,6 +73,10 @@ enum LoadgenCmd {
         /// First UDP source port.
         #[arg(long, default_value_t = 1024)]
         sport: u16,
+        /// Send each flow to its own destination port (= its source port) instead of the
+        /// benchmark port: a port scan / unmapped-traffic flood of DST.
+        #[arg(long)]
+        vary_dport: bool,
         /// Seconds to run.
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
@@ -162,6 +166,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
             dst,
             flows,
             sport,
+            vary_dport,
             secs,
             max_frames,
             rate,
@@ -175,6 +180,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
                     dst,
                     flows,
                     sport_base: sport,
+                    vary_dport,
                 };
                 let d = std::time::Duration::from_secs_f64(secs.max(0.0));
                 Ok(loadgen::generate(&dev, &spec, d, max_frames, rate)?)

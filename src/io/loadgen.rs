@@ -85,6 +85,9 @@ pub struct GenSpec {
     pub flows: u16,
     /// First UDP source port.
     pub sport_base: u16,
+    /// Use each flow's source port as its destination port too (a scan of `dst`'s ports)
+    /// instead of the fixed benchmark port.
+    pub vary_dport: bool,
 }
 
 /// What a generator run did.
@@ -222,6 +225,7 @@ pub fn generate(
         ro.flows = u32::from(spec.flows.max(1));
         ro.sport_base = spec.sport_base;
         ro.dport = BENCH_PORT;
+        ro.vary_dport = u8::from(spec.vary_dport);
         ro.gen_ifindex = nd.ifindex;
     })?;
     // Attached to its interface for the duration (see bpf/loadgen.bpf.c for why); if the
