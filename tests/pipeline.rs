@@ -173,7 +173,7 @@ fn blackhole_drops_silently() {
 
 #[test]
 fn arp_miss_rate_limits_requests_then_host_unreachable() {
-    let mut t = bed(CFG);
+    let mut t = bed(&format!("{CFG}[neighbor]\nqueue_len = 4\n"));
     let silent = ip("198.19.0.99");
     for _ in 0..5 {
         t.push(0, &Ip::udp(client(), silent, 10).client_frame());

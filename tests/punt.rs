@@ -428,3 +428,30 @@ fn two_workers_share_one_nat_and_one_mapping() {
     );
     assert_eq!(t.control().nat().unwrap().session_count(), 2);
 }
+
+#[test]
+fn first_packets_of_new_flows_wait_for_arp_by_bytes_not_four_packets() {
+    let mut t = bed_with_server(NAT);
+    // 2000 new flows towards a neighbour nobody resolved yet, all at once (Linux keeps
+    // `unres_qlen_bytes`; xgw used to keep 4 packets and drop the rest).
+    let frames = (0..2000u16)
+        .map(|k| Ip::udp_ports(client(), 20_000 + 2 * k, fresh(), 9, 16).client_frame())
+        .collect::<Vec<_>>();
+    t.flood(0, frames);
+    let arp_requests = t
+        .take_tx(1)
+        .iter()
+        .filter(|f| ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Arp)
+        .count();
+    assert_eq!(arp_requests, 1, "one request for the burst");
+    assert_eq!(t.control().counters.get(ControlEvent::NeighQueueFull), 0);
+    t.push(1, &arp_reply_from_fresh());
+    t.step();
+    assert_eq!(
+        released_to_fresh(&mut t),
+        2000,
+        "every first packet delivered"
+    );
+    assert_eq!(t.control().nat().unwrap().session_count(), 2001);
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}

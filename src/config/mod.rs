@@ -260,6 +260,10 @@ pub struct NeighborConfig {
     pub max_entries: i64,
     /// Packets held per unresolved neighbour.
     pub queue_len: i64,
+    /// Bytes held per unresolved neighbour.
+    pub queue_bytes: i64,
+    /// Bytes held for all unresolved neighbours together.
+    pub total_queue_bytes: i64,
     /// Duration text, e.g. `"30s"`.
     #[serde(deserialize_with = "duration_text")]
     pub reachable_time: String,
@@ -274,7 +278,9 @@ impl Default for NeighborConfig {
     fn default() -> Self {
         NeighborConfig {
             max_entries: 4096,
-            queue_len: 4,
+            queue_len: 4096,
+            queue_bytes: 212_992,
+            total_queue_bytes: 4 << 20,
             reachable_time: "30s".to_owned(),
             retrans_time: "1s".to_owned(),
             max_requests: 3,
@@ -385,6 +391,10 @@ pub struct NeighborSettings {
     pub max_entries: usize,
     /// Packets held per unresolved neighbour.
     pub queue_len: usize,
+    /// Bytes held per unresolved neighbour (Linux's `unres_qlen_bytes`).
+    pub queue_bytes: usize,
+    /// Bytes held for all unresolved neighbours together.
+    pub total_queue_bytes: usize,
     /// How long a confirmed neighbour stays Reachable.
     pub reachable_time: Duration,
     /// Interval between ARP requests for one neighbour.
@@ -397,7 +407,9 @@ impl Default for NeighborSettings {
     fn default() -> Self {
         NeighborSettings {
             max_entries: 4096,
-            queue_len: 4,
+            queue_len: 4096,
+            queue_bytes: 212_992,
+            total_queue_bytes: 4 << 20,
             reachable_time: Duration::from_secs(30),
             retrans_time: Duration::from_secs(1),
             max_requests: 3,
@@ -561,7 +573,9 @@ burst = 50                    # bucket depth
 
 [neighbor]                    # ARP cache; these are the defaults
 max_entries = 4096            # never more entries than this, whatever arrives
-queue_len = 4                 # packets held per unresolved neighbour (oldest dropped first)
+queue_len = 4096              # packets held per unresolved neighbour (oldest dropped first)
+queue_bytes = 212992          # ... and bytes
+total_queue_bytes = 4194304   # bytes held for all unresolved neighbours together
 reachable_time = "30s"        # then re-validated with unicast ARP requests
 retrans_time = "1s"           # at most one ARP request per neighbour per retrans_time
 max_requests = 3              # unanswered requests before ICMP host unreachable
@@ -708,6 +722,8 @@ idle_poll = "1ms"
             neighbor: NeighborSettings {
                 max_entries: 128,
                 queue_len: 16,
+                queue_bytes: 212_992,
+                total_queue_bytes: 4 << 20,
                 reachable_time: Duration::from_secs(120),
                 retrans_time: Duration::from_millis(500),
                 max_requests: 5,
@@ -739,7 +755,11 @@ idle_poll = "1ms"
             }
         );
         let n = c.neighbor;
-        assert_eq!((n.max_entries, n.queue_len, n.max_requests), (4096, 4, 3));
+        assert_eq!(
+            (n.max_entries, n.queue_len, n.max_requests),
+            (4096, 4096, 3)
+        );
+        assert_eq!((n.queue_bytes, n.total_queue_bytes), (212_992, 4 << 20));
         assert_eq!(n.reachable_time, Duration::from_secs(30));
         assert_eq!(n.retrans_time, Duration::from_secs(1));
         // A partly written section keeps the other defaults.

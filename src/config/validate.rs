@@ -16,7 +16,11 @@ use crate::wire::ipv4::{is_martian_source, Cidr};
 
 /// Sane bounds of `[neighbor]` values.
 const MAX_ENTRIES: RangeInclusive<i64> = 1..=1_048_576;
-const QUEUE_LEN: RangeInclusive<i64> = 1..=256;
+const QUEUE_LEN: RangeInclusive<i64> = 1..=65_536;
+/// Bounds of `neighbor.queue_bytes`.
+const QUEUE_BYTES: RangeInclusive<i64> = 1..=16 << 20;
+/// Bounds of `neighbor.total_queue_bytes`.
+const TOTAL_QUEUE_BYTES: RangeInclusive<i64> = 1..=1 << 30;
 const MAX_REQUESTS: RangeInclusive<i64> = 1..=32;
 const REACHABLE_TIME: RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(3600);
 const RETRANS_TIME: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(60);
@@ -363,6 +367,12 @@ fn neighbor(cx: &Ctx<'_>, n: &NeighborConfig) -> Result<NeighborSettings, Config
     Ok(NeighborSettings {
         max_entries: cx.int_in("neighbor.max_entries".into(), n.max_entries, MAX_ENTRIES)?,
         queue_len: cx.int_in("neighbor.queue_len".into(), n.queue_len, QUEUE_LEN)?,
+        queue_bytes: cx.int_in("neighbor.queue_bytes".into(), n.queue_bytes, QUEUE_BYTES)?,
+        total_queue_bytes: cx.int_in(
+            "neighbor.total_queue_bytes".into(),
+            n.total_queue_bytes,
+            TOTAL_QUEUE_BYTES,
+        )?,
         reachable_time: duration("reachable_time", &n.reachable_time, REACHABLE_TIME)?,
         retrans_time: duration("retrans_time", &n.retrans_time, RETRANS_TIME)?,
         max_requests: cx.int_in("neighbor.max_requests".into(), n.max_requests, MAX_REQUESTS)?,
@@ -701,7 +711,17 @@ mod tests {
         invalid(
             &n("queue_len = 0"),
             "neighbor.queue_len",
-            "out of range 1..=256",
+            "out of range 1..=65536",
+        );
+        invalid(
+            &n("queue_bytes = 0"),
+            "neighbor.queue_bytes",
+            "out of range 1..=16777216",
+        );
+        invalid(
+            &n("total_queue_bytes = 2000000000"),
+            "neighbor.total_queue_bytes",
+            "out of range 1..=1073741824",
         );
         invalid(
             &n("max_requests = 0"),

@@ -47,7 +47,7 @@ define_counters! {
         ArpRequestsSent = "arp.requests_sent" => "ARP requests sent to resolve next hops",
         ArpInvalid = "arp.invalid" => "malformed or unsupported ARP",
         ArpNotLearned = "arp.not_learned" => "ARP sender not on a connected subnet of the port",
-        NeighQueueFull = "neigh.queue_full" => "packets dropped: too many waiting for one neighbour",
+        NeighQueueFull = "neigh.queue_full" => "packets dropped: over the budget of packets waiting for ARP",
         NeighTableFull = "neigh.table_full" => "packets dropped: neighbour table full",
         NeighUnreachable = "neigh.unreachable" => "packets dropped: neighbour did not answer ARP",
         SlowForwarded = "slowpath.forwarded" => "packets forwarded by the control plane",
@@ -92,6 +92,8 @@ impl ControlPlane {
         let neigh = NeighCache::new(NeighConfig {
             max_entries: n.max_entries,
             queue_len: n.queue_len,
+            queue_bytes: n.queue_bytes,
+            total_queue_bytes: n.total_queue_bytes,
             reachable_time: n.reachable_time,
             retrans_time: n.retrans_time,
             max_requests: n.max_requests,
@@ -400,7 +402,9 @@ impl ControlPlane {
                     self.send_arp_request(port, nh, None);
                 }
             }
-            Resolve::QueueFull(_) => self.counters.inc(ControlEvent::NeighQueueFull),
+            Resolve::QueueFull(dropped) => self
+                .counters
+                .add(ControlEvent::NeighQueueFull, dropped.len() as u64),
             Resolve::TableFull(_) => self.counters.inc(ControlEvent::NeighTableFull),
             Resolve::Unreachable(ip) => {
                 self.host_unreachable(now, ip);

@@ -19,8 +19,10 @@
 //!
 //! Contract:
 //! - At most one request per `retrans_time` per destination (RFC 1122 §2.3.2.1).
-//! - At most `queue_len` packets wait per unresolved neighbour; when full the oldest is dropped
-//!   (RFC 1122 §2.3.2.2: keep at least the latest).
+//! - At most `queue_len` packets and `queue_bytes` bytes wait per unresolved neighbour (as
+//!   Linux's `unres_qlen_bytes`); when full the oldest are dropped (RFC 1122 §2.3.2.2: keep at
+//!   least the latest). All queues together hold at most `total_queue_bytes`; beyond that a
+//!   new packet is dropped (an unreachable subnet cannot hold more than that).
 //! - At most `max_entries` entries. When full, reclaim a Failed entry, then an Incomplete entry
 //!   whose requests are exhausted, then the least recently confirmed Stale entry. A Reachable
 //!   entry is never evicted and the table is never flushed wholesale; otherwise the new entry is
@@ -45,6 +47,10 @@ pub struct NeighConfig {
     pub max_entries: usize,
     /// Packets held per unresolved neighbour (clamped to at least 1).
     pub queue_len: usize,
+    /// Bytes held per unresolved neighbour.
+    pub queue_bytes: usize,
+    /// Bytes held for all unresolved neighbours together.
+    pub total_queue_bytes: usize,
     /// How long a confirmation keeps a neighbour Reachable.
     pub reachable_time: Duration,
     /// Minimum interval between two requests for the same neighbour.
@@ -59,7 +65,9 @@ impl Default for NeighConfig {
     fn default() -> Self {
         NeighConfig {
             max_entries: 4096,
-            queue_len: 4,
+            queue_len: 4096,
+            queue_bytes: 212_992,
+            total_queue_bytes: 4 << 20,
             reachable_time: Duration::from_secs(30),
             retrans_time: Duration::from_secs(1),
             max_requests: 3,
@@ -108,8 +116,10 @@ pub enum Resolve<P> {
         /// Whether a request is due now (rate limited to one per `retrans_time`).
         send_request: bool,
     },
-    /// The queue was full: the new packet was queued and this, the oldest, dropped (counted).
-    QueueFull(P),
+    /// The queue was full: these packets were dropped (counted): the oldest of the
+    /// neighbour's queue to make room for the new one, or the new one itself when it does
+    /// not fit the neighbour's or the cache-wide byte budget.
+    QueueFull(Vec<P>),
     /// The neighbour is Failed within `failed_hold`: send ICMP host unreachable for this packet.
     Unreachable(P),
     /// The table is full of entries that may not be reclaimed; the packet is refused (counted).
@@ -184,6 +194,8 @@ struct Entry<P> {
     mac: MacAddr,
     port: PortId,
     queue: VecDeque<P>,
+    /// Bytes in `queue`.
+    queued_bytes: usize,
     /// Requests sent in the current resolution or re-validation round.
     requests: u32,
     /// Incomplete/Stale: next request (or, if exhausted, give up); Reachable: becomes Stale;
@@ -201,6 +213,62 @@ pub struct NeighCache<P> {
     counts: [usize; State::COUNT],
     generation: u64,
     stats: NeighStats,
+    /// Bytes queued over all entries.
+    queued_bytes: usize,
+}
+
+/// The size a queued packet counts against the byte budgets.
+pub trait QueuedLen {
+    /// Bytes.
+    fn queued_len(&self) -> usize;
+}
+
+impl QueuedLen for Vec<u8> {
+    fn queued_len(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Takes `e`'s queue, releasing its bytes from the cache-wide count.
+fn take_queue<P>(total: &mut usize, e: &mut Entry<P>) -> Vec<P> {
+    *total -= e.queued_bytes;
+    e.queued_bytes = 0;
+    Vec::from(mem::take(&mut e.queue))
+}
+
+/// Queues `pkt` on `e` within the budgets; returns what was dropped.
+fn enqueue<P: QueuedLen>(
+    e: &mut Entry<P>,
+    pkt: P,
+    cfg: &NeighConfig,
+    total: &mut usize,
+    stats: &mut NeighStats,
+) -> Vec<P> {
+    let len = pkt.queued_len();
+    let mut dropped = Vec::new();
+    if len > cfg.queue_bytes {
+        dropped.push(pkt);
+    } else {
+        // RFC 1122 §2.3.2.2: keep the latest packet, drop the oldest.
+        while e.queue.len() >= cfg.queue_len || e.queued_bytes + len > cfg.queue_bytes {
+            let Some(old) = e.queue.pop_front() else {
+                break;
+            };
+            let n = old.queued_len();
+            e.queued_bytes -= n;
+            *total -= n;
+            dropped.push(old);
+        }
+        if *total + len > cfg.total_queue_bytes {
+            dropped.push(pkt);
+        } else {
+            e.queue.push_back(pkt);
+            e.queued_bytes += len;
+            *total += len;
+        }
+    }
+    stats.queue_overflow += dropped.len() as u64;
+    dropped
 }
 
 impl<P> fmt::Debug for NeighCache<P> {
@@ -238,7 +306,7 @@ fn set_state<P>(counts: &mut [usize; State::COUNT], e: &mut Entry<P>, state: Sta
     e.state = state;
 }
 
-impl<P> NeighCache<P> {
+impl<P: QueuedLen> NeighCache<P> {
     /// An empty cache. Zero `max_entries`, `queue_len` and `max_requests` are raised to 1.
     pub fn new(cfg: NeighConfig) -> Self {
         let cfg = NeighConfig {
@@ -253,6 +321,7 @@ impl<P> NeighCache<P> {
             counts: [0; State::COUNT],
             generation: 0,
             stats: NeighStats::default(),
+            queued_bytes: 0,
         }
     }
 
@@ -294,20 +363,10 @@ impl<P> NeighCache<P> {
                 }
                 State::Incomplete => {}
             }
-            if e.queue.len() >= cfg.queue_len {
-                // RFC 1122 §2.3.2.2: keep the latest packet, drop the oldest.
-                let oldest = e.queue.pop_front();
-                e.queue.push_back(pkt);
-                self.stats.queue_overflow += 1;
-                return match oldest {
-                    Some(old) => Resolve::QueueFull(old),
-                    // Unreachable: queue_len >= 1, so a full queue has a front.
-                    None => Resolve::Queued {
-                        send_request: false,
-                    },
-                };
+            let dropped = enqueue(e, pkt, cfg, &mut self.queued_bytes, &mut self.stats);
+            if !dropped.is_empty() {
+                return Resolve::QueueFull(dropped);
             }
-            e.queue.push_back(pkt);
             let send_request = try_request(e, now, cfg, &mut self.stats);
             return Resolve::Queued { send_request };
         }
@@ -315,20 +374,32 @@ impl<P> NeighCache<P> {
             self.stats.table_full_refused += 1;
             return Resolve::TableFull(pkt);
         }
-        let mut queue = VecDeque::with_capacity(self.cfg.queue_len.min(4));
-        queue.push_back(pkt);
         let mut e = Entry {
             state: State::Incomplete,
             mac: MacAddr::ZERO,
             port,
-            queue,
+            queue: VecDeque::with_capacity(self.cfg.queue_len.min(4)),
+            queued_bytes: 0,
             requests: 0,
             deadline: now,
             confirmed: now,
         };
+        let dropped = enqueue(
+            &mut e,
+            pkt,
+            &self.cfg,
+            &mut self.queued_bytes,
+            &mut self.stats,
+        );
         let send_request = try_request(&mut e, now, &self.cfg, &mut self.stats);
         self.insert(ip, e);
-        Resolve::Queued { send_request }
+        if dropped.is_empty() {
+            Resolve::Queued { send_request }
+        } else {
+            // Only the cache-wide budget refuses a new entry's first packet; the entry
+            // stays, so the neighbour is still resolved.
+            Resolve::QueueFull(dropped)
+        }
     }
 
     /// An ARP request or reply from (ip, mac) arrived on port.
@@ -366,7 +437,7 @@ impl<P> NeighCache<P> {
             e.requests = 0;
             e.confirmed = now;
             e.deadline = now + self.cfg.reachable_time;
-            let released = Vec::from(mem::take(&mut e.queue));
+            let released = take_queue(&mut self.queued_bytes, e);
             self.stats.replies_learned += 1;
             let changed = moved || !was_resolved;
             if changed {
@@ -386,6 +457,7 @@ impl<P> NeighCache<P> {
             mac,
             port,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             requests: 0,
             deadline: now + self.cfg.reachable_time,
             confirmed: now,
@@ -407,6 +479,7 @@ impl<P> NeighCache<P> {
             counts,
             generation,
             stats,
+            queued_bytes,
         } = self;
         map.retain(|&ip, e| {
             if e.state == State::Reachable && now >= e.deadline {
@@ -433,7 +506,7 @@ impl<P> NeighCache<P> {
                     set_state(counts, e, State::Failed);
                     e.deadline = now + cfg.failed_hold;
                     stats.failed += 1;
-                    let pending = Vec::from(mem::take(&mut e.queue));
+                    let pending = take_queue(queued_bytes, e);
                     out.push(Event::Unreachable {
                         ip,
                         port: e.port,
@@ -486,6 +559,7 @@ impl<P> NeighCache<P> {
             map,
             counts,
             generation,
+            queued_bytes,
             ..
         } = self;
         let mut changed = false;
@@ -493,6 +567,7 @@ impl<P> NeighCache<P> {
             if e.port != port {
                 return true;
             }
+            *queued_bytes -= e.queued_bytes;
             counts[e.state.idx()] -= 1;
             changed |= e.state.is_resolved();
             false
@@ -544,6 +619,7 @@ impl<P> NeighCache<P> {
         let Some((_, _, ip)) = best else { return false };
         if let Some(e) = self.map.remove(&ip) {
             self.counts[e.state.idx()] -= 1;
+            self.queued_bytes -= e.queued_bytes;
             self.stats.evicted += 1;
             if e.state.is_resolved() {
                 self.generation += 1;
@@ -556,14 +632,21 @@ impl<P> NeighCache<P> {
     #[cfg(test)]
     fn check_invariants(&self) {
         let mut counts = [0; State::COUNT];
+        let mut bytes = 0;
         for e in self.map.values() {
             counts[e.state.idx()] += 1;
             assert!(e.queue.len() <= self.cfg.queue_len);
+            let b: usize = e.queue.iter().map(QueuedLen::queued_len).sum();
+            assert_eq!(b, e.queued_bytes);
+            assert!(b <= self.cfg.queue_bytes);
+            bytes += b;
             assert!(e.state == State::Incomplete || e.queue.is_empty());
             assert!(e.requests <= self.cfg.max_requests);
             assert_eq!(e.state.is_resolved(), e.mac != MacAddr::ZERO);
         }
         assert_eq!(counts, self.counts);
+        assert_eq!(bytes, self.queued_bytes);
+        assert!(bytes <= self.cfg.total_queue_bytes);
         assert!(self.map.len() <= self.cfg.max_entries);
     }
 }
@@ -593,8 +676,19 @@ mod tests {
         }
     }
 
+    /// Test packets are numbers; each counts 100 bytes.
+    impl QueuedLen for u32 {
+        fn queued_len(&self) -> usize {
+            100
+        }
+    }
+
+    /// The defaults, with today's small packet queue for the tests written against it.
     fn cfg() -> NeighConfig {
-        NeighConfig::default()
+        NeighConfig {
+            queue_len: 4,
+            ..NeighConfig::default()
+        }
     }
 
     fn cache(cfg: NeighConfig) -> NeighCache<u32> {
@@ -655,6 +749,79 @@ mod tests {
     }
 
     #[test]
+    fn byte_budgets_per_neighbour_and_in_all() {
+        let t = Clock::new();
+        // Test packets count 100 bytes: 10 per neighbour, 25 in all.
+        let mut c = cache(NeighConfig {
+            queue_len: 1000,
+            queue_bytes: 1000,
+            total_queue_bytes: 2500,
+            ..cfg()
+        });
+        for i in 0..10 {
+            assert!(matches!(
+                c.resolve(t.at(0), GW, P1, i),
+                Resolve::Queued { .. }
+            ));
+        }
+        // The 11th for GW pushes out the oldest.
+        assert_eq!(c.resolve(t.at(0), GW, P1, 10), Resolve::QueueFull(vec![0]));
+        let other = ip(500);
+        for i in 100..110 {
+            assert!(matches!(
+                c.resolve(t.at(0), other, P1, i),
+                Resolve::Queued { .. }
+            ));
+        }
+        // A third neighbour gets what is left of the cache-wide budget, then its new packets
+        // are refused (its entry still resolves).
+        let third = ip(501);
+        for i in 200..205 {
+            assert!(matches!(
+                c.resolve(t.at(0), third, P1, i),
+                Resolve::Queued { .. }
+            ));
+        }
+        assert_eq!(
+            c.resolve(t.at(0), third, P1, 205),
+            Resolve::QueueFull(vec![205])
+        );
+        let fourth = ip(502);
+        assert_eq!(
+            c.resolve(t.at(0), fourth, P1, 300),
+            Resolve::QueueFull(vec![300])
+        );
+        assert_eq!(c.state(fourth), Some(State::Incomplete), "still resolved");
+        c.check_invariants();
+        // Resolution frees the budget for others.
+        let l = c.learn(t.at(1), GW, MAC_A, P1, false);
+        assert_eq!(l.released, (1..=10).collect::<Vec<_>>());
+        assert!(matches!(
+            c.resolve(t.at(1), fourth, P1, 301),
+            Resolve::Queued { .. }
+        ));
+        // So do failure and a link going down.
+        let mut out = Vec::new();
+        c.poll(t.at(10_000), &mut out);
+        c.check_invariants();
+        c.flush_port(P1);
+        c.check_invariants();
+        assert_eq!(c.stats().queue_overflow, 3);
+    }
+
+    #[test]
+    fn a_packet_larger_than_the_neighbour_budget_is_refused() {
+        let t = Clock::new();
+        let mut c = cache(NeighConfig {
+            queue_bytes: 99,
+            ..cfg()
+        });
+        assert_eq!(c.resolve(t.at(0), GW, P1, 1), Resolve::QueueFull(vec![1]));
+        assert_eq!(c.state(GW), Some(State::Incomplete));
+        c.check_invariants();
+    }
+
+    #[test]
     fn queue_limit_drops_oldest() {
         let t = Clock::new();
         let mut c = cache(cfg());
@@ -664,8 +831,8 @@ mod tests {
                 Resolve::Queued { .. }
             ));
         }
-        assert_eq!(c.resolve(t.at(1), GW, P1, 4), Resolve::QueueFull(0));
-        assert_eq!(c.resolve(t.at(2), GW, P1, 5), Resolve::QueueFull(1));
+        assert_eq!(c.resolve(t.at(1), GW, P1, 4), Resolve::QueueFull(vec![0]));
+        assert_eq!(c.resolve(t.at(2), GW, P1, 5), Resolve::QueueFull(vec![1]));
         assert_eq!(c.stats().queue_overflow, 2);
         c.check_invariants();
         let l = c.learn(t.at(3), GW, MAC_A, P1, false);
@@ -1104,7 +1271,7 @@ mod tests {
             c.resolve(t.at(0), GW, P1, 1),
             Resolve::Queued { send_request: true }
         );
-        assert_eq!(c.resolve(t.at(0), GW, P1, 2), Resolve::QueueFull(1));
+        assert_eq!(c.resolve(t.at(0), GW, P1, 2), Resolve::QueueFull(vec![1]));
         assert_eq!(
             poll(&mut c, t.at(1000)),
             vec![Event::Unreachable {
