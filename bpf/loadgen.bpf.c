@@ -37,6 +37,10 @@ const volatile __u16 sport_base = 1024;
 const volatile __u16 dport = 9;
 /* Generator: also stamp the flow's port as the destination port (a port scan of DST). */
 const volatile __u8 vary_dport = 0;
+/* Generator: source addresses src, src + 1, ..., src + src_hosts - 1, one per run in turn
+ * (the flow's port advances once per round of hosts), so with src_hosts > 1 every frame of
+ * the first src_hosts * flows is a new flow (the connection-rate benchmark). */
+const volatile __u32 src_hosts = 1;
 /* The generator's interface (where frames go). */
 const volatile __u32 gen_ifindex = 0;
 
@@ -74,7 +78,26 @@ int xgw_gen(struct xdp_md *ctx)
 	*(__u32 *)(data + 56) = (__u32)tmpl[7];
 	/* UDP checksum is 0 (none), so the source port can change freely. */
 	struct udphdr *udp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
-	udp->source = bpf_htons(sport_base + (__u16)(*runs % flows));
+	__u64 flow = *runs;
+
+	if (src_hosts > 1) {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		__u32 base = bpf_ntohl(ip->saddr);
+		__u32 src = base + (__u32)(flow % src_hosts);
+		/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), over the two 16-bit halves. */
+		__u32 sum = (~bpf_ntohs(ip->check)) & 0xffff;
+
+		sum += (~base >> 16) & 0xffff;
+		sum += ~base & 0xffff;
+		sum += src >> 16;
+		sum += src & 0xffff;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		ip->saddr = bpf_htonl(src);
+		ip->check = bpf_htons(~sum & 0xffff);
+		flow /= src_hosts;
+	}
+	udp->source = bpf_htons(sport_base + (__u16)(flow % flows));
 	if (vary_dport)
 		udp->dest = udp->source;
 	*runs += 1;

@@ -23,6 +23,12 @@
 # up with the pace (the kernel routers forward inline on its core). A failed step is tried
 # ZL_RETRIES more times (default 1) before it counts: on a shared VM a single scheduling
 # hiccup of a few milliseconds loses frames at any rate.
+# CPS=1 adds the connection-rate search (RFC 9693's connection establishment rate; FD.io
+# CSIT's NAT44 "cps") for xgw-nat and kernel-nat (nftables snat to the same pool): every frame
+# a new UDP flow (CPS_HOSTS inside hosts, 4096 by default, times ports; a 16-address pool;
+# the next hop resolved), paced at a rate R for CPS_SECS (0.25); the highest R, bisected in
+# CPS_STEPS (8) steps up to CPS_MAX (1000000/s), at which >= 99% of the flows' first packets
+# arrive. Each trial starts from empty state (xgw restarted, conntrack flushed).
 # Prints a table and writes $BENCH_OUT/bench.json and $BENCH_OUT/bench.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +44,11 @@ ZL_STEPS=${ZL_STEPS:-8}
 ZL_SECS=${ZL_SECS:-2}
 ZL_TOLERANCE=${ZL_TOLERANCE:-0}
 ZL_RETRIES=${ZL_RETRIES:-1}
+CPS=${CPS:-0}
+CPS_SECS=${CPS_SECS:-0.25}
+CPS_STEPS=${CPS_STEPS:-8}
+CPS_MAX=${CPS_MAX:-1000000}
+CPS_HOSTS=${CPS_HOSTS:-4096}
 [ "$(nproc)" -ge 2 ] || { GEN_CPU=0; ROUTER_CPU=0; }
 scripts/deps.sh >/dev/null
 cargo build --release --quiet
@@ -114,6 +125,53 @@ PY
     tail -1 "$WORK/results"
 }
 
+# The connection-rate lab: inside hosts from 198.18.32.0, a 16-address pool 198.19.0.16-31.
+make_cps_config() {
+    local pool; pool=$(seq -s, -f '"198.19.0.%g"' 16 31)
+    sed -e "s/^addresses = .*/addresses = [$pool]/" -e '/^inside = /d' \
+        -e 's/^max_sessions = .*/max_sessions = 1048576/' configs/nat.toml >"$WORK/cps.toml"
+}
+
+# cps_trial MODE RATE: one trial from empty state; prints pass/fail and the counts.
+cps_trial() {
+    local mode=$1 rate=$2 n flows c0 c1 out
+    n=$(python3 -c "print(max(1, int($rate * $CPS_SECS)))")
+    flows=$(( n / CPS_HOSTS + 1 ))
+    if [ "$mode" = xgw-nat ]; then
+        start_xgw "$WORK/cps.toml" --queues "$QUEUES" >/dev/null || { echo "fail xgw-did-not-start"; return; }
+    else
+        rtr conntrack -F >/dev/null 2>&1 || true
+    fi
+    cli ping -c 2 -i 0.1 -W 2 198.19.0.2 >/dev/null # the next hop is resolved
+    c0=$("$XGW" loadgen count --pin "$BPF/sink")
+    out=$(cli taskset -c "$GEN_CPU" "$XGW" loadgen gen --dev c0 --dst-mac "$R0_MAC" \
+        --src 198.18.32.0 --src-hosts "$CPS_HOSTS" --dst 198.19.0.2 --flows "$flows" --sport 20000 \
+        --rate "$rate" --max-frames "$n" --secs 5)
+    sleep 0.5
+    c1=$("$XGW" loadgen count --pin "$BPF/sink")
+    [ "$mode" = xgw-nat ] && stop_xgw
+    python3 - "$out" "$((c1 - c0))" "$n" "$CPS_SECS" <<'PY'
+import json, sys
+gen, delivered, n, secs = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+kept_pace = gen["frames"] >= 0.99 * n and gen["secs"] <= secs * 1.2 + 0.01
+ok = kept_pace and delivered >= 0.99 * gen["frames"]
+print(("pass" if ok else "fail"), gen["frames"], delivered)
+PY
+}
+
+# cps MODE: bisect the connection rate; appends {"mode", "cps", "steps"} to $WORK/cps.
+cps() {
+    local mode=$1 lo=0 hi=$CPS_MAX mid r steps=""
+    for _ in $(seq "$CPS_STEPS"); do
+        mid=$(( (lo + hi) / 2 ))
+        r=$(cps_trial "$mode" "$mid")
+        steps="$steps $mid:${r// /:}"
+        if [ "${r%% *}" = pass ]; then lo=$mid; else hi=$mid; fi
+    done
+    echo "{\"mode\": \"$mode\", \"cps\": $lo, \"steps\": \"${steps# }\"}" >>"$WORK/cps"
+    tail -1 "$WORK/cps"
+}
+
 XDP_ON_R0=
 r0_prog() { # ROLE|none: what is attached to r0 for the kernel modes
     if [ -n "$XDP_ON_R0" ]; then rm -f "$BPF/r0/link"; rmdir "$BPF/r0"; XDP_ON_R0=; fi
@@ -180,8 +238,26 @@ NFT
 done
 kernel_off
 
+if [ "$CPS" = 1 ]; then
+    echo "== connection rate (new UDP flows/s with >= 99% of first packets delivered)"
+    make_cps_config
+    cps xgw-nat
+    kernel_on
+    r0_prog pass
+    rtr ip route add 198.18.32.0/20 via 198.18.0.2 2>/dev/null || true
+    rtr nft delete table ip xgwbench 2>/dev/null || true
+    rtr nft -f - <<'NFT'
+table ip xgwbench {
+    chain post { type nat hook postrouting priority srcnat; oifname "r1" snat to 198.19.0.16-198.19.0.31; }
+}
+NFT
+    cps kernel-nat
+    rtr ip route del 198.18.32.0/20 2>/dev/null || true
+    kernel_off
+fi
+
 mkdir -p "$OUT"
-python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" <<'PY' | tee "$OUT/bench.txt"
+python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" "$WORK/cps" <<'PY' | tee "$OUT/bench.txt"
 import json, os, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 idle = {r["mode"]: r["idle_cpu_pct"] for r in map(json.loads, open(sys.argv[2]))} if os.path.exists(sys.argv[2]) else {}
@@ -209,7 +285,15 @@ for r in rows:
 print("(NAT rows are compared with kernel-nat, the others with kernel.)")
 if by.get("xgw") and by.get("xdp-fwd") and by["xdp-fwd"]["delivered_mpps"]:
     print(f"xgw / xdp-fwd (the in-kernel ceiling): {by['xgw']['delivered_mpps'] / by['xdp-fwd']['delivered_mpps']:.2f}x")
-json.dump({"kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
+cps = {r["mode"]: r for r in map(json.loads, open(sys.argv[8]))} if os.path.exists(sys.argv[8]) else {}
+if cps:
+    print("| connection rate | new flows/s (>= 99% first packets delivered) | vs kernel-nat | steps (rate:verdict:sent:delivered) |")
+    print("|---|---|---|---|")
+    kref = cps.get("kernel-nat", {}).get("cps")
+    for m, r in cps.items():
+        ratio = f"{r['cps'] / kref:.2f}x" if kref else "-"
+        print(f"| {m} | {r['cps']} | {ratio} | {r['steps']} |")
+json.dump({"cps": list(cps.values()), "kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
            "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
            "flows": flows, "seconds": secs, "results": rows,
            "idle_cpu_pct": idle}, open(sys.argv[6], "w"), indent=1)

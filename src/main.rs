@@ -77,6 +77,10 @@ enum LoadgenCmd {
         /// benchmark port: a port scan / unmapped-traffic flood of DST.
         #[arg(long)]
         vary_dport: bool,
+        /// Source addresses SRC, SRC+1, ... (this many), one per frame in turn: with more
+        /// than one, each of the first SRC_HOSTS * FLOWS frames is a new flow.
+        #[arg(long, default_value_t = 1)]
+        src_hosts: u32,
         /// Seconds to run.
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
@@ -167,6 +171,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
             flows,
             sport,
             vary_dport,
+            src_hosts,
             secs,
             max_frames,
             rate,
@@ -181,6 +186,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
                     flows,
                     sport_base: sport,
                     vary_dport,
+                    src_hosts,
                 };
                 let d = std::time::Duration::from_secs_f64(secs.max(0.0));
                 Ok(loadgen::generate(&dev, &spec, d, max_frames, rate)?)

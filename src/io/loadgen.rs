@@ -88,6 +88,8 @@ pub struct GenSpec {
     /// Use each flow's source port as its destination port too (a scan of `dst`'s ports)
     /// instead of the fixed benchmark port.
     pub vary_dport: bool,
+    /// Source addresses `src..src + src_hosts`, one per frame in turn (1: `src` only).
+    pub src_hosts: u32,
 }
 
 /// What a generator run did.
@@ -226,6 +228,7 @@ pub fn generate(
         ro.sport_base = spec.sport_base;
         ro.dport = BENCH_PORT;
         ro.vary_dport = u8::from(spec.vary_dport);
+        ro.src_hosts = spec.src_hosts.max(1);
         ro.gen_ifindex = nd.ifindex;
     })?;
     // Attached to its interface for the duration (see bpf/loadgen.bpf.c for why); if the
