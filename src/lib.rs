@@ -8,6 +8,8 @@
 //! ```
 //! - [`wire`]: pure zero-copy packet views; `core` only.
 //! - [`fib`]: LPM (poptrie); [`neigh`]: adjacencies and the ARP cache state machine.
+//! - [`nat`]: NAT44 state, translation and policy (sans-I/O; `wire` and [`counter`] only).
+//! - [`counter`]: counter declarations shared by every layer (depends on nothing).
 //! - [`dataplane`]: the batched pipeline, sans-I/O, no locks/allocation/logging per packet.
 //! - [`io`]: AF_XDP and XDP (the only `unsafe`), plus memory I/O for tests.
 //! - [`control`]: the slow path (ARP, ICMP, fragmentation, snapshot publication).
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod control;
+pub mod counter;
 pub mod dataplane;
 pub mod fib;
 pub mod io;

@@ -17,7 +17,7 @@ use std::{net::Ipv4Addr, sync::Arc, time::Instant};
 
 use self::{
     icmp::{IcmpError, TokenBucket},
-    nat::{NatControl, NatOutcome},
+    nat::{NatOutcome, NatPolicy},
     routes::Routes,
 };
 use crate::{
@@ -80,7 +80,7 @@ pub struct ControlPlane {
     cfg: ValidConfig,
     out: Vec<(u16, Vec<u8>)>,
     epoch: Instant,
-    nat: Option<NatControl>,
+    nat: Option<NatPolicy>,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -104,7 +104,10 @@ impl ControlPlane {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
-        let nat = cfg.nat.as_ref().map(|n| NatControl::new(n, epoch, seed));
+        let nat = cfg
+            .nat
+            .as_ref()
+            .map(|n| NatPolicy::new(&nat::policy_config(n), epoch, seed));
         ControlPlane {
             ports: ports.into(),
             routes: Routes::from_config(cfg),
@@ -128,7 +131,7 @@ impl ControlPlane {
     }
 
     /// The NAT state, if NAT is configured.
-    pub fn nat(&self) -> Option<&NatControl> {
+    pub fn nat(&self) -> Option<&NatPolicy> {
         self.nat.as_ref()
     }
 
@@ -283,8 +286,10 @@ impl ControlPlane {
         rx_port: u16,
         l2_multicast: bool,
     ) {
-        let Some(nat) = self.nat.as_mut() else { return };
-        match nat.handle(now, reason, l3, rx_port) {
+        let (Some(nat), Some(why)) = (self.nat.as_mut(), nat::exception(reason)) else {
+            return;
+        };
+        match nat.handle(now, why, l3, rx_port) {
             NatOutcome::Forward(pkts) => {
                 for p in pkts {
                     self.forward_routed(now, &p, l2_multicast);

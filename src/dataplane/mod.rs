@@ -27,10 +27,10 @@ use std::{net::Ipv4Addr, sync::Arc};
 
 pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCounters};
 use self::punt::PuntTx;
+pub use crate::nat::fast::NatFast;
 use crate::{
     fib::Fib,
     io::{Verdict, BATCH},
-    nat::{portmap::PortMap, table::SessionReader},
     neigh::{AdjIndex, AdjTable},
     wire::{ethernet::MacAddr, ipv4::Cidr},
 };
@@ -113,53 +113,6 @@ pub struct Snapshot {
     pub ports: Arc<[PortInfo]>,
     /// NAT44, when configured.
     pub nat: Option<Arc<NatFast>>,
-}
-
-/// What the fast path needs of the NAT: which port is outside, which addresses are external,
-/// which sources are eligible, and read access to the session table.
-#[derive(Debug)]
-pub struct NatFast {
-    /// The outside port.
-    pub outside: u16,
-    /// External (pool) addresses.
-    pub pool: Vec<Ipv4Addr>,
-    /// Eligible inside sources (empty: all).
-    pub inside: Vec<Cidr>,
-    /// Lock-free reader of the control plane's session table.
-    pub sessions: SessionReader,
-    /// External TCP/UDP ports with a mapping (written by the control plane).
-    pub mapped: PortMap,
-}
-
-impl NatFast {
-    /// Is `a` an external (pool) address?
-    #[inline]
-    pub fn is_pool(&self, a: Ipv4Addr) -> bool {
-        self.pool.contains(&a)
-    }
-
-    /// May a packet from `a` be translated?
-    #[inline]
-    pub fn is_inside(&self, a: Ipv4Addr) -> bool {
-        self.inside.is_empty() || self.inside.iter().any(|c| c.contains_addr(&a))
-    }
-
-    /// Does the NAT handle a packet from `src` to `dst` that arrived on `rx_port` and is
-    /// routed out of `egress` (None: not routed out of a port)? The one rule, used by the
-    /// fast path (`nat44`) and the slow path alike: traffic to an external address
-    /// (inbound or hairpin), and traffic from an eligible inside source that arrived on
-    /// another port and leaves by the outside one.
-    #[inline]
-    pub fn concerns(
-        &self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        rx_port: u16,
-        egress: Option<u16>,
-    ) -> bool {
-        self.is_pool(dst)
-            || (egress == Some(self.outside) && rx_port != self.outside && self.is_inside(src))
-    }
 }
 
 /// A packet handed to the control plane, with what the fast path already knew about it.

@@ -1,0 +1,808 @@
+//! The NAT44 policy: the only writer of the session table, as a sans-I/O state machine
+//! (DESIGN R19). Time comes in as an argument, packets in as bytes, decisions out as
+//! [`NatOutcome`]s; the control thread (`control`) is the glue that feeds it punts and acts
+//! on what it decides, and the unit tests below drive it directly with a virtual clock.
+//!
+//! Owns the endpoint-independent mappings (RFC 4787 REQ-1, RFC 5382 REQ-1, RFC 5508 REQ-1a),
+//! the external port allocator, filtering decisions, TCP session state (RFC 7857 §2), ICMP
+//! error translation (RFC 5508), virtual reassembly of fragments (RFC 4787 REQ-14), the
+//! RFC 5382 REQ-4 hold of unsolicited inbound SYNs, static port forwards, hairpinning, and
+//! expiry. Workers only look sessions up and refresh them; everything that creates, changes or
+//! deletes one comes here as a punt.
+//!
+//! A session is stored as its in2out key `k` and rewrite `r` (see `nat::flow`). Shapes:
+//! - outbound / inbound-to-a-mapping / port forward: `k = (I:i → R:r)`, `r = (E:e → R:r)`;
+//! - hairpin (`A` inside → external `E:e` of inside `B:b`, `A` mapped to `Ea:ea`):
+//!   `k = (A:a → E:e)`, `r = (Ea:ea → B:b)`; `B`'s replies match the derived out2in key.
+//!
+//! Every session belongs to the mapping of its `k.src:k.sport` (refcounted); the mapping and
+//! its external port are released (into the allocator's 120 s quarantine) with its last
+//! session. Static forwards own a permanent mapping.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use super::{
+    fast::NatFast,
+    flow::{out2in_rewrite, proto, Direction, FlowKey, Rewrite},
+    portmap::PortMap,
+    ports::{PortAllocator, PortConfig},
+    table::{session_table, Hit, SessionIndex, SessionWriter},
+    tcp::{self as tcpsm, TcpState, Timeout},
+    translate,
+};
+use crate::{
+    counter::{define_counters, Counts},
+    wire::{
+        ipv4::{Cidr, Packet},
+        tcp,
+    },
+};
+
+/// Inbound filtering of packets to an existing dynamic mapping (RFC 4787 REQ-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filtering {
+    /// Any external endpoint may send to a mapping (EIF).
+    EndpointIndependent,
+    /// Only addresses the inside endpoint has sent to (ADF).
+    AddressDependent,
+    /// Only address:port pairs the inside endpoint has sent to (APDF).
+    AddressAndPortDependent,
+}
+
+/// Idle timeouts per protocol and TCP state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// UDP.
+    pub udp: Duration,
+    /// TCP established.
+    pub tcp_established: Duration,
+    /// TCP transitory (opening, closing).
+    pub tcp_transitory: Duration,
+    /// ICMP query.
+    pub icmp: Duration,
+}
+
+/// A static port forward: `(proto, external:port)` reaches `to:to_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// IP protocol number (TCP or UDP).
+    pub proto: u8,
+    /// External address.
+    pub external: Ipv4Addr,
+    /// External port.
+    pub port: u16,
+    /// Inside host.
+    pub to: Ipv4Addr,
+    /// Inside port.
+    pub to_port: u16,
+}
+
+/// What the policy needs to know (the control plane builds it from `[nat]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// Port id of the outside interface.
+    pub outside: u16,
+    /// External address pool.
+    pub addresses: Vec<Ipv4Addr>,
+    /// Eligible inside sources (empty: all).
+    pub inside: Vec<Cidr>,
+    /// Lowest external port.
+    pub min_port: u16,
+    /// Highest external port.
+    pub max_port: u16,
+    /// Inbound filtering.
+    pub filtering: Filtering,
+    /// Session table capacity.
+    pub max_sessions: u32,
+    /// Idle timeouts.
+    pub timeouts: Timeouts,
+    /// Static port forwards.
+    pub forwards: Vec<Forward>,
+}
+
+/// Why a packet came to the policy (the fast path's punt reasons that concern the NAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exception {
+    /// No session: create one, filter, or drop.
+    Miss,
+    /// A TCP SYN, FIN or RST, or a packet of a transitory session: state may change.
+    TcpControl,
+    /// An ICMP error about a session's packet, to translate.
+    IcmpError,
+    /// A fragment (virtual reassembly).
+    Fragment,
+}
+
+define_counters! {
+    /// What the NAT slow path did.
+    pub enum NatEvent {
+        SessionsCreated = "nat.sessions_created" => "sessions created",
+        SessionsExpired = "nat.sessions_expired" => "sessions expired",
+        MappingsCreated = "nat.mappings_created" => "endpoint-independent mappings created",
+        MappingsReleased = "nat.mappings_released" => "mappings released (port quarantined 120 s)",
+        SlowTranslated = "nat.slow_translated" => "packets translated on the slow path",
+        Hairpinned = "nat.hairpin" => "hairpin sessions created",
+        Forwarded = "nat.port_forward" => "sessions created by a static port forward",
+        PortsExhausted = "nat.ports_exhausted" => "no external port (ICMP 3/13 sent, rate-limited)",
+        TableFull = "nat.table_full" => "session table full (ICMP 3/13 sent, rate-limited)",
+        NoMapping = "nat.no_mapping" => "inbound packet without a mapping, dropped",
+        Filtered = "nat.filtered" => "inbound packet rejected by the filtering mode",
+        TcpNoSession = "nat.tcp_not_syn" => "TCP without a session and not a SYN, dropped",
+        SynHeld = "nat.syn_held" => "unsolicited inbound SYN held 6 s (RFC 5382 REQ-4)",
+        SynHoldDropped = "nat.syn_hold_superseded" => "held SYN dropped: an outbound SYN opened it",
+        SynHoldRefused = "nat.syn_hold_refused" => "held SYN answered with ICMP port unreachable",
+        IcmpErrorsTranslated = "nat.icmp_errors" => "ICMP errors translated (RFC 5508)",
+        IcmpErrorsDropped = "nat.icmp_errors_dropped" => "ICMP errors without a session or malformed",
+        FragmentsTranslated = "nat.fragments" => "fragments translated",
+        FragmentsHeld = "nat.fragments_held" => "fragments held until their first fragment",
+        FragmentsDropped = "nat.fragments_dropped" => "fragments dropped (limits or timeout)",
+        Untranslatable = "nat.untranslatable" => "packets the NAT could not key or rewrite",
+    }
+}
+
+/// How long an unsolicited inbound SYN is held (RFC 5382 REQ-4: at least 6 s).
+pub const SYN_HOLD: Duration = Duration::from_secs(6);
+/// Virtual reassembly: how long fragments of one datagram are kept.
+const FRAG_TIMEOUT: Duration = Duration::from_secs(2);
+/// Virtual reassembly: datagrams tracked at once.
+const FRAG_MAX_DATAGRAMS: usize = 1024;
+/// Virtual reassembly: fragments held per datagram while its first fragment is missing.
+const FRAG_MAX_HELD: usize = 64;
+/// Held SYNs at once.
+const SYN_HOLD_MAX: usize = 1024;
+/// Session-table slots visited per tick by the expiry sweep.
+const SWEEP_BUDGET: usize = 16384;
+
+/// What the control plane should do with the result.
+#[derive(Debug)]
+pub enum NatOutcome {
+    /// Forward these (translated) IPv4 packets.
+    Forward(Vec<Vec<u8>>),
+    /// Nothing to send (dropped, held, or filtered).
+    Nothing,
+    /// Drop and answer the original with ICMP destination unreachable, this code.
+    Reject(u8),
+    /// The packet is for the router itself after all.
+    ToUs,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    ext: Ipv4Addr,
+    eport: u16,
+    sessions: u32,
+    permanent: bool,
+}
+
+#[derive(Debug)]
+struct HeldSyn {
+    deadline: Instant,
+    key: FlowKey,
+    packet: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct FragEntry {
+    /// New (src, dst) once the first fragment was translated.
+    translation: Option<(Ipv4Addr, Ipv4Addr)>,
+    held: Vec<Vec<u8>>,
+    deadline: Option<Instant>,
+}
+
+type MapKey = (u8, Ipv4Addr, u16);
+type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
+
+/// NAT counters.
+pub type NatCounters = Counts<NatEvent>;
+
+/// The NAT's policy state.
+#[derive(Debug)]
+pub struct NatPolicy {
+    cfg: PolicyConfig,
+    sessions: SessionWriter,
+    fast: std::sync::Arc<NatFast>,
+    ports: PortAllocator,
+    /// Endpoint-independent mappings by inside endpoint.
+    mappings: HashMap<MapKey, Mapping>,
+    /// Inside endpoint by external endpoint.
+    by_ext: HashMap<MapKey, (Ipv4Addr, u16)>,
+    /// Static forwards: (proto, external, port) → inside endpoint.
+    forwards: HashMap<MapKey, (Ipv4Addr, u16)>,
+    /// Address-dependent filtering: remote addresses each mapping has sent to, refcounted.
+    contacted: HashMap<(u8, Ipv4Addr, u16, Ipv4Addr), u32>,
+    held_syns: VecDeque<HeldSyn>,
+    frags: HashMap<FragKey, FragEntry>,
+    epoch: Instant,
+    /// What it did.
+    pub counters: NatCounters,
+}
+
+fn secs(epoch: Instant, now: Instant) -> u32 {
+    u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+}
+
+/// The TCP flags of a (keyed, so long enough) TCP packet.
+fn tcp_flags(ip: &[u8]) -> u8 {
+    let off = usize::from(Packet::new_unchecked(ip).header_len());
+    ip.get(off..)
+        .and_then(|l4| tcp::Packet::new_checked(l4).ok())
+        .map_or(0, |t| t.flags())
+}
+
+impl NatPolicy {
+    /// NAT state for `cfg`; `epoch` is the time base shared with the workers' refreshes,
+    /// `seed` keys the port randomisation (a secret random value in production).
+    pub fn new(cfg: &PolicyConfig, epoch: Instant, seed: u64) -> NatPolicy {
+        let (sessions, reader) = session_table(cfg.max_sessions);
+        let fast = std::sync::Arc::new(NatFast {
+            outside: cfg.outside,
+            pool: cfg.addresses.clone(),
+            inside: cfg.inside.clone(),
+            sessions: reader,
+            mapped: PortMap::new(&cfg.addresses),
+        });
+        let mut ports = PortAllocator::new(
+            PortConfig {
+                addresses: cfg.addresses.clone(),
+                min_port: cfg.min_port,
+                max_port: cfg.max_port,
+                quarantine: crate::nat::ports::DEFAULT_QUARANTINE,
+            },
+            seed,
+        );
+        let mut mappings = HashMap::new();
+        let mut by_ext = HashMap::new();
+        let mut forwards = HashMap::new();
+        for f in &cfg.forwards {
+            ports.reserve(f.proto, f.external, f.port);
+            forwards.insert((f.proto, f.external, f.port), (f.to, f.to_port));
+            // The forward target's own outbound traffic from that port uses the same mapping.
+            mappings.insert(
+                (f.proto, f.to, f.to_port),
+                Mapping {
+                    ext: f.external,
+                    eport: f.port,
+                    sessions: 0,
+                    permanent: true,
+                },
+            );
+            by_ext.insert((f.proto, f.external, f.port), (f.to, f.to_port));
+            fast.mapped.set(f.external, f.proto, f.port, true);
+        }
+        NatPolicy {
+            cfg: cfg.clone(),
+            sessions,
+            fast,
+            ports,
+            mappings,
+            by_ext,
+            forwards,
+            contacted: HashMap::new(),
+            held_syns: VecDeque::new(),
+            frags: HashMap::new(),
+            epoch,
+            counters: NatCounters::default(),
+        }
+    }
+
+    /// The fast path's view (shared by every snapshot).
+    pub fn fast(&self) -> std::sync::Arc<NatFast> {
+        self.fast.clone()
+    }
+
+    /// Sessions in the table.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Heap bytes of the session table alone (what the fast path reads).
+    pub fn table_memory(&self) -> usize {
+        self.sessions.memory_bytes()
+    }
+
+    /// Heap bytes of the session table, mappings and filters, and the table's capacity.
+    pub fn memory(&self) -> (usize, u32) {
+        let entry = std::mem::size_of::<(MapKey, Mapping)>() + 8;
+        let map_bytes = (self.mappings.capacity() + self.by_ext.capacity()) * entry
+            + self.contacted.capacity()
+                * (std::mem::size_of::<((u8, Ipv4Addr, u16, Ipv4Addr), u32)>() + 8);
+        (
+            self.sessions.memory_bytes()
+                + map_bytes
+                + self.ports.memory_bytes()
+                + self.fast.mapped.memory_bytes(),
+            self.sessions.capacity(),
+        )
+    }
+
+    /// Is `a` an external (pool) address?
+    pub fn is_pool(&self, a: Ipv4Addr) -> bool {
+        self.fast.is_pool(a)
+    }
+
+    /// Should a transit packet `ip` arriving on `rx_port` and leaving by `tx_port` be
+    /// translated? (Same rule as the fast path's.)
+    pub fn is_relevant(&self, ip: &[u8], rx_port: u16, tx_port: Option<u16>) -> bool {
+        let p = Packet::new_unchecked(ip);
+        self.fast
+            .concerns(p.src_addr(), p.dst_addr(), rx_port, tx_port)
+    }
+
+    /// Handle a packet (IPv4 header first) that concerns the NAT.
+    pub fn handle(&mut self, now: Instant, why: Exception, ip: &[u8], rx_port: u16) -> NatOutcome {
+        match why {
+            Exception::IcmpError => self.icmp_error(ip, rx_port),
+            Exception::Fragment => self.fragment(now, ip, rx_port),
+            Exception::Miss | Exception::TcpControl => self.translate(now, ip, rx_port),
+        }
+    }
+
+    /// Translate a whole packet (creating the session when the rules allow it).
+    fn translate(&mut self, now: Instant, ip: &[u8], rx_port: u16) -> NatOutcome {
+        let Ok(key) = translate::flow_key(ip) else {
+            self.counters.inc(NatEvent::Untranslatable);
+            return NatOutcome::Nothing;
+        };
+        let flags = if key.proto == proto::TCP {
+            tcp_flags(ip)
+        } else {
+            0
+        };
+        let hit = match self.sessions.find(&key) {
+            Some(h) => h,
+            None => match self.create(now, &key, flags, ip, rx_port) {
+                Ok(h) => h,
+                Err(o) => return o,
+            },
+        };
+        if key.proto == proto::TCP {
+            let old = TcpState::from_u8(hit.state);
+            let new = tcpsm::next(old, hit.dir, flags);
+            if new != old {
+                self.sessions.set_state(hit.index, new as u8);
+            }
+        }
+        if hit.dir == Direction::In2Out {
+            self.fast.sessions.touch(hit.index, secs(self.epoch, now));
+        }
+        let mut out = ip[..usize::from(Packet::new_unchecked(ip).total_len())].to_vec();
+        if translate::rewrite(&mut out, &hit.rewrite).is_err() {
+            self.counters.inc(NatEvent::Untranslatable);
+            return NatOutcome::Nothing;
+        }
+        self.counters.inc(NatEvent::SlowTranslated);
+        NatOutcome::Forward(vec![out])
+    }
+
+    /// A new session for `key`, or why not.
+    fn create(
+        &mut self,
+        now: Instant,
+        key: &FlowKey,
+        flags: u8,
+        ip: &[u8],
+        rx_port: u16,
+    ) -> Result<Hit, NatOutcome> {
+        let syn = flags & tcp::flags::SYN != 0 && flags & tcp::flags::RST == 0;
+        if key.proto == proto::TCP && !syn {
+            self.counters.inc(NatEvent::TcpNoSession);
+            return Err(NatOutcome::Nothing);
+        }
+        if self.is_pool(key.src) {
+            // Our own external address as a source: never translated (spoofed or looped).
+            self.counters.inc(NatEvent::Untranslatable);
+            return Err(NatOutcome::Nothing);
+        }
+        let from_inside = rx_port != self.fast.outside && self.fast.is_inside(key.src);
+        if self.is_pool(key.dst) && key.proto == proto::ICMP {
+            // ICMP queries to an external address are answered by the router, never
+            // diverted to an inside host whose mapping happens to use that identifier.
+            return Err(NatOutcome::ToUs);
+        }
+        let (k, r, dir) = if self.is_pool(key.dst) {
+            // Inbound to an external endpoint: a port forward, or an existing mapping that
+            // the filtering mode admits; from the inside this is hairpinning.
+            let ext = (key.proto, key.dst, key.dport);
+            let target = if let Some(&t) = self.forwards.get(&ext) {
+                Some((t, true))
+            } else if let Some(&t) = self.by_ext.get(&ext) {
+                let admitted = from_inside || self.admits(key);
+                if !admitted {
+                    self.counters.inc(NatEvent::Filtered);
+                    return Err(self.unsolicited(now, key, syn, ip));
+                }
+                Some((t, false))
+            } else {
+                None
+            };
+            let Some(((to, to_port), forward)) = target else {
+                if key.proto == proto::ICMP {
+                    return Err(NatOutcome::ToUs);
+                }
+                self.counters.inc(NatEvent::NoMapping);
+                return Err(self.unsolicited(now, key, syn, ip));
+            };
+            if from_inside {
+                if (to, to_port) == (key.src, key.sport) {
+                    // A socket reaching its own external endpoint: nothing sensible to do.
+                    self.counters.inc(NatEvent::Untranslatable);
+                    return Err(NatOutcome::Nothing);
+                }
+                let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
+                self.counters.inc(NatEvent::Hairpinned);
+                let r = Rewrite {
+                    src: ea,
+                    sport: eap,
+                    dst: to,
+                    dport: to_port,
+                };
+                (*key, r, Direction::In2Out)
+            } else {
+                if forward {
+                    self.counters.inc(NatEvent::Forwarded);
+                }
+                // Stored from the inside host's point of view; this packet is its out2in.
+                let k = FlowKey {
+                    src: to,
+                    sport: to_port,
+                    dst: key.src,
+                    dport: key.sport,
+                    proto: key.proto,
+                };
+                let r = Rewrite {
+                    src: key.dst,
+                    sport: key.dport,
+                    dst: key.src,
+                    dport: key.sport,
+                };
+                self.mapping_ref(key.proto, to, to_port, key.dst, key.dport);
+                (k, r, Direction::Out2In)
+            }
+        } else {
+            let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
+            // ICMP queries: the identifier is both "ports", so the reply's key matches.
+            let dport = if key.proto == proto::ICMP {
+                eap
+            } else {
+                key.dport
+            };
+            let r = Rewrite {
+                src: ea,
+                sport: eap,
+                dst: key.dst,
+                dport,
+            };
+            (*key, r, Direction::In2Out)
+        };
+        let state = if key.proto == proto::TCP {
+            tcpsm::next(TcpState::Closed, dir, flags) as u8
+        } else {
+            0
+        };
+        let index = match self.sessions.insert(k, r, state, secs(self.epoch, now)) {
+            Ok(i) => i,
+            Err(_) => {
+                self.unref_mapping(now, k.proto, k.src, k.sport);
+                self.counters.inc(NatEvent::TableFull);
+                return Err(NatOutcome::Reject(
+                    crate::wire::icmpv4::dst_unreachable_code::ADMIN_PROHIBITED,
+                ));
+            }
+        };
+        self.counters.inc(NatEvent::SessionsCreated);
+        *self
+            .contacted
+            .entry((k.proto, r.src, r.sport, r.dst))
+            .or_insert(0) += 1;
+        // RFC 5382 REQ-4: an outbound SYN opens what a held inbound SYN asked for; the held
+        // one is then dropped silently.
+        if key.proto == proto::TCP && dir == Direction::In2Out {
+            let o2i = FlowKey {
+                src: r.dst,
+                sport: r.dport,
+                dst: r.src,
+                dport: r.sport,
+                proto: k.proto,
+            };
+            let before = self.held_syns.len();
+            self.held_syns.retain(|h| h.key != o2i);
+            for _ in self.held_syns.len()..before {
+                self.counters.inc(NatEvent::SynHoldDropped);
+            }
+        }
+        let rewrite = if dir == Direction::In2Out {
+            r
+        } else {
+            out2in_rewrite(&k)
+        };
+        Ok(Hit {
+            index,
+            dir,
+            rewrite,
+            state,
+        })
+    }
+
+    /// Does the filtering mode admit inbound `key` (to an existing dynamic mapping)?
+    fn admits(&self, key: &FlowKey) -> bool {
+        match self.cfg.filtering {
+            Filtering::EndpointIndependent => true,
+            Filtering::AddressDependent => self
+                .contacted
+                .contains_key(&(key.proto, key.dst, key.dport, key.src)),
+            // A session with exactly this remote endpoint would have matched already.
+            Filtering::AddressAndPortDependent => false,
+        }
+    }
+
+    /// Unsolicited inbound: hold a SYN for 6 s (RFC 5382 REQ-4), drop anything else.
+    fn unsolicited(&mut self, now: Instant, key: &FlowKey, syn: bool, ip: &[u8]) -> NatOutcome {
+        if key.proto == proto::TCP && syn && self.held_syns.len() < SYN_HOLD_MAX {
+            self.counters.inc(NatEvent::SynHeld);
+            self.held_syns.push_back(HeldSyn {
+                deadline: now + SYN_HOLD,
+                key: *key,
+                packet: ip.to_vec(),
+            });
+        }
+        NatOutcome::Nothing
+    }
+
+    /// The external endpoint of inside `(addr, port)`, creating the mapping if needed, and
+    /// counting one more session on it.
+    fn mapping_for(
+        &mut self,
+        now: Instant,
+        proto_: u8,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<(Ipv4Addr, u16), NatOutcome> {
+        if let Some(m) = self.mappings.get_mut(&(proto_, addr, port)) {
+            m.sessions += 1;
+            return Ok((m.ext, m.eport));
+        }
+        match self.ports.allocate(now, proto_, addr, port) {
+            Ok((ext, eport)) => {
+                self.counters.inc(NatEvent::MappingsCreated);
+                self.mappings.insert(
+                    (proto_, addr, port),
+                    Mapping {
+                        ext,
+                        eport,
+                        sessions: 1,
+                        permanent: false,
+                    },
+                );
+                self.by_ext.insert((proto_, ext, eport), (addr, port));
+                self.fast.mapped.set(ext, proto_, eport, true);
+                Ok((ext, eport))
+            }
+            Err(_) => {
+                self.counters.inc(NatEvent::PortsExhausted);
+                Err(NatOutcome::Reject(
+                    crate::wire::icmpv4::dst_unreachable_code::ADMIN_PROHIBITED,
+                ))
+            }
+        }
+    }
+
+    /// One more session on an existing mapping (inbound to a mapping or forward).
+    fn mapping_ref(&mut self, proto_: u8, addr: Ipv4Addr, port: u16, ext: Ipv4Addr, eport: u16) {
+        self.mappings
+            .entry((proto_, addr, port))
+            .or_insert(Mapping {
+                ext,
+                eport,
+                sessions: 0,
+                permanent: false,
+            })
+            .sessions += 1;
+    }
+
+    fn unref_mapping(&mut self, now: Instant, proto_: u8, addr: Ipv4Addr, port: u16) {
+        let Some(m) = self.mappings.get_mut(&(proto_, addr, port)) else {
+            return;
+        };
+        m.sessions = m.sessions.saturating_sub(1);
+        if m.sessions == 0 && !m.permanent {
+            let m = *m;
+            self.mappings.remove(&(proto_, addr, port));
+            self.by_ext.remove(&(proto_, m.ext, m.eport));
+            self.fast.mapped.set(m.ext, proto_, m.eport, false);
+            self.ports.release(now, proto_, addr, m.ext, m.eport);
+            self.counters.inc(NatEvent::MappingsReleased);
+        }
+    }
+
+    /// RFC 5508 §4: translate an ICMP error about a session's packet, in either direction.
+    /// Errors never refresh or delete sessions (REQ-6, RFC 4787 REQ-12).
+    fn icmp_error(&mut self, ip: &[u8], rx_port: u16) -> NatOutcome {
+        let Ok(inner) = translate::icmp_error_inner_key(ip) else {
+            self.counters.inc(NatEvent::IcmpErrorsDropped);
+            return NatOutcome::Nothing;
+        };
+        // The quoted packet travelled the other way: its reverse is a key of the session.
+        let Some(hit) = self.sessions.find(&inner.reversed()) else {
+            self.counters.inc(NatEvent::IcmpErrorsDropped);
+            return NatOutcome::Nothing;
+        };
+        // An error about an outbound packet comes from outside; one about an inbound packet
+        // comes from inside.
+        let from_outside = rx_port == self.fast.outside;
+        if from_outside != (hit.dir == Direction::Out2In) {
+            self.counters.inc(NatEvent::IcmpErrorsDropped);
+            return NatOutcome::Nothing;
+        }
+        let rw = hit.rewrite;
+        let quoted = Rewrite {
+            src: rw.dst,
+            sport: rw.dport,
+            dst: rw.src,
+            dport: rw.sport,
+        };
+        let p = Packet::new_unchecked(ip);
+        let (outer_src, outer_dst) = match hit.dir {
+            // From outside about an outbound packet: deliver to the inside host (REQ-4).
+            Direction::Out2In => (p.src_addr(), rw.dst),
+            // From inside about an inbound packet: it leaves from the external address (REQ-5).
+            Direction::In2Out => (rw.src, p.dst_addr()),
+        };
+        let mut out = ip[..usize::from(p.total_len())].to_vec();
+        if translate::rewrite_icmp_error(&mut out, outer_src, outer_dst, &quoted).is_err() {
+            self.counters.inc(NatEvent::IcmpErrorsDropped);
+            return NatOutcome::Nothing;
+        }
+        self.counters.inc(NatEvent::IcmpErrorsTranslated);
+        NatOutcome::Forward(vec![out])
+    }
+
+    /// Virtual reassembly (RFC 4787 REQ-14): the first fragment decides the translation;
+    /// later ones (in any order) get the same addresses; fragments that arrive before their
+    /// first are held briefly.
+    fn fragment(&mut self, now: Instant, ip: &[u8], rx_port: u16) -> NatOutcome {
+        let p = Packet::new_unchecked(ip);
+        let fk: FragKey = (
+            p.src_addr(),
+            p.dst_addr(),
+            u8::from(p.protocol()),
+            p.ident(),
+        );
+        let first = p.frag_offset() == 0;
+        if !self.frags.contains_key(&fk) && self.frags.len() >= FRAG_MAX_DATAGRAMS {
+            self.counters.inc(NatEvent::FragmentsDropped);
+            return NatOutcome::Nothing;
+        }
+        if first {
+            let translated = match self.translate(now, ip, rx_port) {
+                NatOutcome::Forward(v) => v,
+                other => {
+                    self.frags.remove(&fk);
+                    return other;
+                }
+            };
+            let Some(head) = translated.first() else {
+                return NatOutcome::Nothing;
+            };
+            let hp = Packet::new_unchecked(&head[..]);
+            let (src, dst) = (hp.src_addr(), hp.dst_addr());
+            let entry = self.frags.entry(fk).or_default();
+            entry.translation = Some((src, dst));
+            entry.deadline = Some(now + FRAG_TIMEOUT);
+            let held = std::mem::take(&mut entry.held);
+            let mut out = translated;
+            self.counters.inc(NatEvent::FragmentsTranslated);
+            for mut f in held {
+                if translate::rewrite_fragment(&mut f, src, dst).is_ok() {
+                    self.counters.inc(NatEvent::FragmentsTranslated);
+                    out.push(f);
+                }
+            }
+            return NatOutcome::Forward(out);
+        }
+        let entry = self.frags.entry(fk).or_default();
+        entry.deadline.get_or_insert(now + FRAG_TIMEOUT);
+        let mut f = ip[..usize::from(p.total_len())].to_vec();
+        match entry.translation {
+            Some((src, dst)) => {
+                if translate::rewrite_fragment(&mut f, src, dst).is_err() {
+                    self.counters.inc(NatEvent::FragmentsDropped);
+                    return NatOutcome::Nothing;
+                }
+                self.counters.inc(NatEvent::FragmentsTranslated);
+                NatOutcome::Forward(vec![f])
+            }
+            None if entry.held.len() < FRAG_MAX_HELD => {
+                entry.held.push(f);
+                self.counters.inc(NatEvent::FragmentsHeld);
+                NatOutcome::Nothing
+            }
+            None => {
+                self.counters.inc(NatEvent::FragmentsDropped);
+                NatOutcome::Nothing
+            }
+        }
+    }
+
+    /// Timers: session expiry (a slice of the table per call), fragment and SYN-hold
+    /// deadlines. Returns held SYNs to answer with ICMP port unreachable.
+    pub fn tick(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let t = self.cfg.timeouts;
+        let now_s = secs(self.epoch, now);
+        let mut expired: Vec<(FlowKey, Rewrite)> = Vec::new();
+        self.sessions.sweep(SWEEP_BUDGET, |_, k, r, state, last| {
+            let limit = match k.proto {
+                proto::TCP => match tcpsm::timeout(TcpState::from_u8(state)) {
+                    Timeout::Established => t.tcp_established,
+                    Timeout::Transitory => t.tcp_transitory,
+                },
+                proto::UDP => t.udp,
+                _ => t.icmp,
+            };
+            let dead = u64::from(now_s.saturating_sub(last)) > limit.as_secs();
+            if dead {
+                expired.push((*k, *r));
+            }
+            dead
+        });
+        for (k, r) in expired {
+            self.counters.inc(NatEvent::SessionsExpired);
+            if let Some(c) = self.contacted.get_mut(&(k.proto, r.src, r.sport, r.dst)) {
+                *c -= 1;
+                if *c == 0 {
+                    self.contacted.remove(&(k.proto, r.src, r.sport, r.dst));
+                }
+            }
+            self.unref_mapping(now, k.proto, k.src, k.sport);
+        }
+        self.ports.expire_quarantine(now);
+        let before = self.frags.len();
+        self.frags.retain(|_, e| e.deadline.is_none_or(|d| d > now));
+        for _ in self.frags.len()..before {
+            self.counters.inc(NatEvent::FragmentsDropped);
+        }
+        let mut refuse = Vec::new();
+        while self.held_syns.front().is_some_and(|h| h.deadline <= now) {
+            let Some(h) = self.held_syns.pop_front() else {
+                break;
+            };
+            if self.sessions.find(&h.key).is_none() {
+                self.counters.inc(NatEvent::SynHoldRefused);
+                refuse.push(h.packet);
+            }
+        }
+        refuse
+    }
+
+    /// The packet as it was before the fast path translated it outbound (its source is an
+    /// external address), for ICMP errors that must reach the inside sender; None if it is
+    /// not such a packet.
+    pub fn untranslate(&self, ip: &[u8]) -> Option<Vec<u8>> {
+        let key = translate::flow_key(ip).ok()?;
+        if !self.is_pool(key.src) {
+            return None;
+        }
+        let hit = self.sessions.find(&key.reversed())?;
+        let rw = hit.rewrite;
+        let back = Rewrite {
+            src: rw.dst,
+            sport: rw.dport,
+            dst: rw.src,
+            dport: rw.sport,
+        };
+        let mut out = ip.to_vec();
+        translate::rewrite(&mut out, &back).ok()?;
+        Some(out)
+    }
+
+    /// Find a session (tests, diagnostics).
+    pub fn find(&self, key: &FlowKey) -> Option<(SessionIndex, Direction)> {
+        self.sessions.find(key).map(|h| (h.index, h.dir))
+    }
+}
+
+#[cfg(test)]
+mod tests;
