@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-5}
 FLOWS=${2:-1024}
 QUEUES=${QUEUES:-1}
-MODES=${BENCH_MODES:-"xgw xgw-nat kernel kernel-nat xdp-fwd"}
+MODES=${BENCH_MODES-"xgw xgw-nat kernel kernel-nat xdp-fwd"}
 GEN_CPU=${GEN_CPU:-0}
 ROUTER_CPU=${ROUTER_CPU:-1}
 OUT=${BENCH_OUT:-bench-results}

@@ -11,7 +11,7 @@ use std::{net::Ipv4Addr, time::Duration};
 use common::*;
 use xgw::{
     control::{nat::NatEvent, ControlEvent},
-    dataplane::{counters::ClassCounter, punt::PuntClass, DropReason, PuntReason},
+    dataplane::{counters::ClassCounter, punt::PuntClass, DropReason, Event, PuntReason},
     runtime::testbed::{port_mac, Testbed},
     wire::{
         arp,
@@ -81,7 +81,7 @@ fn assert_buffers_conserved(t: &Testbed, per_worker: usize) {
 }
 
 /// Buffers per worker with the default `[punt]` (the sum of the queue depths).
-const DEFAULT_BUFFERS: usize = 512 + 512 + 2048 + 256 + 512 + 256 + 256;
+const DEFAULT_BUFFERS: usize = 512 + 512 + 4096 + 256 + 512 + 256 + 256;
 
 /// The client opens a flow to a neighbour nobody resolved yet: xgw sends one ARP request
 /// and holds the (translated) packet.
@@ -221,8 +221,10 @@ fn unsolicited_syn_to_an_unmapped_port_is_still_held_but_policed() {
     assert_eq!(d(ClassCounter::Accepted), 100);
     assert_eq!(d(ClassCounter::Policed), 4900);
     assert_eq!(c.dropped(DropReason::PuntPoliced), 4900);
-    let nat = t.control().nat().unwrap();
-    assert_eq!(nat.counters.get(NatEvent::SynHeld), 100);
+    assert_eq!(
+        t.control().nat().unwrap().counters.get(NatEvent::SynHeld),
+        100
+    );
     // ARP has its own queue and policer: the held packet is released.
     assert_eq!(released_to_fresh(&mut t), 1);
     // A second later the class admits again.
@@ -279,7 +281,12 @@ fn transit_and_local_floods_are_policed_per_class() {
 
 #[test]
 fn a_full_class_queue_drops_and_counts_then_recovers() {
-    let mut t = bed_with_server(&format!("{NAT}[punt.nat]\nqueue = 4\n"));
+    // Every first packet through the slow path, to exercise its queue.
+    let cfg = NAT.replace(
+        "max_sessions = 65536",
+        "max_sessions = 65536\nsessions_in_workers = false",
+    );
+    let mut t = bed_with_server(&format!("{cfg}[punt.nat]\nqueue = 4\n"));
     let remote = ip("203.0.113.7");
     // 64 new flows in one burst: the worker sees them before the control loop runs.
     for k in 0..64u16 {
@@ -454,4 +461,144 @@ fn first_packets_of_new_flows_wait_for_arp_by_bytes_not_four_packets() {
     );
     assert_eq!(t.control().nat().unwrap().session_count(), 2001);
     assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+#[test]
+fn workers_create_outbound_sessions_without_a_punt() {
+    let mut t = bed_with_server(&format!("{NAT}[punt.nat]\nqueue = 4\n"));
+    let before = t.counters();
+    let remote = ip("203.0.113.7");
+    for k in 0..64u16 {
+        t.push(
+            0,
+            &Ip::udp_ports(client(), 50_000 + 2 * k, remote, 7, 8).client_frame(),
+        );
+    }
+    let now = t.now;
+    t.workers[0].poll_once(now);
+    let c = t.counters();
+    assert_eq!(
+        c.events(Event::NatCreated) - before.events(Event::NatCreated),
+        64
+    );
+    assert_eq!(
+        c.punted(PuntReason::NatMiss),
+        before.punted(PuntReason::NatMiss)
+    );
+    // Translated in the same poll, before the control loop ran: port preserved, checksums
+    // valid, one mapping each.
+    let out = t.take_tx(1);
+    assert_eq!(out.len(), 64);
+    for (k, f) in out.iter().enumerate() {
+        let p = l3(f);
+        assert!(p.verify_checksum());
+        let u = udp::Packet::new_checked(p.payload()).unwrap();
+        assert!(u.verify_checksum(p.src_addr(), p.dst_addr()));
+        assert_eq!((p.src_addr(), u.src_port()), (ext(), 50_000 + 2 * k as u16));
+    }
+    t.step();
+    let nat = t.control().nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::MappingsCreated), 64 + 1);
+    // TCP still opens on the slow path (its SYN changes the session's state there).
+    drop(nat);
+    t.push(
+        0,
+        &Ip::tcp(client(), 45_000, remote, 80, flags::SYN).client_frame(),
+    );
+    t.step();
+    assert_eq!(
+        t.counters().punted(PuntReason::NatMiss),
+        before.punted(PuntReason::NatMiss) + 1
+    );
+    assert_eq!(t.take_tx(1).len(), 1);
+}
+
+#[test]
+fn two_worker_threads_racing_on_one_inside_endpoint_get_one_mapping() {
+    let mut t = Testbed::with_workers(NAT, 2);
+    // Resolve the client and the server.
+    t.push(
+        0,
+        &arp_frame(
+            arp::Operation::Request,
+            CLIENT_MAC,
+            client(),
+            MacAddr::ZERO,
+            ip("198.18.0.1"),
+            MacAddr::BROADCAST,
+        ),
+    );
+    t.push(
+        1,
+        &arp_frame(
+            arp::Operation::Request,
+            SERVER_MAC,
+            server(),
+            MacAddr::ZERO,
+            ext(),
+            MacAddr::BROADCAST,
+        ),
+    );
+    t.step();
+    t.take_tx(0);
+    t.take_tx(1);
+    // Each of 300 inside sockets sends to a different remote on each queue, at once.
+    let ports: Vec<u16> = (0..300).map(|k| 30_000 + 3 * k).collect();
+    for (w, remote) in [(0, "203.0.113.7"), (1, "203.0.113.8")] {
+        for &p in &ports {
+            let f = Ip::udp_ports(client(), p, ip(remote), 7, 8).client_frame();
+            t.push_to(w, 0, &f);
+        }
+    }
+    let now = t.now;
+    let workers = std::mem::take(&mut t.workers);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                while w.io.rx_pending(0) > 0 {
+                    w.poll_once(now);
+                }
+                w
+            })
+        })
+        .collect();
+    t.workers = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let c = t.counters();
+    eprintln!(
+        "created in workers: {}, policy busy (sent to the slow path): {}",
+        c.events(Event::NatCreated),
+        c.events(Event::NatCreateBusy)
+    );
+    // What lost the race for the policy went to the slow path; let it finish.
+    t.step();
+    let out = t.take_tx(1);
+    assert_eq!(out.len(), 600, "every first packet translated");
+    let mut ext_of = std::collections::HashMap::new();
+    for f in &out {
+        let p = l3(f);
+        assert!(p.verify_checksum());
+        let u = udp::Packet::new_checked(p.payload()).unwrap();
+        assert!(u.verify_checksum(p.src_addr(), p.dst_addr()));
+        assert_eq!(p.src_addr(), ext());
+        // The destination tells which inside socket this was only through the mapping, so
+        // key by the external port: each must belong to exactly one inside socket, and each
+        // inside socket must have exactly one external port (EIM).
+        ext_of
+            .entry(u.src_port())
+            .or_insert_with(Vec::new)
+            .push(p.dst_addr());
+    }
+    assert_eq!(ext_of.len(), 300, "one external port per inside socket");
+    for (port, dsts) in &ext_of {
+        let mut d = dsts.clone();
+        d.sort();
+        assert_eq!(d, vec![ip("203.0.113.7"), ip("203.0.113.8")], "port {port}");
+    }
+    let nat = t.control().nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::MappingsCreated), 300);
+    assert_eq!(nat.session_count(), 600);
 }

@@ -8,6 +8,7 @@
 //! ports = "1024-65535"
 //! filtering = "address-dependent"  # | "endpoint-independent" | "address-and-port-dependent"
 //! max_sessions = 1000000
+//! sessions_in_workers = true       # workers create outbound UDP/ICMP sessions themselves
 //! [nat.timeouts]                   # RFC-safe defaults; lower values are rejected
 //! udp = "300s"                     # RFC 4787 REQ-5: >= 120 s
 //! tcp_established = "7440s"        # RFC 5382 REQ-5: >= 2 h 4 min
@@ -50,6 +51,10 @@ pub struct NatConfig {
     /// Session table capacity.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: i64,
+    /// Workers create the sessions of new outbound UDP flows and ICMP queries themselves
+    /// (default); false sends every first packet to the control thread.
+    #[serde(default = "default_true")]
+    pub sessions_in_workers: bool,
     /// `[nat.timeouts]`.
     #[serde(default)]
     pub timeouts: NatTimeoutsConfig,
@@ -60,6 +65,10 @@ pub struct NatConfig {
 
 fn default_ports() -> String {
     "1024-65535".to_owned()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_max_sessions() -> i64 {
@@ -136,6 +145,8 @@ pub struct NatSettings {
     pub filtering: Filtering,
     /// Session table capacity.
     pub max_sessions: u32,
+    /// Whether workers create outbound UDP/ICMP sessions themselves.
+    pub sessions_in_workers: bool,
     /// Idle timeouts.
     pub timeouts: NatTimeouts,
     /// Static port forwards.
@@ -359,6 +370,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         max_port,
         filtering: n.filtering,
         max_sessions,
+        sessions_in_workers: n.sessions_in_workers,
         timeouts,
         forwards,
     })

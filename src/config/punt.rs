@@ -8,7 +8,7 @@
 //! burst = 2048        # punts accepted back to back above the rate
 //! queue = 512         # depth of the class's queue to the control thread
 //! [punt.nat]          # NAT session creation and TCP control packets
-//! rate = 200000
+//! rate = 1000000
 //! ```
 //! Classes: `arp`, `resolve` (packets waiting for ARP), `nat`, `icmp_error` (ICMP errors to
 //! translate), `fragment` (fragments through the NAT), `transit` (TTL expiry, no route, MTU)
@@ -37,8 +37,9 @@ const DEFAULTS: [(u32, u32, u32); 7] = [
     (20_000, 2_048, 512),
     // resolve
     (20_000, 2_048, 512),
-    // nat: new flows; above what one control thread creates.
-    (200_000, 8_192, 2_048),
+    // nat: new TCP flows, inbound to mappings (new UDP/ICMP flows are made in the workers);
+    // above what one control thread creates, so only the queue bounds a flood.
+    (1_000_000, 16_384, 4_096),
     // icmp_error
     (10_000, 1_024, 256),
     // fragment

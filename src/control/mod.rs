@@ -13,7 +13,11 @@ pub mod nat;
 pub mod publish;
 pub mod routes;
 
-use std::{net::Ipv4Addr, sync::Arc, time::Instant};
+use std::{
+    net::Ipv4Addr,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Instant,
+};
 
 use self::{
     icmp::{IcmpError, TokenBucket},
@@ -24,7 +28,7 @@ use crate::{
     config::ValidConfig,
     dataplane::{
         counters::{define_counters, Counts},
-        NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
+        NatFast, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
     },
     neigh::{
         cache::{Event as NeighEvent, NeighCache, NeighConfig, Resolve},
@@ -80,7 +84,11 @@ pub struct ControlPlane {
     cfg: ValidConfig,
     out: Vec<(u16, Vec<u8>)>,
     epoch: Instant,
-    nat: Option<NatPolicy>,
+    /// The NAT policy, shared with the workers, which create outbound sessions under
+    /// `try_lock` (see `dataplane::nat44`); the control thread locks it for the slow path.
+    nat: Option<Arc<Mutex<NatPolicy>>>,
+    /// The NAT's read-only view, for checks that need no lock.
+    nat_fast: Option<Arc<NatFast>>,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -108,6 +116,8 @@ impl ControlPlane {
             .nat
             .as_ref()
             .map(|n| NatPolicy::new(&nat::policy_config(n), epoch, seed));
+        let nat_fast = nat.as_ref().map(NatPolicy::fast);
+        let nat = nat.map(|n| Arc::new(Mutex::new(n)));
         ControlPlane {
             ports: ports.into(),
             routes: Routes::from_config(cfg),
@@ -121,6 +131,7 @@ impl ControlPlane {
             out: Vec::new(),
             epoch,
             nat,
+            nat_fast,
             counters: ControlCounters::default(),
         }
     }
@@ -130,15 +141,18 @@ impl ControlPlane {
         self.epoch
     }
 
-    /// The NAT state, if NAT is configured.
-    pub fn nat(&self) -> Option<&NatPolicy> {
-        self.nat.as_ref()
+    /// The NAT state, if NAT is configured (locked: workers fall back to punting while it
+    /// is held, so do not keep it).
+    pub fn nat(&self) -> Option<MutexGuard<'_, NatPolicy>> {
+        self.nat
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Every non-zero control-plane counter (control and NAT) as `(name, value, description)`.
     pub fn counter_lines(&self) -> Vec<(&'static str, u64, &'static str)> {
         let mut v = self.counters.nonzero();
-        if let Some(n) = &self.nat {
+        if let Some(n) = self.nat() {
             v.extend(n.counters.nonzero());
         }
         v
@@ -212,7 +226,11 @@ impl ControlPlane {
             adjs,
             neighbors,
             ports: self.ports.clone(),
-            nat: self.nat.as_ref().map(|n| n.fast()),
+            nat: self.nat_fast.clone(),
+            nat_policy: self
+                .nat
+                .clone()
+                .filter(|_| self.cfg.nat.as_ref().is_some_and(|n| n.sessions_in_workers)),
         }
     }
 
@@ -253,10 +271,10 @@ impl ControlPlane {
                 self.send_error(now, e, l3, l2_multicast)
             }
             PuntReason::Fragment
-                if self
-                    .nat
-                    .as_ref()
-                    .is_some_and(|n| n.is_relevant(l3, punt.rx_port, Some(punt.tx_port))) =>
+                if self.nat_fast.as_ref().is_some_and(|n| {
+                    let p = Packet::new_unchecked(l3);
+                    n.concerns(p.src_addr(), p.dst_addr(), punt.rx_port, Some(punt.tx_port))
+                }) =>
             {
                 let reason = if Packet::new_unchecked(l3).is_fragment() {
                     PuntReason::NatFragment
@@ -286,10 +304,13 @@ impl ControlPlane {
         rx_port: u16,
         l2_multicast: bool,
     ) {
-        let (Some(nat), Some(why)) = (self.nat.as_mut(), nat::exception(reason)) else {
+        let Some(why) = nat::exception(reason) else {
             return;
         };
-        match nat.handle(now, why, l3, rx_port) {
+        let Some(outcome) = self.nat().map(|mut n| n.handle(now, why, l3, rx_port)) else {
+            return;
+        };
+        match outcome {
             NatOutcome::Forward(pkts) => {
                 for p in pkts {
                     self.forward_routed(now, &p, l2_multicast);
@@ -317,9 +338,10 @@ impl ControlPlane {
 
     /// Timers: ARP retransmission, neighbour ageing and failure.
     pub fn tick(&mut self, now: Instant) {
-        if let Some(nat) = self.nat.as_mut() {
+        let refused = self.nat().map(|mut n| n.tick(now)).unwrap_or_default();
+        {
             // RFC 5382 REQ-4: a held unsolicited SYN nobody opened gets port unreachable.
-            for syn in nat.tick(now) {
+            for syn in refused {
                 let e = IcmpError::Unreachable {
                     code: unreach::PORT,
                     mtu: 0,
@@ -421,10 +443,8 @@ impl ControlPlane {
     /// translated is first translated back, so the error reaches the inside host that sent it.
     fn host_unreachable(&mut self, now: Instant, ip: Vec<u8>) {
         self.counters.inc(ControlEvent::NeighUnreachable);
-        let ip = match self.nat.as_ref() {
-            Some(nat) => nat.untranslate(&ip).unwrap_or(ip),
-            None => ip,
-        };
+        let back = self.nat().and_then(|n| n.untranslate(&ip));
+        let ip = back.unwrap_or(ip);
         let e = IcmpError::Unreachable {
             code: unreach::HOST,
             mtu: 0,
@@ -549,9 +569,9 @@ impl ControlPlane {
         // Our addresses on this port, and the NAT's external addresses on the outside port.
         let target_is_us = info.addresses.iter().any(|c| c.address() == tpa)
             || self
-                .nat
+                .nat_fast
                 .as_ref()
-                .is_some_and(|n| n.fast().outside == port && n.is_pool(tpa));
+                .is_some_and(|n| n.outside == port && n.is_pool(tpa));
         let on_link = info.addresses.iter().any(|c| c.contains_addr(&spa));
         let our_mac = info.mac;
         match repr.operation {

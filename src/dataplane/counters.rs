@@ -66,6 +66,8 @@ define_counters! {
         SnapshotSwaps = "worker.snapshot_swaps" => "new control-plane snapshots picked up",
         NatIn2Out = "nat44.in2out" => "NAT: packets translated inside to outside in the fast path",
         NatOut2In = "nat44.out2in" => "NAT: packets translated outside to inside in the fast path",
+        NatCreated = "nat44.sessions_created" => "NAT: outbound sessions created by the worker",
+        NatCreateBusy = "nat44.create_busy" => "NAT: policy busy, first packet sent to the slow path",
     }
 }
 

@@ -28,6 +28,7 @@ use std::{net::Ipv4Addr, sync::Arc};
 pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCounters};
 use self::punt::PuntTx;
 pub use crate::nat::fast::NatFast;
+use crate::nat::policy::NatPolicy;
 use crate::{
     fib::Fib,
     io::{Verdict, BATCH},
@@ -113,6 +114,9 @@ pub struct Snapshot {
     pub ports: Arc<[PortInfo]>,
     /// NAT44, when configured.
     pub nat: Option<Arc<NatFast>>,
+    /// The NAT policy, when workers create outbound sessions themselves
+    /// (`[nat] sessions_in_workers`): taken with `try_lock` only, never waited for.
+    pub nat_policy: Option<Arc<std::sync::Mutex<NatPolicy>>>,
 }
 
 /// A packet handed to the control plane, with what the fast path already knew about it.
@@ -166,6 +170,8 @@ pub struct Pipeline {
     now: u32,
     /// Nanoseconds since the same epoch (punt policers).
     now_ns: u64,
+    /// The same instant (NAT sessions created in the worker).
+    now_instant: Option<std::time::Instant>,
     /// Counts of the batches processed since the last [`SharedCounters::publish`].
     pub counters: LocalCounters,
 }
@@ -178,13 +184,16 @@ impl Pipeline {
             verify_checksum: true,
             now: 0,
             now_ns: 0,
+            now_instant: None,
             counters: LocalCounters::default(),
         }
     }
 
     /// Set the clock (time since the control plane's epoch): seconds refresh NAT sessions,
     /// nanoseconds drive the punt policers. The worker sets it once per loop.
-    pub fn set_clock(&mut self, since_epoch: std::time::Duration) {
+    pub fn set_clock(&mut self, now: std::time::Instant, epoch: std::time::Instant) {
+        let since_epoch = now.saturating_duration_since(epoch);
+        self.now_instant = Some(now);
         self.now = u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX);
         self.now_ns = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
     }
@@ -223,7 +232,7 @@ impl Pipeline {
             ip4_input::run::<false>(frames, &mut meta, c);
         }
         ip4_lookup::run(frames, &mut meta, snap, c);
-        nat44::run(frames, &mut meta, snap, self.now, c);
+        nat44::run(frames, &mut meta, snap, (self.now, self.now_instant), c);
         ip4_rewrite::run(frames, &mut meta, snap, c);
         punt::run(frames, &mut meta, &mut self.punt_tx, self.now_ns, c);
         let mut tx = 0;

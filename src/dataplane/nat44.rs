@@ -1,5 +1,24 @@
-//! `nat44`: NAPT on the fast path. Established sessions are translated here; everything else
-//! that concerns the NAT goes to the control plane, which owns the session table.
+//! `nat44`: NAPT on the fast path. Established sessions are translated here, and so is the
+//! first packet of a new outbound UDP flow or ICMP query, whose session the worker creates
+//! itself; everything else that concerns the NAT goes to the control plane.
+//!
+//! Where sessions are made. A worker that finds no session for an outbound UDP/ICMP packet
+//! takes the NAT policy (`nat::policy::NatPolicy`, the table's only writer) with `try_lock`,
+//! creates the mapping and session by the same rules as the slow path, releases it and
+//! translates the packet in place, in the same batch: no copy, no queue, no second thread.
+//! If the lock is held (by the control thread's slow path or expiry sweep, or by another
+//! worker creating a session), the packet is punted as before, so a worker never waits;
+//! `nat44.create_busy` counts those. Why not VPP's per-worker sessions with handoff: AF_XDP
+//! delivers a reply on whatever queue it arrives (on veth, the sender's CPU), and
+//! endpoint-independent mapping and paired pooling are global per inside host, so per-worker
+//! state needs every first packet handed off to the worker that owns its inside address (a
+//! copy and a cross-thread queue: the round trip this removes) and replies handed to the
+//! owner of their external port. One writer at a time under a mutex keeps the single-writer
+//! table and every RFC rule exactly as they are, costs established traffic nothing (lookups
+//! never lock) and a new flow one uncontended lock; its limit is contention between workers
+//! creating at once (the two-thread test sees about half of the creations fall back when
+//! both workers do nothing else), beyond which per-worker port ranges with handoff are the
+//! next step. TCP stays on the slow path: its SYN changes session state there.
 //!
 //! A packet concerns the NAT when its destination is an external (pool) address, or when it
 //! came in on an inside port, is routed out of the outside port and its source is eligible
@@ -10,7 +29,8 @@
 //! Sets: addresses, ports/identifier and checksums per the session (`nat::translate`);
 //! `meta.nh[i]`/`meta.tx_port[i]` again when the destination changed (out2in, hairpin); the
 //! session's last-seen time on in2out hits (RFC 4787 REQ-6: outbound refresh).
-//! Next: continues (translated, or not the NAT's business); `Punt(NatMiss)` (no session);
+//! Next: continues (translated, or not the NAT's business); `Punt(NatMiss)` (no session,
+//! and none created here);
 //! `Drop(NatNoMapping)` (inbound from outside to an external TCP/UDP port without a mapping,
 //! not a SYN: nothing could admit it); `Punt(NatTcpControl)` (SYN/FIN/RST: state changes are
 //! the control plane's);
@@ -22,6 +42,8 @@
 //!
 //! Three passes over the batch: classify (and key) the packets, look all keys up at once
 //! (`SessionReader::lookup_batch`: their cache misses overlap), then translate each.
+
+use std::time::Instant;
 
 use super::{
     DropReason, Event, LocalCounters, Meta, NatFast, Next, NextHop, PuntReason, Snapshot, BATCH,
@@ -40,7 +62,7 @@ pub(super) fn run(
     frames: &mut [&mut [u8]],
     meta: &mut Meta,
     snap: &Snapshot,
-    now: u32,
+    (now, instant): (u32, Option<Instant>),
     c: &mut LocalCounters,
 ) {
     let Some(nat) = snap.nat.as_deref() else {
@@ -71,6 +93,10 @@ pub(super) fn run(
     // Pass 3: translate.
     for ((key, &i), &hit) in keys[..n].iter().zip(&which[..n]).zip(&hits[..n]) {
         let l3 = &mut frames[i][ETH_LEN..];
+        let hit = match hit {
+            Some(h) => Some(h),
+            None => instant.and_then(|t| create_here(l3, key, i, meta, snap, t, c)),
+        };
         let next = translate_one(l3, key, hit, i, meta, snap, nat, now, c);
         set(meta, i, next, c);
     }
@@ -200,6 +226,38 @@ fn translate_one(
         Direction::Out2In => c.event(Event::NatOut2In, 1),
     }
     Next::Continue
+}
+
+/// No session for `key` of an outbound packet: create it here under the policy's lock
+/// (`try_lock`: if the control thread or another worker holds it, the packet goes to the slow
+/// path as before, so a worker never waits). See the module docs for why.
+#[cold]
+#[inline(never)]
+fn create_here(
+    l3: &[u8],
+    key: &FlowKey,
+    i: usize,
+    meta: &Meta,
+    snap: &Snapshot,
+    now: Instant,
+    c: &mut LocalCounters,
+) -> Option<Hit> {
+    let policy = snap.nat_policy.as_ref()?;
+    if snap.nexthops[meta.nh[i] as usize] == NextHop::Local
+        || Packet::new_unchecked(l3).is_fragment()
+    {
+        return None;
+    }
+    let Ok(mut p) = policy.try_lock() else {
+        c.event(Event::NatCreateBusy, 1);
+        return None;
+    };
+    let hit = p.create_outbound(now, key, meta.rx_port);
+    drop(p);
+    if hit.is_some() {
+        c.event(Event::NatCreated, 1);
+    }
+    hit
 }
 
 /// No session for `key`. An ICMP query to a pool address is for the router itself (also

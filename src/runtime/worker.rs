@@ -77,8 +77,7 @@ impl<I: PacketIo> Worker<I> {
 
     /// One loop iteration at time `now`; returns the number of frames received and injected.
     pub fn poll_once(&mut self, now: Instant) -> usize {
-        self.pipeline
-            .set_clock(now.saturating_duration_since(self.epoch));
+        self.pipeline.set_clock(now, self.epoch);
         if self.cell.refresh(&mut self.snap) {
             self.pipeline.counters.event(Event::SnapshotSwaps, 1);
         }

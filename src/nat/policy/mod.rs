@@ -217,6 +217,9 @@ pub struct NatPolicy {
     held_syns: VecDeque<HeldSyn>,
     frags: HashMap<FragKey, FragEntry>,
     epoch: Instant,
+    /// Set while a worker tries to create a session: a failure is not counted there, the
+    /// slow path that the packet then goes to counts it (and answers it).
+    quiet: bool,
     /// What it did.
     pub counters: NatCounters,
 }
@@ -285,6 +288,7 @@ impl NatPolicy {
             held_syns: VecDeque::new(),
             frags: HashMap::new(),
             epoch,
+            quiet: false,
             counters: NatCounters::default(),
         }
     }
@@ -339,6 +343,35 @@ impl NatPolicy {
             Exception::Fragment => self.fragment(now, ip, rx_port),
             Exception::Miss | Exception::TcpControl => self.translate(now, ip, rx_port),
         }
+    }
+
+    /// The session of an outbound packet with flow `key` that a worker looked up and did not
+    /// find, created by the same rules as on the slow path (endpoint-independent mapping,
+    /// paired pooling, port preservation, parity, range, quarantine): for the first packet
+    /// of a UDP flow or an ICMP query from an eligible inside source that arrived on
+    /// another port than the outside one, to a destination that is not an external address.
+    /// TCP stays on the slow path (its SYN changes session state there anyway).
+    ///
+    /// Returns the hit to translate the packet with, or None when the slow path must decide
+    /// (another kind of packet, a full table, no free port: the slow path then answers with
+    /// ICMP 3/13 and counts it).
+    pub fn create_outbound(&mut self, now: Instant, key: &FlowKey, rx_port: u16) -> Option<Hit> {
+        let eligible = matches!(key.proto, proto::UDP | proto::ICMP)
+            && rx_port != self.fast.outside
+            && self.fast.is_inside(key.src)
+            && !self.is_pool(key.src)
+            && !self.is_pool(key.dst);
+        if !eligible || self.sessions.len() >= self.sessions.capacity() as usize {
+            return None;
+        }
+        // Another worker may have created it between our lookup and taking the policy.
+        if let Some(h) = self.sessions.find(key) {
+            return Some(h);
+        }
+        self.quiet = true;
+        let hit = self.create(now, key, 0, &[], rx_port).ok();
+        self.quiet = false;
+        hit
     }
 
     /// Translate a whole packet (creating the session when the rules allow it).
@@ -582,7 +615,9 @@ impl NatPolicy {
                 Ok((ext, eport))
             }
             Err(_) => {
-                self.counters.inc(NatEvent::PortsExhausted);
+                if !self.quiet {
+                    self.counters.inc(NatEvent::PortsExhausted);
+                }
                 Err(NatOutcome::Reject(
                     crate::wire::icmpv4::dst_unreachable_code::ADMIN_PROHIBITED,
                 ))
