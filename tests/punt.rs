@@ -348,36 +348,32 @@ fn malformed_punts_are_counted_not_fatal() {
     assert_buffers_conserved(&t, DEFAULT_BUFFERS);
 }
 
-#[test]
-fn two_workers_share_one_nat_and_one_mapping() {
+/// A NAT testbed with two workers, the client and the server resolved (the server's ARP
+/// request arrives on worker `server_queue`).
+fn two_worker_bed(server_queue: usize) -> Testbed {
     let mut t = Testbed::with_workers(NAT, 2);
-    // Resolve the client (worker 0) and the server (worker 1's queue).
-    t.push(
-        0,
-        &arp_frame(
+    let ask = |mac, addr, target| {
+        arp_frame(
             arp::Operation::Request,
-            CLIENT_MAC,
-            client(),
+            mac,
+            addr,
             MacAddr::ZERO,
-            ip("198.18.0.1"),
+            target,
             MacAddr::BROADCAST,
-        ),
-    );
-    t.push_to(
-        1,
-        1,
-        &arp_frame(
-            arp::Operation::Request,
-            SERVER_MAC,
-            server(),
-            MacAddr::ZERO,
-            ext(),
-            MacAddr::BROADCAST,
-        ),
-    );
+        )
+    };
+    t.push(0, &ask(CLIENT_MAC, client(), ip("198.18.0.1")));
+    t.push_to(server_queue, 1, &ask(SERVER_MAC, server(), ext()));
     t.step();
     t.take_tx(0);
     t.take_tx(1);
+    t
+}
+
+#[test]
+fn two_workers_share_one_nat_and_one_mapping() {
+    // The server's ARP arrives on worker 1's queue.
+    let mut t = two_worker_bed(1);
     // One inside endpoint opens flows to two remotes, on two queues, in the same round.
     let (a, b) = (ip("203.0.113.7"), ip("203.0.113.8"));
     t.push_to(
@@ -515,33 +511,7 @@ fn workers_create_outbound_sessions_without_a_punt() {
 
 #[test]
 fn two_worker_threads_racing_on_one_inside_endpoint_get_one_mapping() {
-    let mut t = Testbed::with_workers(NAT, 2);
-    // Resolve the client and the server.
-    t.push(
-        0,
-        &arp_frame(
-            arp::Operation::Request,
-            CLIENT_MAC,
-            client(),
-            MacAddr::ZERO,
-            ip("198.18.0.1"),
-            MacAddr::BROADCAST,
-        ),
-    );
-    t.push(
-        1,
-        &arp_frame(
-            arp::Operation::Request,
-            SERVER_MAC,
-            server(),
-            MacAddr::ZERO,
-            ext(),
-            MacAddr::BROADCAST,
-        ),
-    );
-    t.step();
-    t.take_tx(0);
-    t.take_tx(1);
+    let mut t = two_worker_bed(0);
     // Each of 300 inside sockets sends to a different remote on each queue, at once.
     let ports: Vec<u16> = (0..300).map(|k| 30_000 + 3 * k).collect();
     for (w, remote) in [(0, "203.0.113.7"), (1, "203.0.113.8")] {
