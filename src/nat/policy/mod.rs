@@ -20,7 +20,7 @@
 //! session. Static forwards own a permanent mapping.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
@@ -194,6 +194,16 @@ struct FragEntry {
 }
 
 type MapKey = (u8, Ipv4Addr, u16);
+/// The policy's maps: ahash (keys are addresses and ports chosen by outsiders too, so keyed
+/// per process) instead of SipHash, which costs several times more per new flow.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// Entries the mapping and filter maps hold before their first rehash (a rehash runs while
+/// the policy is locked, i.e. on a worker creating a session: keep it off typical loads).
+const MAP_RESERVE: usize = 65_536;
+
+fn reserved<K, V>(n: usize) -> HashMap<K, V> {
+    HashMap::with_capacity_and_hasher(n, ahash::RandomState::new())
+}
 type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
 /// NAT counters.
@@ -257,9 +267,10 @@ impl NatPolicy {
             },
             seed,
         );
-        let mut mappings = HashMap::new();
-        let mut by_ext = HashMap::new();
-        let mut forwards = HashMap::new();
+        let reserve = MAP_RESERVE.min(cfg.max_sessions as usize);
+        let mut mappings = reserved(reserve);
+        let mut by_ext = reserved(reserve);
+        let mut forwards = HashMap::default();
         for f in &cfg.forwards {
             ports.reserve(f.proto, f.external, f.port);
             forwards.insert((f.proto, f.external, f.port), (f.to, f.to_port));
@@ -284,9 +295,9 @@ impl NatPolicy {
             mappings,
             by_ext,
             forwards,
-            contacted: HashMap::new(),
+            contacted: reserved(reserve),
             held_syns: VecDeque::new(),
-            frags: HashMap::new(),
+            frags: HashMap::default(),
             epoch,
             quiet: false,
             counters: NatCounters::default(),
