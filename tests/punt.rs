@@ -495,18 +495,46 @@ fn workers_create_outbound_sessions_without_a_punt() {
     t.step();
     let nat = t.control().nat().unwrap();
     assert_eq!(nat.counters.get(NatEvent::MappingsCreated), 64 + 1);
-    // TCP still opens on the slow path (its SYN changes the session's state there).
+    // A TCP SYN opens its session in the worker too, in the state the slow path would give
+    // it; the answer (SYN-ACK) changes that state on the slow path.
     drop(nat);
+    let created = t.counters().events(Event::NatCreated);
     t.push(
         0,
         &Ip::tcp(client(), 45_000, remote, 80, flags::SYN).client_frame(),
     );
     t.step();
+    assert_eq!(t.counters().events(Event::NatCreated), created + 1);
     assert_eq!(
         t.counters().punted(PuntReason::NatMiss),
-        before.punted(PuntReason::NatMiss) + 1
+        before.punted(PuntReason::NatMiss)
     );
-    assert_eq!(t.take_tx(1).len(), 1);
+    let syn = t.take_tx(1);
+    assert_eq!(syn.len(), 1);
+    assert_eq!(l3(&syn[0]).src_addr(), ext());
+    let synack = Ip::tcp(remote, 80, ext(), 45_000, flags::SYN | flags::ACK);
+    let tcp_ctl = t.counters().punted(PuntReason::NatTcpControl);
+    t.push(1, &server_frame(&synack.bytes()));
+    t.step();
+    assert_eq!(t.counters().punted(PuntReason::NatTcpControl), tcp_ctl + 1);
+    let back = t.take_tx(0);
+    assert_eq!(back.len(), 1);
+    assert_eq!(l3(&back[0]).dst_addr(), client());
+    // A bare ACK without a session is not a connection: the slow path drops it.
+    t.push(
+        0,
+        &Ip::tcp(client(), 45_002, remote, 80, flags::ACK).client_frame(),
+    );
+    t.step();
+    assert!(t.take_tx(1).is_empty());
+    assert_eq!(
+        t.control()
+            .nat()
+            .unwrap()
+            .counters
+            .get(NatEvent::TcpNoSession),
+        1
+    );
 }
 
 #[test]

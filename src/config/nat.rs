@@ -8,7 +8,7 @@
 //! ports = "1024-65535"
 //! filtering = "address-dependent"  # | "endpoint-independent" | "address-and-port-dependent"
 //! max_sessions = 1000000
-//! sessions_in_workers = true       # workers create outbound UDP/ICMP sessions themselves
+//! sessions_in_workers = true       # workers create outbound sessions themselves
 //! [nat.timeouts]                   # RFC-safe defaults; lower values are rejected
 //! udp = "300s"                     # RFC 4787 REQ-5: >= 120 s
 //! tcp_established = "7440s"        # RFC 5382 REQ-5: >= 2 h 4 min
@@ -51,7 +51,7 @@ pub struct NatConfig {
     /// Session table capacity.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: i64,
-    /// Workers create the sessions of new outbound UDP flows and ICMP queries themselves
+    /// Workers create the sessions of new outbound UDP flows, ICMP queries and TCP SYNs themselves
     /// (default); false sends every first packet to the control thread.
     #[serde(default = "default_true")]
     pub sessions_in_workers: bool,
@@ -145,7 +145,7 @@ pub struct NatSettings {
     pub filtering: Filtering,
     /// Session table capacity.
     pub max_sessions: u32,
-    /// Whether workers create outbound UDP/ICMP sessions themselves.
+    /// Whether workers create outbound sessions themselves.
     pub sessions_in_workers: bool,
     /// Idle timeouts.
     pub timeouts: NatTimeouts,

@@ -37,7 +37,7 @@ const DEFAULTS: [(u32, u32, u32); 7] = [
     (20_000, 2_048, 512),
     // resolve
     (20_000, 2_048, 512),
-    // nat: new TCP flows, inbound to mappings (new UDP/ICMP flows are made in the workers);
+    // nat: inbound to mappings, TCP state changes (new outbound flows are made in the workers);
     // above what one control thread creates, so only the queue bounds a flood.
     (1_000_000, 16_384, 4_096),
     // icmp_error

@@ -1,8 +1,8 @@
 //! `nat44`: NAPT on the fast path. Established sessions are translated here, and so is the
-//! first packet of a new outbound UDP flow or ICMP query, whose session the worker creates
-//! itself; everything else that concerns the NAT goes to the control plane.
+//! first packet of a new outbound UDP flow, ICMP query or TCP connection (a bare SYN),
+//! whose session the worker creates itself; everything else that concerns the NAT goes to the control plane.
 //!
-//! Where sessions are made. A worker that finds no session for an outbound UDP/ICMP packet
+//! Where sessions are made. A worker that finds no session for such a packet
 //! takes the NAT policy (`nat::policy::NatPolicy`, the table's only writer) with `try_lock`,
 //! creates the mapping and session by the same rules as the slow path, releases it and
 //! translates the packet in place, in the same batch: no copy, no queue, no second thread.
@@ -18,7 +18,8 @@
 //! never lock) and a new flow one uncontended lock; its limit is contention between workers
 //! creating at once (the two-thread test sees about half of the creations fall back when
 //! both workers do nothing else), beyond which per-worker port ranges with handoff are the
-//! next step. TCP stays on the slow path: its SYN changes session state there.
+//! next step. A new TCP session starts in the state its SYN gives it on the slow path; later
+//! SYN/FIN/RST still go to the control thread, which tracks TCP state.
 //!
 //! A packet concerns the NAT when its destination is an external (pool) address, or when it
 //! came in on an inside port, is routed out of the outside port and its source is eligible
@@ -93,11 +94,14 @@ pub(super) fn run(
     // Pass 3: translate.
     for ((key, &i), &hit) in keys[..n].iter().zip(&which[..n]).zip(&hits[..n]) {
         let l3 = &mut frames[i][ETH_LEN..];
-        let hit = match hit {
-            Some(h) => Some(h),
-            None => instant.and_then(|t| create_here(l3, key, i, meta, snap, t, c)),
+        let (hit, fresh) = match hit {
+            Some(h) => (Some(h), false),
+            None => {
+                let h = instant.and_then(|t| create_here(l3, key, i, meta, snap, t, c));
+                (h, h.is_some())
+            }
         };
-        let next = translate_one(l3, key, hit, i, meta, snap, nat, now, c);
+        let next = translate_one(l3, key, hit, fresh, i, meta, snap, nat, now, c);
         set(meta, i, next, c);
     }
 }
@@ -167,6 +171,7 @@ fn translate_one(
     l3: &mut [u8],
     key: &FlowKey,
     hit: Option<Hit>,
+    fresh: bool,
     i: usize,
     meta: &mut Meta,
     snap: &Snapshot,
@@ -204,7 +209,8 @@ fn translate_one(
         meta.nh[i] = v;
         meta.tx_port[i] = port;
     }
-    if key.proto == proto::TCP {
+    // A session this worker just created for a SYN already has the state that SYN gives it.
+    if key.proto == proto::TCP && !fresh {
         let hl = usize::from(pkt.header_len());
         let flags = tcp::Packet::new_unchecked(&l3[hl..]).flags();
         // State changes are the control plane's: SYN/FIN/RST, and anything that may lead a
@@ -248,11 +254,17 @@ fn create_here(
     {
         return None;
     }
+    let pkt = Packet::new_unchecked(l3);
+    let flags = if key.proto == proto::TCP {
+        tcp::Packet::new_unchecked(&l3[usize::from(pkt.header_len())..]).flags()
+    } else {
+        0
+    };
     let Ok(mut p) = policy.try_lock() else {
         c.event(Event::NatCreateBusy, 1);
         return None;
     };
-    let hit = p.create_outbound(now, key, meta.rx_port);
+    let hit = p.create_outbound(now, key, flags, meta.rx_port);
     drop(p);
     if hit.is_some() {
         c.event(Event::NatCreated, 1);

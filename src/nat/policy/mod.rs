@@ -359,15 +359,27 @@ impl NatPolicy {
     /// The session of an outbound packet with flow `key` that a worker looked up and did not
     /// find, created by the same rules as on the slow path (endpoint-independent mapping,
     /// paired pooling, port preservation, parity, range, quarantine): for the first packet
-    /// of a UDP flow or an ICMP query from an eligible inside source that arrived on
-    /// another port than the outside one, to a destination that is not an external address.
-    /// TCP stays on the slow path (its SYN changes session state there anyway).
+    /// of a UDP flow, an ICMP query or a TCP connection (a bare SYN, `flags`) from an
+    /// eligible inside source that arrived on another port than the outside one, to a
+    /// destination that is not an external address. The session starts in the state the
+    /// slow path would give it (and an outbound SYN supersedes a held inbound one, RFC 5382
+    /// REQ-4, as there).
     ///
     /// Returns the hit to translate the packet with, or None when the slow path must decide
     /// (another kind of packet, a full table, no free port: the slow path then answers with
     /// ICMP 3/13 and counts it).
-    pub fn create_outbound(&mut self, now: Instant, key: &FlowKey, rx_port: u16) -> Option<Hit> {
-        let eligible = matches!(key.proto, proto::UDP | proto::ICMP)
+    pub fn create_outbound(
+        &mut self,
+        now: Instant,
+        key: &FlowKey,
+        flags: u8,
+        rx_port: u16,
+    ) -> Option<Hit> {
+        let bare_syn = flags
+            & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST | tcp::flags::FIN)
+            == tcp::flags::SYN;
+        let eligible = (matches!(key.proto, proto::UDP | proto::ICMP)
+            || (key.proto == proto::TCP && bare_syn))
             && rx_port != self.fast.outside
             && self.fast.is_inside(key.src)
             && !self.is_pool(key.src)
@@ -380,7 +392,7 @@ impl NatPolicy {
             return Some(h);
         }
         self.quiet = true;
-        let hit = self.create(now, key, 0, &[], rx_port).ok();
+        let hit = self.create(now, key, flags, &[], rx_port).ok();
         self.quiet = false;
         hit
     }
