@@ -1,9 +1,10 @@
 //! `nat44`: NAPT on the fast path. Established sessions are translated here, and so is the
 //! first packet of a new outbound UDP flow, ICMP query or TCP connection (a bare SYN),
-//! whose session the worker creates itself; everything else that concerns the NAT goes to the control plane.
+//! whose session the worker creates itself; everything else that concerns the NAT goes to
+//! the control plane.
 //!
-//! Where sessions are made. A worker that finds no session for such a packet
-//! takes the NAT policy (`nat::policy::NatPolicy`, the table's only writer) with `try_lock`,
+//! Where sessions are made. A worker that finds no session for such a packet takes the NAT
+//! policy (`nat::policy::NatPolicy`, the table's only writer) with `try_lock`,
 //! creates the mapping and session by the same rules as the slow path, releases it and
 //! translates the packet in place, in the same batch: no copy, no queue, no second thread.
 //! If the lock is held (by the control thread's slow path or expiry sweep, or by another
