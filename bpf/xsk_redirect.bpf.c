@@ -20,6 +20,16 @@
  * program that is not attached anywhere adds it to the kernel's XDP dispatcher and
  * removes it again, two synchronize_rcu() per syscall (~20 ms each).
  *
+ * NAT prefilter: on the NAT's outside port, an IPv4 TCP or UDP packet (unfragmented, no IP
+ * options) to a pool address whose destination port has no mapping is dropped here, before
+ * it costs a copy into a socket: `nat_ports` is the NAT's mapped-port bitmap itself
+ * (nat::portmap, memory-mapped by xgw; the worker that creates a mapping sets its bit before
+ * it forwards the packet that created it), `nat_pool` gives a pool address's index in it.
+ * It is the worker's own rule (dataplane::nat44 `miss`) moved forward: no mapping means no
+ * session and nothing filtering could admit; a bare TCP SYN still goes to the worker (the
+ * slow path holds it, RFC 5382 REQ-4), as does everything else: fragments, IP options,
+ * short headers, ICMP. `nat_outside_ifindex` 0 turns it off.
+ *
  * A transmit run is told from a received frame by its ingress device: the worker
  * runs it "received" on the loopback device (ifindex 1 in every network namespace),
  * to which this program is never attached (xgw refuses lo as a port), so no frame
@@ -28,6 +38,8 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -78,11 +90,33 @@ struct {
  * the verifier knows the values and the lookup below compiles to one compare per port. */
 const volatile __u32 port_ifindex[XGW_MAX_PORTS];
 
-/* Per-CPU counters of frames left to the kernel: [0] not IPv4/ARP, [1] not from a port.
- * Frames steered to a socket are not counted here (the workers count what they receive). */
+/* NAT prefilter (see the top of the file). Sizes set by xgw before load. */
+const volatile __u32 nat_outside_ifindex = 0;
+/* 64-bit words per (pool address, protocol): must match nat::portmap. */
+#define XGW_PORT_WORDS (65536 / 64)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);   /* pool address, network byte order */
+	__type(value, __u32); /* its index in the pool */
+} nat_pool SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	/* word (index * 2 + (UDP ? 1 : 0)) * XGW_PORT_WORDS + port / 64, bit port % 64 */
+	__type(value, __u64);
+} nat_ports SEC(".maps");
+
+/* Per-CPU counters: frames left to the kernel, [0] not IPv4/ARP, [1] not from a port;
+ * [2] dropped by the NAT prefilter. Frames steered to a socket are not counted here (the
+ * workers count what they receive). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -124,6 +158,35 @@ static __always_inline int xgw_tx(struct xdp_md *ctx)
 	return bpf_redirect(ifindex, 0);
 }
 
+/* The NAT prefilter: true if the frame is to be dropped (see the top of the file). */
+static __always_inline int nat_unmapped(void *data, void *data_end)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	__u8 *l4 = (void *)(ip + 1);
+
+	/* Ports, and for TCP the flags byte (offset 13). */
+	if ((void *)(l4 + 14) > data_end || ip->version != 4 || ip->ihl != 5 ||
+	    (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return 0;
+	if (ip->protocol == IPPROTO_TCP && (l4[13] & 0x16) == 0x02)
+		return 0; /* a bare SYN (SYN without ACK or RST): the REQ-4 hold */
+	__u32 daddr = ip->daddr;
+	__u32 *idx = bpf_map_lookup_elem(&nat_pool, &daddr);
+
+	if (!idx)
+		return 0;
+	__u16 port = bpf_ntohs(*(__u16 *)(l4 + 2));
+	__u32 word = (*idx * 2 + (ip->protocol == IPPROTO_UDP)) * XGW_PORT_WORDS + port / 64;
+	__u64 *w = bpf_map_lookup_elem(&nat_ports, &word);
+
+	/* One aligned 8-byte load (volatile: read once, as an atomic relaxed load is; clang 14
+	 * has no BPF atomic load). A worker may set the bit concurrently, for a mapping whose
+	 * first packet has not left yet: then either answer is right. */
+	return w && !(*(volatile __u64 *)w & (1ULL << (port % 64)));
+}
+
 SEC("xdp")
 int xgw_steer(struct xdp_md *ctx)
 {
@@ -143,8 +206,18 @@ int xgw_steer(struct xdp_md *ctx)
 	for (__u32 slot = 0; slot < XGW_MAX_PORTS; slot++) {
 		if (port_ifindex[slot] == 0)
 			break;
-		if (port_ifindex[slot] == ifindex)
-			return bpf_redirect_map(&xsks, slot * XGW_MAX_QUEUES + ctx->rx_queue_index,
+		if (port_ifindex[slot] != ifindex)
+			continue;
+		if (nat_outside_ifindex == ifindex && eth->h_proto == bpf_htons(ETH_P_IP) &&
+		    nat_unmapped(data, data_end)) {
+			__u32 idx = 2;
+			__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+			if (v)
+				*v += 1;
+			return XDP_DROP;
+		}
+		return bpf_redirect_map(&xsks, slot * XGW_MAX_QUEUES + ctx->rx_queue_index,
 						XDP_PASS);
 	}
 	return pass(1);

@@ -9,6 +9,7 @@
 //! filtering = "address-dependent"  # | "endpoint-independent" | "address-and-port-dependent"
 //! max_sessions = 1000000
 //! sessions_in_workers = true       # workers create outbound sessions themselves
+//! xdp_prefilter = true             # XDP drops inbound TCP/UDP to ports without a mapping
 //! [nat.timeouts]                   # RFC-safe defaults; lower values are rejected
 //! udp = "300s"                     # RFC 4787 REQ-5: >= 120 s
 //! tcp_established = "7440s"        # RFC 5382 REQ-5: >= 2 h 4 min
@@ -55,6 +56,10 @@ pub struct NatConfig {
     /// (default); false sends every first packet to the control thread.
     #[serde(default = "default_true")]
     pub sessions_in_workers: bool,
+    /// The XDP program drops inbound TCP/UDP to external ports without a mapping (default)
+    /// before they reach a worker; false leaves it to the workers.
+    #[serde(default = "default_true")]
+    pub xdp_prefilter: bool,
     /// `[nat.timeouts]`.
     #[serde(default)]
     pub timeouts: NatTimeoutsConfig,
@@ -147,6 +152,8 @@ pub struct NatSettings {
     pub max_sessions: u32,
     /// Whether workers create outbound sessions themselves.
     pub sessions_in_workers: bool,
+    /// Whether the XDP program drops inbound traffic to unmapped ports.
+    pub xdp_prefilter: bool,
     /// Idle timeouts.
     pub timeouts: NatTimeouts,
     /// Static port forwards.
@@ -371,6 +378,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         filtering: n.filtering,
         max_sessions,
         sessions_in_workers: n.sessions_in_workers,
+        xdp_prefilter: n.xdp_prefilter,
         timeouts,
         forwards,
     })

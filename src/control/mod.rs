@@ -96,6 +96,16 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Control plane for `cfg`, with the ports' runtime facts (MAC, effective MTU) in `ports`.
     pub fn new(cfg: &ValidConfig, ports: Vec<PortInfo>) -> Self {
+        ControlPlane::with_port_words(cfg, ports, None)
+    }
+
+    /// As [`ControlPlane::new`], with the NAT's mapped-port bitmap kept in `port_words` (the
+    /// XDP prefilter's shared map) if given.
+    pub fn with_port_words(
+        cfg: &ValidConfig,
+        ports: Vec<PortInfo>,
+        port_words: Option<crate::nat::portmap::Words>,
+    ) -> Self {
         let n = &cfg.neighbor;
         let neigh = NeighCache::new(NeighConfig {
             max_entries: n.max_entries,
@@ -115,7 +125,7 @@ impl ControlPlane {
         let nat = cfg
             .nat
             .as_ref()
-            .map(|n| NatPolicy::new(&nat::policy_config(n), epoch, seed));
+            .map(|n| NatPolicy::with_port_words(&nat::policy_config(n), epoch, seed, port_words));
         let nat_fast = nat.as_ref().map(NatPolicy::fast);
         let nat = nat.map(|n| Arc::new(Mutex::new(n)));
         ControlPlane {

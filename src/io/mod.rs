@@ -11,6 +11,8 @@
 //! `// SAFETY:` comment naming the invariant (frame ownership U1..U4 in [`xsk`]).
 #![allow(unsafe_code)]
 
+#[cfg(feature = "xdp")]
+pub mod bpfmap;
 pub mod hugealloc;
 #[cfg(feature = "xdp")]
 pub mod loadgen;

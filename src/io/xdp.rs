@@ -18,6 +18,7 @@ use libbpf_rs::{
     MapCore, MapFlags, OpenObject,
 };
 
+use super::bpfmap::Words;
 use super::xdp_tx::{TxMap, XdpTx};
 
 // Generated code is exempt from our SAFETY-comment rule, nothing else is.
@@ -37,6 +38,21 @@ pub const MAX_QUEUES: u32 = 64;
 /// Must match `XGW_MAX_PORTS` in the BPF program.
 pub const MAX_PORTS: u32 = 16;
 
+/// 64-bit words of the NAT prefilter's port bitmap per (pool address, protocol); must match
+/// `XGW_PORT_WORDS` in the BPF program (and `nat::portmap`).
+pub const PORT_WORDS: usize = 65536 / 64;
+
+/// The NAT prefilter's parameters (see `bpf/xsk_redirect.bpf.c`): inbound TCP/UDP on
+/// `outside_ifindex` to a `pool` address and a port whose bit in the bitmap is clear is
+/// dropped by the program.
+#[derive(Debug, Clone)]
+pub struct NatPrefilter {
+    /// The NAT's outside interface.
+    pub outside_ifindex: u32,
+    /// The pool, in pool order (an address's position is its index in the bitmap).
+    pub pool: Vec<std::net::Ipv4Addr>,
+}
+
 /// XDP attach mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XdpMode {
@@ -46,12 +62,25 @@ pub enum XdpMode {
     Generic,
 }
 
+/// The steering program's counters (see [`XdpProgram::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XdpStats {
+    /// Passed to the kernel: neither IPv4 nor ARP.
+    pub not_ipv4_or_arp: u64,
+    /// Passed to the kernel: arrived on an interface that is not a port.
+    pub not_from_a_port: u64,
+    /// Dropped by the NAT prefilter: inbound to an external port without a mapping.
+    pub nat_unmapped: u64,
+}
+
 /// The loaded program and its links; dropping it detaches everything.
 pub struct XdpProgram {
     skel: skel::XskRedirectSkel<'static>,
     links: Vec<(u32, OwnedFd)>,
     /// The workers' transmit queues (the program's `txq` map, mapped).
     tx: TxMap,
+    /// The NAT prefilter's port bitmap (the `nat_ports` map, mapped), until taken.
+    nat_ports: Option<Words>,
 }
 
 impl std::fmt::Debug for XdpProgram {
@@ -68,8 +97,13 @@ fn err(what: &str, e: impl std::fmt::Display) -> io::Error {
 
 impl XdpProgram {
     /// Load the program (does not attach) for the ports `ifindexes` (port i is slot i), with a
-    /// transmit queue for each of `workers` workers (see [`XdpProgram::tx_queue`]).
-    pub fn load(ifindexes: &[u32], workers: u32) -> io::Result<XdpProgram> {
+    /// transmit queue for each of `workers` workers (see [`XdpProgram::tx_queue`]) and, if
+    /// `nat` is given, the NAT prefilter (its bitmap: [`XdpProgram::take_nat_ports`]).
+    pub fn load(
+        ifindexes: &[u32],
+        workers: u32,
+        nat: Option<&NatPrefilter>,
+    ) -> io::Result<XdpProgram> {
         if ifindexes.len() > MAX_PORTS as usize || ifindexes.contains(&0) {
             return Err(err(
                 "load",
@@ -98,6 +132,27 @@ impl XdpProgram {
             .as_deref_mut()
             .ok_or_else(|| err("BPF object", "no .rodata"))?;
         ro.port_ifindex[..ifindexes.len()].copy_from_slice(ifindexes);
+        let words = nat.map_or(1, |n| (n.pool.len() * 2 * PORT_WORDS).max(1));
+        if let Some(n) = nat {
+            if !ifindexes.contains(&n.outside_ifindex) || n.pool.is_empty() {
+                return Err(err(
+                    "NAT prefilter",
+                    "outside must be a port, pool non-empty",
+                ));
+            }
+            ro.nat_outside_ifindex = n.outside_ifindex;
+        }
+        let entries = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| err(what, format!("{n} entries do not fit a map")))
+        };
+        open.maps
+            .nat_pool
+            .set_max_entries(entries(nat.map_or(1, |n| n.pool.len()), "nat_pool")?)
+            .map_err(|e| err("nat_pool map size", e))?;
+        open.maps
+            .nat_ports
+            .set_max_entries(entries(words, "nat_ports")?)
+            .map_err(|e| err("nat_ports map size", e))?;
         let skel = open.load().map_err(|e| {
             err(
                 "load XDP program (is /sys/fs/bpf available, are we root?)",
@@ -110,11 +165,31 @@ impl XdpProgram {
             workers.max(1),
             skel.progs.xgw_steer.as_fd(),
         )?;
+        let nat_ports = match nat {
+            Some(n) => {
+                for (i, a) in n.pool.iter().enumerate() {
+                    let idx = u32::try_from(i).map_err(|e| err("nat_pool", e))?;
+                    skel.maps
+                        .nat_pool
+                        .update(&a.octets(), &idx.to_ne_bytes(), MapFlags::ANY)
+                        .map_err(|e| err("nat_pool map", e))?;
+                }
+                Some(Words::new(skel.maps.nat_ports.as_fd(), words, "nat_ports")?)
+            }
+            None => None,
+        };
         Ok(XdpProgram {
             skel,
             links: Vec::new(),
             tx,
+            nat_ports,
         })
+    }
+
+    /// The NAT prefilter's port bitmap, shared with the program: the NAT's mapped-port map
+    /// (`nat::portmap`) is to live in it. Once; `None` without a prefilter.
+    pub fn take_nat_ports(&mut self) -> Option<Words> {
+        self.nat_ports.take()
     }
 
     /// Worker `worker`'s XDP-redirect transmitter (each worker once).
@@ -178,10 +253,10 @@ impl XdpProgram {
             .map_err(|e| err("xsks map", e))
     }
 
-    /// Frames the program left to the kernel, summed over CPUs: (not IPv4 or ARP, not from a
-    /// port).
-    pub fn stats(&self) -> (u64, u64) {
-        let mut out = [0u64; 2];
+    /// The program's counters, summed over CPUs: frames left to the kernel (not IPv4 or ARP,
+    /// not from a port) and frames the NAT prefilter dropped.
+    pub fn stats(&self) -> XdpStats {
+        let mut out = [0u64; 3];
         for (i, o) in out.iter_mut().enumerate() {
             let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
             if let Ok(Some(vals)) = self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
@@ -192,7 +267,37 @@ impl XdpProgram {
                     .sum();
             }
         }
-        (out[0], out[1])
+        XdpStats {
+            not_ipv4_or_arp: out[0],
+            not_from_a_port: out[1],
+            nat_unmapped: out[2],
+        }
+    }
+
+    /// What the steering program decides for `frame` received on `ifindex` queue 0 (an XDP
+    /// action: `XDP_DROP`, or `XDP_PASS` when the frame would go to a socket that is not
+    /// registered), by one `BPF_PROG_RUN`; nothing is sent. For tests and diagnostics.
+    ///
+    /// # Errors
+    /// The kernel refused the run (unknown `ifindex`, frame too short).
+    pub fn verdict(&self, frame: &[u8], ifindex: u32) -> io::Result<u32> {
+        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex }.
+        let len = u32::try_from(frame.len()).map_err(|e| err("frame", e))?;
+        let words = [0, len, 0, ifindex, 0, 0];
+        let mut ctx: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(&mut ctx[..]),
+            data_in: Some(frame),
+            repeat: 1,
+            ..Default::default()
+        };
+        self.skel
+            .progs
+            .xgw_steer
+            .test_run(input)
+            .map(|o| o.return_value)
+            .map_err(|e| err("BPF_PROG_RUN", e))
     }
 
     /// Detach from every interface now (also happens on drop).

@@ -30,9 +30,10 @@
 use std::{
     io,
     os::fd::{AsRawFd, BorrowedFd, OwnedFd},
-    ptr::NonNull,
     sync::Arc,
 };
+
+use super::bpfmap::Mapping;
 
 /// Bytes of queue an entry may start in (`XGW_TXQ_BYTES`).
 pub const QUEUE_BYTES: usize = 1 << 18;
@@ -93,30 +94,6 @@ pub struct TxMap {
     prog: OwnedFd,
 }
 
-/// A shared memory mapping, unmapped when the last owner (the [`TxMap`] and every
-/// [`XdpTx`]) is gone.
-#[derive(Debug)]
-struct Mapping {
-    base: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; `Mapping` itself only unmaps it on drop. Which
-// thread touches which bytes is governed by the slot ownership of `TxMap::queue` (one writer
-// per slot), not by this handle.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; a `&Mapping` reads or writes nothing.
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` are exactly the address and length of the successful `mmap` in
-        // `TxMap::new`; this runs once, after every `Arc<Mapping>` (and so every `XdpTx`,
-        // the only users of the memory) is gone.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
-
 impl TxMap {
     /// Map `map_fd`, a `BPF_F_MMAPABLE` array of `slots` values of `value_size` bytes, which
     /// must be [`QUEUE_VALUE_SIZE`]; `prog` is the program that reads it.
@@ -136,28 +113,9 @@ impl TxMap {
             ));
         }
         let elem = value_size.next_multiple_of(8);
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        let len = (elem * slots as usize).next_multiple_of(page);
-        // SAFETY: a new shared mapping of `len` bytes of the map's fd at offset 0, where the
-        // kernel places the array's values; `len` does not exceed what the kernel allows to be
-        // mapped (the values rounded up to a page). No existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                map_fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(err("mmap txq map", io::Error::last_os_error()));
-        }
-        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| err("mmap txq map", "null"))?;
+        let map = Mapping::new(map_fd, elem * slots as usize, "txq")?;
         Ok(TxMap {
-            map: Arc::new(Mapping { base, len }),
+            map: Arc::new(map),
             elem,
             taken: vec![false; slots as usize],
             prog: prog.try_clone_to_owned()?,
@@ -292,7 +250,7 @@ impl XdpTx {
             at + bytes.len() <= QUEUE_VALUE_SIZE,
             "txq write out of bounds"
         );
-        let dst = self.map.base.as_ptr().wrapping_add(self.queue + at);
+        let dst = self.map.base().wrapping_add(self.queue + at);
         // SAFETY: `dst..dst + bytes.len()` lies inside this worker's queue value (asserted),
         // which lies inside the live mapping (`map` is held). Only this XdpTx writes its slot
         // (TxMap::queue hands it out once), and the kernel reads it only during this XdpTx's
@@ -349,7 +307,7 @@ impl XdpTx {
     /// Cumulative counts, including the program's rejections.
     pub fn stats(&self) -> TxStats {
         let mut errors = [0u8; 24];
-        let src = self.map.base.as_ptr().wrapping_add(self.queue + 8);
+        let src = self.map.base().wrapping_add(self.queue + 8);
         // SAFETY: `errors` (3 × u64 at offset 8 of this worker's value) lies inside the live
         // mapping; the program updates it only during this XdpTx's own runs, so nothing writes
         // it now. A raw byte copy: no reference to shared memory is formed.

@@ -13,31 +13,80 @@
 //! release makes later inbound packets to that port drop in the worker, which is what the
 //! slow path did for them (no mapping); a reader racing with the clear may still punt one,
 //! which the slow path then drops. Memory: 16 KiB per pool address.
+//!
+//! The words may live outside the process's heap ([`PortMap::with_words`]): the runtime puts
+//! them in the XDP steering program's memory-mapped `nat_ports` map, so that the program
+//! drops such packets before they are copied to a socket, by the same bits and the same
+//! ordering (a bit is set before the packet that made the mapping leaves).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::flow::proto;
 
-/// 64-bit words per (address, protocol).
-const WORDS: usize = 65536 / 64;
+/// 64-bit words per (address, protocol). Word `(a * 2 + p) * WORDS + port / 64`, bit
+/// `port % 64`, where `a` is the address's index in the pool and `p` is 0 for TCP, 1 for UDP
+/// (the layout `bpf/xsk_redirect.bpf.c` reads).
+pub const WORDS: usize = 65536 / 64;
+
+/// Storage of the bitmap: any shared slice of atomic words.
+pub type Words = Box<dyn AsRef<[AtomicU64]> + Send + Sync>;
 
 /// The mapped-port bitmap of a NAT pool.
-#[derive(Debug)]
 pub struct PortMap {
     pool: Vec<Ipv4Addr>,
-    bits: Box<[AtomicU64]>,
+    bits: Words,
+}
+
+impl std::fmt::Debug for PortMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortMap")
+            .field("pool", &self.pool)
+            .field("words", &self.bits.as_ref().as_ref().len())
+            .finish()
+    }
+}
+
+/// Words a bitmap over `pool_len` addresses needs.
+pub fn words_for(pool_len: usize) -> usize {
+    pool_len * 2 * WORDS
 }
 
 impl PortMap {
-    /// An empty map over `pool` (in pool order).
+    /// An empty map over `pool` (in pool order), on the heap.
     pub fn new(pool: &[Ipv4Addr]) -> PortMap {
+        let bits: Box<[AtomicU64]> = (0..words_for(pool.len()))
+            .map(|_| AtomicU64::new(0))
+            .collect();
         PortMap {
             pool: pool.to_vec(),
-            bits: (0..pool.len() * 2 * WORDS)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            bits: Box::new(bits),
         }
+    }
+
+    /// A map over `pool` kept in `words` (at least [`words_for`]`(pool.len())` of them; all
+    /// cleared here), e.g. memory shared with the XDP program.
+    ///
+    /// # Panics
+    /// If `words` is too short.
+    pub fn with_words(pool: &[Ipv4Addr], words: Words) -> PortMap {
+        let w = (*words).as_ref();
+        assert!(
+            w.len() >= words_for(pool.len()),
+            "port map storage too short"
+        );
+        for x in w {
+            x.store(0, Ordering::Relaxed);
+        }
+        PortMap {
+            pool: pool.to_vec(),
+            bits: words,
+        }
+    }
+
+    #[inline]
+    fn word(&self, w: usize) -> &AtomicU64 {
+        &(*self.bits).as_ref()[w]
     }
 
     /// Word index and bit of `(addr, proto, port)`, if tracked.
@@ -58,9 +107,10 @@ impl PortMap {
         if let Some((w, bit)) = self.at(addr, proto_, port) {
             // Single writer: load + store suffices; Release orders the mapping's creation
             // before the bit (see the module docs).
-            let old = self.bits[w].load(Ordering::Relaxed);
+            let word = self.word(w);
+            let old = word.load(Ordering::Relaxed);
             let new = if mapped { old | bit } else { old & !bit };
-            self.bits[w].store(new, Ordering::Release);
+            word.store(new, Ordering::Release);
         }
     }
 
@@ -69,14 +119,14 @@ impl PortMap {
     #[inline]
     pub fn may_be_mapped(&self, addr: Ipv4Addr, proto_: u8, port: u16) -> bool {
         match self.at(addr, proto_, port) {
-            Some((w, bit)) => self.bits[w].load(Ordering::Acquire) & bit != 0,
+            Some((w, bit)) => self.word(w).load(Ordering::Acquire) & bit != 0,
             None => true,
         }
     }
 
     /// Heap bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.bits.len() * 8
+        (*self.bits).as_ref().len() * 8
     }
 }
 
@@ -108,6 +158,45 @@ mod tests {
         assert!(m.may_be_mapped(a, proto::ICMP, 7));
         assert!(m.may_be_mapped(Ipv4Addr::new(203, 0, 113, 1), proto::UDP, 7));
         m.set(Ipv4Addr::new(203, 0, 113, 1), proto::UDP, 7, true);
+    }
+
+    #[test]
+    fn external_words_are_cleared_and_shared() {
+        use std::sync::Arc;
+        // Storage owned elsewhere (as the XDP map is): the map clears it and writes into it.
+        #[derive(Clone)]
+        struct Shared(Arc<Vec<AtomicU64>>);
+        impl AsRef<[AtomicU64]> for Shared {
+            fn as_ref(&self) -> &[AtomicU64] {
+                &self.0
+            }
+        }
+        let a = Ipv4Addr::new(198, 19, 0, 1);
+        let b = Ipv4Addr::new(198, 19, 0, 2);
+        let store = Shared(Arc::new(
+            (0..words_for(2)).map(|_| AtomicU64::new(!0)).collect(),
+        ));
+        let m = PortMap::with_words(&[a, b], Box::new(store.clone()));
+        assert!(!m.may_be_mapped(a, proto::TCP, 80), "cleared on creation");
+        m.set(b, proto::UDP, 65535, true);
+        m.set(a, proto::TCP, 0, true);
+        // The layout the BPF program reads: (index * 2 + udp) * WORDS + port / 64.
+        let w = |i: usize| store.0[i].load(Ordering::Relaxed);
+        assert_eq!(w(3 * WORDS + 65535 / 64), 1 << 63);
+        assert_eq!(w(0), 1);
+        let set: usize = store
+            .0
+            .iter()
+            .map(|x| x.load(Ordering::Relaxed).count_ones() as usize)
+            .sum();
+        assert_eq!(set, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "too short")]
+    fn short_storage_is_refused() {
+        let short: Box<[AtomicU64]> = (0..WORDS).map(|_| AtomicU64::new(0)).collect();
+        let _ = PortMap::with_words(&[Ipv4Addr::new(198, 19, 0, 1)], Box::new(short));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::{
     io::{
         netdev::NetDev,
         waker::Waker,
-        xdp::{XdpMode, XdpProgram, MAX_QUEUES},
+        xdp::{NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
         xsk::{XskIo, XskOptions},
     },
     stats,
@@ -84,9 +84,25 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     }
 
     let ifindexes: Vec<u32> = devs.iter().map(|d| d.ifindex).collect();
-    let mut prog = XdpProgram::load(&ifindexes, queues)?;
+    // The NAT prefilter: the XDP program drops inbound TCP/UDP to unmapped external ports,
+    // reading the NAT's own mapped-port bitmap, which lives in the program's map.
+    let prefilter = cfg
+        .nat
+        .as_ref()
+        .filter(|n| n.xdp_prefilter)
+        .map(|n| NatPrefilter {
+            outside_ifindex: ifindexes[n.outside],
+            pool: n.addresses.clone(),
+        });
+    let mut prog = XdpProgram::load(&ifindexes, queues, prefilter.as_ref())?;
     let policy = punt_policy(&cfg, &ports);
-    let mut control = ControlPlane::new(&cfg, ports);
+    let port_words = prog
+        .take_nat_ports()
+        .map(|w| Box::new(w) as crate::nat::portmap::Words);
+    if prefilter.is_some() {
+        info!("NAT prefilter in XDP: inbound TCP/UDP to unmapped external ports dropped there");
+    }
+    let mut control = ControlPlane::with_port_words(&cfg, ports, port_words);
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
     // The control loop runs on this thread; workers ring it when they queue punts.
     let doorbell = Doorbell::new(thread::current());
@@ -185,25 +201,38 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         &signals,
         opts.config_path.as_deref(),
         &counters,
+        &prog,
     );
 
     info!("stopping");
     for h in handles {
         let _ = h.join();
     }
-    let (not_ip, not_port) = prog.stats();
+    let xs = prog.stats();
     info!(
-        not_ipv4_or_arp = not_ip,
-        not_from_a_port = not_port,
+        not_ipv4_or_arp = xs.not_ipv4_or_arp,
+        not_from_a_port = xs.not_from_a_port,
         "XDP steering: frames passed to the kernel"
     );
     prog.detach_all();
     let totals = stats::sum_workers(counters.iter().map(|c| &**c));
-    info!(
-        "final counters:\n{}",
-        stats::render(&totals, &ctl.plane.counter_lines())
-    );
+    let mut lines = ctl.plane.counter_lines();
+    lines.extend(xdp_lines(xs));
+    info!("final counters:\n{}", stats::render(&totals, &lines));
     Ok(())
+}
+
+/// The steering program's counters that are not "passed to the kernel" (logged apart), as
+/// counter lines (zeros left out, as everywhere).
+fn xdp_lines(s: XdpStats) -> Vec<(&'static str, u64, &'static str)> {
+    [(
+        "xdp.nat_no_mapping",
+        s.nat_unmapped,
+        "NAT prefilter: inbound to an external port without a mapping, dropped in XDP",
+    )]
+    .into_iter()
+    .filter(|l| l.1 != 0)
+    .collect()
 }
 
 fn worker_count(cfg: &ValidConfig, devs: &[NetDev], cli: Option<u32>) -> Result<u32> {
@@ -266,6 +295,7 @@ fn control_loop(
     sig: &Signals<'_>,
     config_path: Option<&std::path::Path>,
     counters: &[Arc<SharedCounters>],
+    prog: &XdpProgram,
 ) {
     while !sig.stop.load(Ordering::Relaxed) {
         doorbell.clear();
@@ -276,7 +306,9 @@ fn control_loop(
         }
         if sig.dump.swap(false, Ordering::Relaxed) {
             let totals = stats::sum_workers(counters.iter().map(|c| &**c));
-            let mut text = stats::render(&totals, &ctl.plane.counter_lines());
+            let mut lines = ctl.plane.counter_lines();
+            lines.extend(xdp_lines(prog.stats()));
+            let mut text = stats::render(&totals, &lines);
             for (name, n) in ctl.class_lines() {
                 text.push_str(&format!("{name:<34} {n:>14}  punts handled\n"));
             }

@@ -250,13 +250,28 @@ impl NatPolicy {
     /// NAT state for `cfg`; `epoch` is the time base shared with the workers' refreshes,
     /// `seed` keys the port randomisation (a secret random value in production).
     pub fn new(cfg: &PolicyConfig, epoch: Instant, seed: u64) -> NatPolicy {
+        NatPolicy::with_port_words(cfg, epoch, seed, None)
+    }
+
+    /// As [`NatPolicy::new`], with the mapped-port bitmap kept in `words` if given (memory
+    /// shared with the XDP program's prefilter; see [`crate::nat::portmap`]).
+    pub fn with_port_words(
+        cfg: &PolicyConfig,
+        epoch: Instant,
+        seed: u64,
+        words: Option<crate::nat::portmap::Words>,
+    ) -> NatPolicy {
+        let mapped = match words {
+            Some(w) => PortMap::with_words(&cfg.addresses, w),
+            None => PortMap::new(&cfg.addresses),
+        };
         let (sessions, reader) = session_table(cfg.max_sessions);
         let fast = std::sync::Arc::new(NatFast {
             outside: cfg.outside,
             pool: cfg.addresses.clone(),
             inside: cfg.inside.clone(),
             sessions: reader,
-            mapped: PortMap::new(&cfg.addresses),
+            mapped,
         });
         let mut ports = PortAllocator::new(
             PortConfig {
