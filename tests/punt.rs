@@ -16,6 +16,7 @@ use xgw::{
     wire::{
         arp,
         ethernet::{self, EtherType, MacAddr},
+        icmpv4,
         tcp::flags,
         udp,
     },
@@ -599,4 +600,73 @@ fn two_worker_threads_racing_on_one_inside_endpoint_get_one_mapping() {
     let nat = t.control().nat().unwrap();
     assert_eq!(nat.counters.get(NatEvent::MappingsCreated), 300);
     assert_eq!(nat.session_count(), 600);
+}
+
+#[test]
+fn a_failed_neighbour_costs_one_punt_per_retransmit_interval_not_one_per_packet() {
+    let mut t = bed_with_server(NAT);
+    start_resolving(&mut t);
+    // No answer: requests at 1 s and 2 s, Failed at 3 s (defaults: 1 s, 3 requests).
+    for _ in 0..4 {
+        t.advance(Duration::from_secs(1));
+    }
+    let _ = t.take_tx(0);
+    let _ = t.take_tx(1);
+    assert!(t.control().neighbors().iter_failed().any(|a| a == fresh()));
+    let to_fresh =
+        |k: u16| Ip::udp_ports(client(), 30_000 + k % 500, fresh(), 9, 16).client_frame();
+    let resolve = |t: &Testbed| {
+        t.counters()
+            .class_count(PuntClass::Resolve, ClassCounter::Accepted)
+    };
+
+    // 10 000 packets within one interval: one punt (answered with host unreachable), the
+    // rest dropped and counted in the worker.
+    let (p0, d0) = (resolve(&t), t.counters().dropped(DropReason::NeighFailed));
+    let icmp0 = t.control().counters.get(ControlEvent::IcmpErrors);
+    t.flood(0, (0..10_000u16).map(to_fresh));
+    assert_eq!(resolve(&t) - p0, 1, "one punt for the interval");
+    assert_eq!(
+        t.counters().dropped(DropReason::NeighFailed) - d0,
+        9_999,
+        "the rest dropped by the worker"
+    );
+    assert_eq!(
+        t.control().counters.get(ControlEvent::IcmpErrors) - icmp0,
+        1
+    );
+    let unreach = t
+        .take_tx(0)
+        .iter()
+        .filter(|f| {
+            let e = ethernet::Frame::new_checked(&f[..]).unwrap();
+            if e.ethertype() != EtherType::Ipv4 {
+                return false;
+            }
+            let p = l3(f);
+            let i = icmp_of(&p);
+            i.msg_type() == icmpv4::Message::DstUnreachable && i.msg_code() == 1
+        })
+        .count();
+    assert_eq!(unreach, 1, "ICMP host unreachable to the client");
+    assert_eq!(t.take_tx(1).len(), 0, "no ARP request while Failed");
+
+    // The next interval: one more punt.
+    t.advance(Duration::from_millis(1001));
+    let p1 = resolve(&t);
+    t.flood(0, (0..1_000u16).map(to_fresh));
+    assert_eq!(resolve(&t) - p1, 1);
+
+    // The neighbour comes back (a late reply): the fast path reaches it again.
+    t.push(1, &arp_reply_from_fresh());
+    t.step();
+    assert!(t.control().neighbors().iter_failed().all(|a| a != fresh()));
+    let _ = t.take_tx(1);
+    let d1 = t.counters().dropped(DropReason::NeighFailed);
+    let p2 = resolve(&t);
+    t.flood(0, (0..100u16).map(to_fresh));
+    assert_eq!(released_to_fresh(&mut t), 100, "forwarded in the fast path");
+    assert_eq!(resolve(&t), p2, "no punt once resolved");
+    assert_eq!(t.counters().dropped(DropReason::NeighFailed), d1);
+    assert_buffers_conserved(&t, DEFAULT_BUFFERS);
 }

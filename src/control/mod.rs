@@ -235,6 +235,9 @@ impl ControlPlane {
             nexthop_adj,
             adjs,
             neighbors,
+            neigh_failed: self.neigh.iter_failed().map(u32::from).collect(),
+            neigh_retrans_ns: u64::try_from(self.cfg.neighbor.retrans_time.as_nanos())
+                .unwrap_or(u64::MAX),
             ports: self.ports.clone(),
             nat: self.nat_fast.clone(),
             nat_policy: self

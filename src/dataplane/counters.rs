@@ -35,6 +35,7 @@ define_counters! {
         FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",
         PuntQueueFull = "punt.queue_full" => "control-plane queue (or its buffers) full",
         PuntPoliced = "punt.policed" => "exception over its class's rate limit ([punt])",
+        NeighFailed = "neigh.failed" => "next hop did not answer ARP (one punt per retransmit interval)",
     }
 }
 

@@ -110,6 +110,13 @@ pub struct Snapshot {
     pub adjs: AdjTable,
     /// On-link neighbours by address (host order), for `NextHop::Connected`.
     pub neighbors: ahash::HashMap<u32, AdjIndex>,
+    /// Neighbours that did not answer ARP (Failed, host order): a packet to one is punted at
+    /// most once per `neigh_retrans_ns` per worker (the control plane answers it with ICMP
+    /// host unreachable and retries resolution when the hold ends); the rest are dropped
+    /// here (`neigh.failed`).
+    pub neigh_failed: ahash::HashSet<u32>,
+    /// The ARP retransmit interval, in nanoseconds (`[neighbor] retrans_time`).
+    pub neigh_retrans_ns: u64,
     /// Ports by index.
     pub ports: Arc<[PortInfo]>,
     /// NAT44, when configured.
@@ -234,7 +241,7 @@ impl Pipeline {
         ip4_lookup::run(frames, &mut meta, snap, c);
         nat44::run(frames, &mut meta, snap, (self.now, self.now_instant), c);
         ip4_rewrite::run(frames, &mut meta, snap, c);
-        punt::run(frames, &mut meta, &mut self.punt_tx, self.now_ns, c);
+        punt::run(frames, &mut meta, snap, &mut self.punt_tx, self.now_ns, c);
         let mut tx = 0;
         for (v, next) in verdicts.iter_mut().zip(&meta.next[..n]) {
             *v = match *next {

@@ -31,7 +31,9 @@ use std::{
 
 use crossbeam::queue::ArrayQueue;
 
-use super::{counters::ClassCounter, DropReason, LocalCounters, Meta, Next, Punt, PuntReason};
+use super::{
+    counters::ClassCounter, DropReason, LocalCounters, Meta, Next, Punt, PuntReason, Snapshot,
+};
 
 /// Exception classes, in the order the control loop serves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -253,6 +255,7 @@ impl Policer {
 pub struct PuntTx {
     queues: Arc<PuntQueues>,
     policers: [Policer; CLASSES],
+    failed: FailedThrottle,
 }
 
 impl PuntTx {
@@ -261,6 +264,7 @@ impl PuntTx {
         PuntTx {
             queues,
             policers: std::array::from_fn(|i| Policer::new(&policy.classes[i])),
+            failed: FailedThrottle::new(),
         }
     }
 
@@ -270,9 +274,44 @@ impl PuntTx {
     }
 }
 
+/// Slots of [`FailedThrottle`] (a power of two): 16 KiB per worker.
+const FAILED_SLOTS: usize = 1024;
+
+/// When each worker last punted a packet towards a Failed neighbour: a direct-mapped table
+/// (address hash → last address and time), so memory is fixed and a lookup is O(1). Two
+/// addresses sharing a slot evict each other, which only lets an extra punt through (the
+/// class policer still bounds them); an address is never throttled by another's entry.
+#[derive(Debug)]
+struct FailedThrottle {
+    slots: Box<[(u32, u64)]>,
+}
+
+impl FailedThrottle {
+    fn new() -> FailedThrottle {
+        FailedThrottle {
+            slots: vec![(0, 0); FAILED_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Whether a packet to `addr` may be punted now (at most once per `interval_ns`).
+    fn admit(&mut self, addr: u32, now_ns: u64, interval_ns: u64) -> bool {
+        // The low bits folded with the higher ones: within any aligned block of 1024
+        // addresses (a scan of a subnet) every address has its own slot.
+        let i = (addr ^ (addr >> 10) ^ (addr >> 20)) as usize & (FAILED_SLOTS - 1);
+        let (a, t) = self.slots[i];
+        // `t` is 0 in an unused slot: now_ns > 0 except in the first nanosecond of the epoch.
+        if a == addr && t != 0 && now_ns.saturating_sub(t) < interval_ns {
+            return false;
+        }
+        self.slots[i] = (addr, now_ns.max(1));
+        true
+    }
+}
+
 pub(super) fn run(
     frames: &mut [&mut [u8]],
     meta: &mut Meta,
+    snap: &Snapshot,
     tx: &mut PuntTx,
     now_ns: u64,
     c: &mut LocalCounters,
@@ -280,6 +319,17 @@ pub(super) fn run(
     let mut queued = false;
     for (i, f) in frames.iter().enumerate().take(meta.len) {
         if let Next::Punt(reason) = meta.next[i] {
+            if reason == PuntReason::ArpMiss
+                && !snap.neigh_failed.is_empty()
+                && snap.neigh_failed.contains(&meta.nh_addr[i])
+                && !tx
+                    .failed
+                    .admit(meta.nh_addr[i], now_ns, snap.neigh_retrans_ns)
+            {
+                c.drop(DropReason::NeighFailed);
+                meta.next[i] = Next::Drop(DropReason::NeighFailed);
+                continue;
+            }
             queued |= send(f, i, reason, meta, tx, now_ns, c);
         }
     }
@@ -345,6 +395,57 @@ mod tests {
     /// The counter of `class` for what happened to a punt.
     fn class_event(class: PuntClass, what: ClassCounter) -> ClassEvent {
         ClassEvent::ALL[class as usize * 3 + what as usize]
+    }
+
+    #[test]
+    fn failed_throttle_one_punt_per_interval_per_address() {
+        const S: u64 = 1_000_000_000;
+        let mut t = FailedThrottle::new();
+        let a = u32::from(Ipv4Addr::new(198, 19, 0, 77));
+        assert!(t.admit(a, 5, S), "first packet punted");
+        for k in 1..1000 {
+            assert!(
+                !t.admit(a, 5 + k * 1_000_000, S),
+                "within the interval: dropped"
+            );
+        }
+        assert!(t.admit(a, 5 + S, S), "next interval: one more");
+        assert!(!t.admit(a, 6 + S, S));
+        // Another address is not throttled by the first's entry, even in the same slot.
+        let b = u32::from(Ipv4Addr::new(198, 19, 0, 78));
+        assert!(t.admit(b, 7 + S, S));
+        // A clock at 0 (the epoch itself) still counts as a punt made.
+        let mut z = FailedThrottle::new();
+        assert!(z.admit(a, 0, S));
+        assert!(!z.admit(a, 1, S));
+    }
+
+    #[test]
+    fn failed_throttle_under_a_scan_stays_bounded() {
+        // A scan of 65536 failed addresses, each hit 4 times within one interval: memory is
+        // the fixed table; each address is punted at least once and at most 4 times (evicted
+        // by a colliding address in between), far below one punt per packet on average.
+        let mut t = FailedThrottle::new();
+        let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+        let mut admitted = 0u32;
+        for round in 0..4u64 {
+            for i in 0..65536u32 {
+                admitted += u32::from(t.admit(base + i, 1 + round, 1_000_000_000));
+            }
+        }
+        assert_eq!(t.slots.len(), FAILED_SLOTS);
+        assert!(admitted >= 65536, "every address punted once: {admitted}");
+        assert!(admitted <= 4 * 65536);
+        // An aligned block of 1024 addresses fills distinct slots, so a rescan of it is
+        // fully throttled.
+        let mut t = FailedThrottle::new();
+        for i in 0..1024u32 {
+            assert!(t.admit(base + i, 1, 1_000_000_000));
+        }
+        let again = (0..1024u32)
+            .filter(|&i| t.admit(base + i, 2, 1_000_000_000))
+            .count();
+        assert_eq!(again, 0, "{again} of 1024 re-punted");
     }
 
     #[test]

@@ -357,6 +357,7 @@ impl<P: QueuedLen> NeighCache<P> {
                 State::Failed => {
                     // The hold is over but `poll` has not removed it yet: start again.
                     set_state(&mut self.counts, e, State::Incomplete);
+                    self.generation += 1;
                     e.port = port;
                     e.requests = 0;
                     e.deadline = now;
@@ -506,6 +507,7 @@ impl<P: QueuedLen> NeighCache<P> {
                     set_state(counts, e, State::Failed);
                     e.deadline = now + cfg.failed_hold;
                     stats.failed += 1;
+                    *generation += 1;
                     let pending = take_queue(queued_bytes, e);
                     out.push(Event::Unreachable {
                         ip,
@@ -524,13 +526,15 @@ impl<P: QueuedLen> NeighCache<P> {
                 State::Failed if now < e.deadline => true,
                 State::Failed => {
                     counts[e.state.idx()] -= 1;
+                    *generation += 1;
                     false
                 }
             }
         });
     }
 
-    /// Bumps whenever the resolved set (ip → mac, port) changes (for snapshot publication).
+    /// Bumps whenever the resolved set (ip → mac, port) or the Failed set changes (for
+    /// snapshot publication).
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -541,6 +545,15 @@ impl<P: QueuedLen> NeighCache<P> {
             .iter()
             .filter(|(_, e)| e.state.is_resolved())
             .map(|(&ip, e)| (ip, e.mac, e.port))
+    }
+
+    /// All Failed neighbours (no answer to `max_requests` requests, within `failed_hold`
+    /// or not yet collected), in no particular order.
+    pub fn iter_failed(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.map
+            .iter()
+            .filter(|(_, e)| e.state == State::Failed)
+            .map(|(&ip, _)| ip)
     }
 
     /// Number of entries in any state.
@@ -569,7 +582,7 @@ impl<P: QueuedLen> NeighCache<P> {
             }
             *queued_bytes -= e.queued_bytes;
             counts[e.state.idx()] -= 1;
-            changed |= e.state.is_resolved();
+            changed |= e.state.is_resolved() || e.state == State::Failed;
             false
         });
         if changed {
@@ -621,7 +634,7 @@ impl<P: QueuedLen> NeighCache<P> {
             self.counts[e.state.idx()] -= 1;
             self.queued_bytes -= e.queued_bytes;
             self.stats.evicted += 1;
-            if e.state.is_resolved() {
+            if e.state.is_resolved() || e.state == State::Failed {
                 self.generation += 1;
             }
         }
@@ -915,7 +928,7 @@ mod tests {
         assert_eq!(c.state(GW), Some(State::Failed));
         assert_eq!(c.stats().requests_sent, 3);
         assert_eq!(c.stats().failed, 1);
-        assert_eq!(c.generation(), 0);
+        assert_eq!(c.generation(), 1, "the Failed set changed (published)");
     }
 
     fn failed_at_3s(t: &Clock) -> NeighCache<u32> {
@@ -949,6 +962,34 @@ mod tests {
     }
 
     #[test]
+    fn failed_set_is_published_and_withdrawn() {
+        // The workers learn Failed neighbours from the snapshot (to drop and throttle their
+        // packets), so entering and leaving Failed bumps the generation.
+        let t = Clock::new();
+        let mut c = NeighCache::new(cfg());
+        assert_eq!(
+            c.resolve(t.at(0), GW, P0, 1),
+            Resolve::Queued { send_request: true }
+        );
+        assert_eq!(c.iter_failed().count(), 0);
+        let mut g = c.generation();
+        let mut at = 0;
+        while c.state(GW) != Some(State::Failed) {
+            at += 100;
+            assert!(at <= 10_000, "never Failed");
+            let _ = poll(&mut c, t.at(at));
+        }
+        assert!(c.generation() > g, "Failed published");
+        assert_eq!(c.iter_failed().collect::<Vec<_>>(), vec![GW]);
+        g = c.generation();
+        // Hold over: collected by poll, and withdrawn.
+        let _ = poll(&mut c, t.at(at + 3000));
+        assert_eq!(c.state(GW), None);
+        assert!(c.generation() > g, "Failed withdrawn");
+        assert_eq!(c.iter_failed().count(), 0);
+    }
+
+    #[test]
     fn failed_hold_over_before_poll_restarts_resolution() {
         let t = Clock::new();
         let mut c = failed_at_3s(&t);
@@ -965,6 +1006,7 @@ mod tests {
     fn failed_entry_resolved_by_late_reply() {
         let t = Clock::new();
         let mut c = failed_at_3s(&t);
+        let g = c.generation();
         let l = c.learn(t.at(3500), GW, MAC_A, P1, false);
         assert_eq!(
             l,
@@ -974,7 +1016,8 @@ mod tests {
             }
         );
         assert_eq!(c.lookup(GW), Some((MAC_A, P1)));
-        assert_eq!(c.generation(), 1);
+        assert_eq!(c.generation(), g + 1);
+        assert_eq!(c.iter_failed().count(), 0, "no longer Failed");
     }
 
     #[test]
@@ -1137,7 +1180,11 @@ mod tests {
             Resolve::Queued { .. }
         ));
         assert_eq!(c.state(failed), None);
-        assert_eq!(c.generation(), g, "a Failed entry was not resolved");
+        assert_eq!(
+            c.generation(),
+            g + 1,
+            "a Failed entry (not resolved) left the published Failed set"
+        );
         assert!(matches!(
             c.resolve(t.at(30_020), new(1), P0, 9),
             Resolve::Queued { .. }
@@ -1147,7 +1194,7 @@ mod tests {
         assert_eq!(c.state(stale_old), None);
         assert_eq!(
             c.generation(),
-            g + 2,
+            g + 3,
             "evicting a Stale entry changes the resolved set"
         );
         assert!(c.learn(t.at(30_020), new(3), MAC_A, P1, true).changed);
@@ -1300,11 +1347,14 @@ mod tests {
             now += rng.gen_range(0..300);
             let target = ip(rng.gen_range(0..64));
             let port = PortId(rng.gen_range(0..2));
-            let before: Vec<_> = {
+            let published = |c: &NeighCache<u32>| {
                 let mut v: Vec<_> = c.iter_resolved().collect();
                 v.sort();
-                v
+                let mut f: Vec<_> = c.iter_failed().collect();
+                f.sort();
+                (v, f)
             };
+            let before = published(&c);
             match rng.gen_range(0..10) {
                 0..=3 => {
                     let _ = c.resolve(t.at(now), target, port, step);
@@ -1319,12 +1369,11 @@ mod tests {
                 }
             }
             c.check_invariants();
-            let mut after: Vec<_> = c.iter_resolved().collect();
-            after.sort();
-            for &(i, mac, p) in &after {
+            let after = published(&c);
+            for &(i, mac, p) in &after.0 {
                 assert_eq!(c.lookup(i), Some((mac, p)));
             }
-            // Exactly when: a bump iff the resolved set differs.
+            // Exactly when: a bump iff the resolved or the Failed set differs.
             assert_eq!(before != after, c.generation() != gen_seen, "step {step}");
             gen_seen = c.generation();
         }
