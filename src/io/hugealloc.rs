@@ -10,6 +10,12 @@
 //! at least [`THRESHOLD`] bytes itself: 2 MiB aligned, rounded up to 2 MiB, `MADV_HUGEPAGE`
 //! before the first touch. Everything smaller goes to the system allocator.
 //!
+//! Such a mapping is also populated at once (`MADV_POPULATE_WRITE`): the session table is
+//! sized for `max_sessions` and filled at random slots, and taking its page faults while
+//! packets wait would cost a worker a fault (a 2 MiB zeroing, and on a fresh virtual machine
+//! the host's own faults behind it) in the middle of a burst of new flows. Large tables are
+//! therefore resident from their allocation on: RSS includes the whole session table.
+//!
 //! The router binary and the benchmarks install it with `#[global_allocator]`; the library's
 //! data structures need no change (they allocate with `Vec`/`Box` as usual). Where THP is
 //! disabled (`never`) the advice is ignored and the memory is ordinary pages.
@@ -78,6 +84,10 @@ fn map_huge(len: usize) -> *mut u8 {
     // SAFETY: `[aligned, aligned + len)` is the mapping we keep; madvise only sets its THP
     // policy (a failure, e.g. THP compiled out, leaves ordinary pages and is harmless).
     unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+    // SAFETY: as above; MADV_POPULATE_WRITE (Linux 5.14) only faults the range in now, with
+    // the huge pages just asked for, as a first write would. Failure (an older kernel, or
+    // memory short) leaves the pages to be faulted in on first touch, as without it.
+    unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
     aligned as *mut u8
 }
 
