@@ -29,6 +29,8 @@
 # the next hop resolved), paced at a rate R for CPS_SECS (0.25); the highest R, bisected in
 # CPS_STEPS (8) steps up to CPS_MAX (1000000/s), at which >= 99% of the flows' first packets
 # arrive. Each trial starts from empty state (xgw restarted, conntrack flushed).
+# XDP_PREFILTER=false runs xgw's trials with `[nat] xdp_prefilter = false` (default: as
+# configs/nat.toml, on).
 # FLOOD=1 adds the flood scenario for xgw-nat and kernel-nat (nftables masquerade): while
 # the outside floods the external address with unmapped UDP (a second generator in the sink's
 # namespace, full speed, 60000 destination ports, on the generator's core), established
@@ -142,7 +144,7 @@ PY
 make_cps_config() {
     local pool; pool=$(seq -s, -f '"198.19.0.%g"' 16 31)
     sed -e "s/^addresses = .*/addresses = [$pool]/" -e '/^inside = /d' \
-        -e 's/^max_sessions = .*/max_sessions = 1048576/' configs/nat.toml >"$WORK/cps.toml"
+        -e 's/^max_sessions = .*/max_sessions = 1048576/' configs/nat.toml | sed "${XDP_PREFILTER:+s/^\[nat\]$/[nat]\nxdp_prefilter = $XDP_PREFILTER/}" >"$WORK/cps.toml"
 }
 
 # cps_trial MODE RATE: one trial from empty state; prints pass/fail and the counts.

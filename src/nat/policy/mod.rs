@@ -204,6 +204,18 @@ const MAP_RESERVE: usize = 65_536;
 fn reserved<K, V>(n: usize) -> HashMap<K, V> {
     HashMap::with_capacity_and_hasher(n, ahash::RandomState::new())
 }
+
+/// Grow `m` ahead of need (see [`NatPolicy::grow_ahead`]): when fewer than half of
+/// [`MAP_RESERVE`] free places are left, at least double it, up to room for `limit` entries.
+fn grow_ahead<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>, limit: usize) -> bool {
+    let free = m.capacity().saturating_sub(m.len());
+    if free >= MAP_RESERVE / 2 || m.capacity() >= limit {
+        return false;
+    }
+    let want = m.len().max(MAP_RESERVE).min(limit.saturating_sub(m.len()));
+    m.reserve(want);
+    true
+}
 type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
 /// NAT counters.
@@ -800,9 +812,25 @@ impl NatPolicy {
         }
     }
 
+    /// Grow the maps that session creation inserts into (mappings, their reverse index,
+    /// the filter's contacted endpoints) before they fill, here on the control thread's
+    /// timer (every 50 ms or sooner): hashbrown rehashes a whole map inside the insert that
+    /// finds it full, and that insert may be a worker's, holding the policy for milliseconds
+    /// while its receive ring overflows. With half of [`MAP_RESERVE`] as the margin, workers
+    /// would have to create 32 768 sessions between two ticks to reach a full map. Returns
+    /// whether a map grew.
+    pub fn grow_ahead(&mut self) -> bool {
+        let limit = self.cfg.max_sessions as usize;
+        let a = grow_ahead(&mut self.mappings, limit);
+        let b = grow_ahead(&mut self.by_ext, limit);
+        let c = grow_ahead(&mut self.contacted, limit);
+        a || b || c
+    }
+
     /// Timers: session expiry (a slice of the table per call), fragment and SYN-hold
     /// deadlines. Returns held SYNs to answer with ICMP port unreachable.
     pub fn tick(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        self.grow_ahead();
         let t = self.cfg.timeouts;
         let now_s = secs(self.epoch, now);
         let mut expired: Vec<(FlowKey, Rewrite)> = Vec::new();

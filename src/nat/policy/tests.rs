@@ -233,3 +233,47 @@ fn malformed_and_random_input_never_panics_nor_creates_state() {
     assert!(n.frags.len() <= FRAG_MAX_DATAGRAMS);
     assert!(n.held_syns.len() <= SYN_HOLD_MAX);
 }
+
+#[test]
+fn maps_grow_on_the_timer_before_a_worker_insert_would_rehash() {
+    let t0 = Instant::now();
+    let mut c = cfg(Filtering::AddressDependent);
+    c.inside = vec!["198.18.0.0/16".parse().unwrap()];
+    // Four external addresses: enough ports for the ~82 000 mappings below.
+    c.addresses = (1..=4).map(|i| Ipv4Addr::new(198, 19, 0, i)).collect();
+    c.max_sessions = 1 << 20;
+    let mut n = NatPolicy::new(&c, t0, 1);
+    let cap0 = n.mappings.capacity();
+    assert!(cap0 >= MAP_RESERVE, "reserved up front");
+    assert!(!n.grow_ahead(), "nothing to do while the margin holds");
+    // Sessions as workers make them (create_outbound), one mapping each, until the margin
+    // is used up: the next tick grows every map before any insert finds it full.
+    let mut made = 0u32;
+    while n.mappings.capacity() - n.mappings.len() >= MAP_RESERVE / 2 {
+        let key = FlowKey {
+            src: Ipv4Addr::from(u32::from(a("198.18.0.0")) + 1 + made / 8),
+            dst: a("203.0.113.1"),
+            sport: 1024 + u16::try_from(made % 8).unwrap(),
+            dport: 53,
+            proto: proto::UDP,
+        };
+        assert!(n.create_outbound(t0, &key, 0, INSIDE).is_some(), "{made}");
+        made += 1;
+    }
+    assert_eq!(n.mappings.capacity(), cap0, "no rehash so far");
+    let _ = n.tick(t0);
+    for (what, cap, len) in [
+        ("mappings", n.mappings.capacity(), n.mappings.len()),
+        ("by_ext", n.by_ext.capacity(), n.by_ext.len()),
+        ("contacted", n.contacted.capacity(), n.contacted.len()),
+    ] {
+        assert!(cap - len >= MAP_RESERVE / 2, "{what}: {len} of {cap}");
+    }
+    assert!(!n.grow_ahead(), "margin restored");
+    // Never beyond room for max_sessions.
+    let mut small = cfg(Filtering::AddressDependent);
+    small.max_sessions = 1000;
+    let mut m = NatPolicy::new(&small, t0, 1);
+    assert!(!m.grow_ahead());
+    assert!(m.mappings.capacity() < 4 * 1024);
+}
