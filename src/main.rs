@@ -81,6 +81,11 @@ enum LoadgenCmd {
         /// than one, each of the first SRC_HOSTS * FLOWS frames is a new flow.
         #[arg(long, default_value_t = 1)]
         src_hosts: u32,
+        /// Attach the generator to this interface instead of DEV while it runs (when DEV
+        /// carries another XDP program: a test run of an unattached program stalls every
+        /// XDP test run on the host, xgw's transmit path included).
+        #[arg(long)]
+        attach_dev: Option<String>,
         /// Seconds to run.
         #[arg(long, default_value_t = 5.0)]
         secs: f64,
@@ -172,6 +177,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
             sport,
             vary_dport,
             src_hosts,
+            attach_dev,
             secs,
             max_frames,
             rate,
@@ -187,6 +193,7 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
                     sport_base: sport,
                     vary_dport,
                     src_hosts,
+                    attach: attach_dev,
                 };
                 let d = std::time::Duration::from_secs_f64(secs.max(0.0));
                 Ok(loadgen::generate(&dev, &spec, d, max_frames, rate)?)

@@ -90,6 +90,10 @@ pub struct GenSpec {
     pub vary_dport: bool,
     /// Source addresses `src..src + src_hosts`, one per frame in turn (1: `src` only).
     pub src_hosts: u32,
+    /// Attach the generator to this interface for the run instead of the one it sends on
+    /// (when that one carries another program, e.g. the sink); any otherwise unused
+    /// interface of the namespace will do.
+    pub attach: Option<String>,
 }
 
 /// What a generator run did.
@@ -231,9 +235,15 @@ pub fn generate(
         ro.src_hosts = spec.src_hosts.max(1);
         ro.gen_ifindex = nd.ifindex;
     })?;
-    // Attached to its interface for the duration (see bpf/loadgen.bpf.c for why); if the
-    // interface already has a program, run unattached and accept the dispatcher churn.
-    let ifindex = i32::try_from(nd.ifindex).map_err(|e| err("ifindex", e))?;
+    // Attached to its interface (or `spec.attach`) for the duration (see bpf/loadgen.bpf.c
+    // for why); if that already has a program, run unattached and accept the dispatcher
+    // churn.
+    let at = match &spec.attach {
+        Some(a) => NetDev::open(a)?,
+        None => nd.clone(),
+    };
+    let ifindex = i32::try_from(at.ifindex).map_err(|e| err("ifindex", e))?;
+    let dev = &at.name;
     let _link = match skel.progs.xgw_gen.attach_xdp(ifindex) {
         Ok(link) => Some(link),
         Err(e) => {
