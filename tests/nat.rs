@@ -713,3 +713,78 @@ fn host_unreachable_for_a_translated_packet_reaches_the_inside_host() {
         "the quote is the inside host's own packet"
     );
 }
+
+/// `p` with bytes `at..at + 2` of its transport header set to `v` (checksums left as they
+/// were: a receiver would drop these anyway, and so must the NAT, before its checksum test).
+fn with_u16(mut p: Ip, at: usize, v: u16) -> Ip {
+    p.payload[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    p
+}
+
+/// `p` (TCP) with data offset `words`.
+fn with_tcp_offset(mut p: Ip, words: u8) -> Ip {
+    p.payload[12] = (words << 4) | (p.payload[12] & 0x0f);
+    p
+}
+
+#[test]
+fn malformed_udp_and_tcp_headers_are_dropped_both_ways_and_counted() {
+    use xgw::dataplane::DropReason;
+    let mut t = nat_bed("endpoint-independent");
+    let remote = ip("203.0.113.1");
+    let good = || Ip::udp_ports(client(), 40000, remote, 53, 8);
+    let o = out(&mut t, &good());
+    assert_eq!(o.len(), 1);
+    let (_, eport, _, _) = udp_ports(&o[0]);
+    let sessions = t.control().nat().unwrap().session_count();
+    let c0 = t.counters();
+
+    // UDP length (bytes 4..6; the datagram is 16 bytes): below 8, or beyond the payload.
+    for len in [0u16, 7, 17, 0xffff] {
+        t.push(0, &with_u16(good(), 4, len).client_frame());
+        t.step();
+        assert!(t.take_tx(1).is_empty(), "outbound, UDP length {len}");
+        let back = Ip::udp_ports(remote, 53, ext(), eport, 8);
+        assert!(
+            inbound(&mut t, &with_u16(back, 4, len)).is_empty(),
+            "inbound, UDP length {len}"
+        );
+        // A new flow with a bad length makes no session either.
+        let fresh = Ip::udp_ports(client(), 41000 + len % 100, remote, 53, 8);
+        t.push(0, &with_u16(fresh, 4, len).client_frame());
+        t.step();
+        assert!(t.take_tx(1).is_empty());
+    }
+    // TCP data offset (20-byte segments): below 5 words, or beyond the segment.
+    for words in [0u8, 4, 6, 15] {
+        let syn = Ip::tcp(client(), 40001, remote, 443, flags::SYN);
+        t.push(0, &with_tcp_offset(syn, words).client_frame());
+        t.step();
+        assert!(t.take_tx(1).is_empty(), "outbound SYN, offset {words}");
+        let fwd = Ip::tcp(remote, 5555, ext(), 8080, flags::SYN);
+        assert!(
+            inbound(&mut t, &with_tcp_offset(fwd, words)).is_empty(),
+            "inbound SYN to the forward, offset {words}"
+        );
+    }
+    let c = t.counters();
+    assert_eq!(
+        c.dropped(DropReason::NatBadUdpLength) - c0.dropped(DropReason::NatBadUdpLength),
+        12
+    );
+    assert_eq!(
+        c.dropped(DropReason::NatBadTcpOffset) - c0.dropped(DropReason::NatBadTcpOffset),
+        8
+    );
+    assert_eq!(
+        t.control().nat().unwrap().session_count(),
+        sessions,
+        "no state from malformed packets"
+    );
+    // The session still works both ways.
+    assert_eq!(out(&mut t, &good()).len(), 1);
+    assert_eq!(
+        inbound(&mut t, &Ip::udp_ports(remote, 53, ext(), eport, 8)).len(),
+        1
+    );
+}

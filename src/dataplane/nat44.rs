@@ -306,6 +306,10 @@ fn cold_unkeyed(l3: &[u8], e: NatError, to_pool: bool) -> Next {
     let pkt = Packet::new_unchecked(l3);
     match e {
         NatError::Fragment => Next::Punt(PuntReason::NatFragment),
+        // Malformed transport headers are dropped, to the pool as through it: nobody would
+        // accept them, and translated they would reach an inside host (or make state).
+        NatError::BadUdpLength => Next::Drop(DropReason::NatBadUdpLength),
+        NatError::BadTcpOffset => Next::Drop(DropReason::NatBadTcpOffset),
         NatError::Unsupported if pkt.protocol() == crate::wire::ipv4::Protocol::Icmp => {
             let t = pkt.payload().first().copied().unwrap_or(0);
             if Message::from(t).is_error() {

@@ -41,6 +41,10 @@ pub enum NatError {
     Fragment,
     /// An ICMP error whose ICMP checksum or embedded IP header checksum is wrong (RFC 5508 REQ-3).
     BadChecksum,
+    /// A UDP length below 8 or, in an unfragmented datagram, beyond the IP payload (RFC 768).
+    BadUdpLength,
+    /// A TCP data offset below 5 words or beyond the segment (RFC 9293 §3.1).
+    BadTcpOffset,
 }
 
 /// Offset of the TCP checksum in the TCP header (RFC 9293 §3.1).
@@ -186,6 +190,27 @@ fn locate_l4(ip: &[u8]) -> Result<L4, NatError> {
     if proto == proto::ICMP && !is_echo(ip[start]) {
         return Err(NatError::Unsupported);
     }
+    // The transport header must describe the packet it is in: a receiver would drop what
+    // fails here, so the NAT must not translate and deliver it (or let it make state).
+    match proto {
+        proto::UDP => {
+            // RFC 768: the length counts the header. A first fragment's length is the whole
+            // datagram's, beyond this fragment; it can still not be below 8.
+            let len = usize::from(rd16(ip, start + 4));
+            if len < udp::HEADER_LEN || (!p.more_frags() && len > end - start) {
+                return Err(NatError::BadUdpLength);
+            }
+        }
+        proto::TCP => {
+            // RFC 9293 §3.1: data offset in 32-bit words, at least 5; the header (options
+            // included) must be in this packet (RFC 1858: also in a first fragment).
+            let off = usize::from(ip[start + 12] >> 4) * 4;
+            if off < tcp::HEADER_LEN || off > end - start {
+                return Err(NatError::BadTcpOffset);
+            }
+        }
+        _ => {}
+    }
     Ok(L4 {
         start,
         end,
@@ -198,7 +223,8 @@ fn locate_l4(ip: &[u8]) -> Result<L4, NatError> {
 ///
 /// # Errors
 /// `Fragment` for non-first fragments; `Unsupported` for other protocols, ICMP types or IP
-/// versions; `Truncated` if the IP header or the transport header is not all there.
+/// versions; `Truncated` if the IP header or the transport header is not all there;
+/// `BadUdpLength` / `BadTcpOffset` if the transport header contradicts the packet.
 pub fn flow_key(ip: &[u8]) -> Result<FlowKey, NatError> {
     let l4 = locate_l4(ip)?;
     let seg = &ip[l4.start..l4.end];
@@ -892,6 +918,64 @@ mod tests {
         assert_eq!(flow_key(&TCP_SYN_IN[..19]), Err(NatError::Truncated));
         assert_eq!(flow_key(&TCP_SYN_IN[..30]), Err(NatError::Truncated));
         assert_eq!(flow_key(&[]), Err(NatError::Truncated));
+    }
+
+    #[test]
+    fn malformed_transport_headers_are_refused() {
+        // UDP_IN: a 20-byte IP header, then UDP with length at bytes 24..26.
+        let udp_len = |pkt: &[u8], len: u16| {
+            let mut p = pkt.to_vec();
+            p[24..26].copy_from_slice(&len.to_be_bytes());
+            p
+        };
+        let payload = u16::from_be_bytes([UDP_IN[2], UDP_IN[3]]) - 20;
+        assert!(flow_key(&udp_len(UDP_IN, payload)).is_ok(), "exact length");
+        assert!(
+            flow_key(&udp_len(UDP_IN, 8)).is_ok(),
+            "shorter than the payload: trailing bytes are ignored (RFC 768)"
+        );
+        for bad in [0u16, 1, 7, payload + 1, 0xffff] {
+            let mut p = udp_len(UDP_IN, bad);
+            assert_eq!(flow_key(&p), Err(NatError::BadUdpLength), "length {bad}");
+            let c = Compiled::new(&flow_key(UDP_IN).unwrap(), &rw(NAT, 1, SRV, 1));
+            let before = p.clone();
+            assert_eq!(apply(&mut p, &c), Err(NatError::BadUdpLength));
+            assert_eq!(p, before, "nothing written on error");
+            assert_eq!(
+                rewrite(&mut p.clone(), &rw(NAT, 1, SRV, 2)),
+                Err(NatError::BadUdpLength)
+            );
+        }
+        // A first fragment's UDP length is the datagram's: beyond the fragment is fine,
+        // below 8 is not.
+        let mut frag = udp_len(UDP_IN, payload + 1000);
+        frag[6] = 0x20; // MF, offset 0
+        assert!(flow_key(&frag).is_ok());
+        let mut frag = udp_len(UDP_IN, 4);
+        frag[6] = 0x20;
+        assert_eq!(flow_key(&frag), Err(NatError::BadUdpLength));
+
+        // TCP_SYN_IN: data offset in the high nibble of byte 32.
+        let tcp_off = |words: u8| {
+            let mut p = TCP_SYN_IN.to_vec();
+            p[32] = (words << 4) | (p[32] & 0x0f);
+            p
+        };
+        let seg = usize::from(u16::from_be_bytes([TCP_SYN_IN[2], TCP_SYN_IN[3]])) - 20;
+        assert!(flow_key(&tcp_off(5)).is_ok());
+        let max_ok = u8::try_from(seg / 4).unwrap().min(15);
+        assert!(flow_key(&tcp_off(max_ok)).is_ok(), "options up to the end");
+        let mut bad_offsets = vec![0u8, 1, 4];
+        if max_ok < 15 {
+            bad_offsets.push(max_ok + 1);
+            bad_offsets.push(15);
+        }
+        for words in bad_offsets {
+            let mut p = tcp_off(words);
+            assert_eq!(flow_key(&p), Err(NatError::BadTcpOffset), "offset {words}");
+            let c = Compiled::new(&flow_key(TCP_SYN_IN).unwrap(), &rw(NAT, 1, SRV, 1));
+            assert_eq!(apply(&mut p, &c), Err(NatError::BadTcpOffset));
+        }
     }
 
     #[test]

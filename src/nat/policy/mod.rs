@@ -32,7 +32,7 @@ use super::{
     ports::{PortAllocator, PortConfig},
     table::{session_table, Hit, SessionIndex, SessionWriter},
     tcp::{self as tcpsm, TcpState, Timeout},
-    translate,
+    translate::{self, NatError},
 };
 use crate::{
     counter::{define_counters, Counts},
@@ -141,6 +141,8 @@ define_counters! {
         FragmentsHeld = "nat.fragments_held" => "fragments held until their first fragment",
         FragmentsDropped = "nat.fragments_dropped" => "fragments dropped (limits or timeout)",
         Untranslatable = "nat.untranslatable" => "packets the NAT could not key or rewrite",
+        BadUdpLength = "nat.bad_udp_length" => "UDP length < 8 or beyond the IP payload, dropped",
+        BadTcpOffset = "nat.bad_tcp_offset" => "TCP data offset < 5 or beyond the segment, dropped",
     }
 }
 
@@ -426,9 +428,16 @@ impl NatPolicy {
 
     /// Translate a whole packet (creating the session when the rules allow it).
     fn translate(&mut self, now: Instant, ip: &[u8], rx_port: u16) -> NatOutcome {
-        let Ok(key) = translate::flow_key(ip) else {
-            self.counters.inc(NatEvent::Untranslatable);
-            return NatOutcome::Nothing;
+        let key = match translate::flow_key(ip) {
+            Ok(k) => k,
+            Err(e) => {
+                self.counters.inc(match e {
+                    NatError::BadUdpLength => NatEvent::BadUdpLength,
+                    NatError::BadTcpOffset => NatEvent::BadTcpOffset,
+                    _ => NatEvent::Untranslatable,
+                });
+                return NatOutcome::Nothing;
+            }
         };
         let flags = if key.proto == proto::TCP {
             tcp_flags(ip)
