@@ -26,6 +26,8 @@ expect() {
 }
 
 dump_counters() { kill -USR1 "$XGW_PID"; sleep 0.5; }
+# only_line FILE WANT: FILE holds exactly the line WANT (else print what it holds).
+only_line() { [ "$(cat "$1")" = "$2" ] || { echo "got:"; cat "$1"; return 1; }; }
 
 make_config() { # FILE R1_MTU [R0_TX_PATH]
     cat >"$1" <<EOF2
@@ -290,6 +292,26 @@ if want_phase 5; then
         sleep 0.7
         want=$(sha256sum <"$WORK/blob" | cut -d' ' -f1)
         check "static port forward reachable from outside" bash -c "[ \"\$(ip netns exec $LAB-srv curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
+        # Malformed transport headers from outside (RFC 768, RFC 9293 §3.1) never reach the
+        # inside, neither on a session nor through the forward; the well-formed twin does.
+        # The inside veth is watched with AF_PACKET (the kernel would drop these itself).
+        cli python3 scripts/natprobe.py sniff c0 46000 4 >"$WORK/malf-udp" 2>&1 &
+        s1=$!
+        cli python3 scripts/natprobe.py sniff c0 80 4 >"$WORK/malf-tcp" 2>&1 &
+        s2=$!
+        sleep 0.5
+        cli python3 scripts/natprobe.py send 198.18.0.2 46000 198.19.0.2 7001
+        for len in 0 7 200; do
+            srv python3 scripts/natprobe.py raw 198.19.0.2 7001 198.19.0.1 46000 udp "$len" "udplen$len"
+        done
+        srv python3 scripts/natprobe.py raw 198.19.0.2 7001 198.19.0.1 46000 udp ok udpgood
+        for off in 0 4 15; do
+            srv python3 scripts/natprobe.py raw 198.19.0.2 7002 198.19.0.1 8080 tcp "$off" "tcpoff$off"
+        done
+        srv python3 scripts/natprobe.py raw 198.19.0.2 7002 198.19.0.1 8080 tcp 5 tcpgood
+        wait "$s1" "$s2" || true
+        check "malformed UDP lengths from outside never reach the inside (the good one does)" only_line "$WORK/malf-udp" udpgood
+        check "malformed TCP data offsets through the forward never reach the inside (the good one does)" only_line "$WORK/malf-tcp" tcpgood
         check "hairpinning through the port forward (second inside host)" bash -c "[ \"\$(ip netns exec $LAB-cl2 curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
         expect "the hairpinned target sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-cli.log"
         dump_counters

@@ -11,13 +11,49 @@
   send SRC SPORT DST DPORT          send one datagram
   listen ADDR PORT SECS             print "got ip:port" for every datagram received
   echo ADDR PORT SECS               answer every datagram with its own bytes for SECS
+  raw SRC SPORT DST DPORT PROTO FIELD TAG
+                                    send one hand-made IPv4 packet (raw socket): PROTO udp
+                                    with UDP length FIELD ("ok": the right one), or tcp (SYN)
+                                    with data offset FIELD words; the payload is TAG
+  sniff DEV PORT SECS               print the payload of every UDP/TCP frame to PORT seen on
+                                    DEV (AF_PACKET: before the kernel's own checks), one a line
   flows SRC DST DPORT N SECS        open N new sockets (new NAT flows) paced over SECS, one
                                     datagram each, sent again once after 1 s without an echo
                                     (as a DNS client retries); print "answered/N first-try F"
 """
+import select
 import socket
+import struct
 import sys
 import time
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def raw_packet(src, sport, dst, dport, proto, field, tag):
+    """IPv4 + UDP (length field `field`) or TCP SYN (data offset `field` words), payload tag."""
+    data = tag.encode()
+    if proto == "udp":
+        n = 8 + len(data) if field == "ok" else int(field)
+        l4 = struct.pack("!HHHH", sport, dport, n, 0) + data  # checksum 0: none (RFC 768)
+        pnum = 17
+    else:
+        hdr = struct.pack("!HHIIBBHHH", sport, dport, 1, 1, int(field) << 4, 0x02, 65535, 0, 0)
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(hdr) + len(data))
+        c = csum(pseudo + hdr + data)
+        l4 = hdr[:16] + struct.pack("!H", c) + hdr[18:] + data
+        pnum = 6
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0x1234, 0x4000, 64, pnum, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return ip + l4
 
 
 def sock(addr, port):
@@ -82,6 +118,34 @@ def main(argv):
             except socket.timeout:
                 break
             s.sendto(data, peer)
+    elif cmd == "raw":
+        src, sport, dst, dport, proto, field, tag = argv[2:9]
+        pkt = raw_packet(src, int(sport), dst, int(dport), proto, field, tag)
+        r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        r.sendto(pkt, (dst, 0))
+    elif cmd == "sniff":
+        dev, port, secs = argv[2], int(argv[3]), float(argv[4])
+        # ETH_P_ALL: a protocol-bound socket sees nothing on a bridge port (c0 with two
+        # inside hosts); frames sent from this host are skipped below.
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        s.bind((dev, 0))
+        end = time.time() + secs
+        while (left := end - time.time()) > 0:
+            if not select.select([s], [], [], left)[0]:
+                break
+            f, addr = s.recvfrom(4096)
+            if addr[2] == socket.PACKET_OUTGOING or f[12:14] != b"\x08\x00":
+                continue
+            ip = f[14:]
+            if len(ip) < 20 or ip[9] not in (6, 17):
+                continue
+            hl = (ip[0] & 15) * 4
+            l4 = ip[hl:]
+            if len(l4) < 4 or struct.unpack("!H", l4[2:4])[0] != port:
+                continue
+            off = 8 if ip[9] == 17 else 20  # the probes' own TCP headers are 20 bytes
+            total = struct.unpack("!H", ip[2:4])[0]
+            print(ip[hl + off:total].decode(errors="replace"), flush=True)
     elif cmd == "flows":
         src, dst, dport, n, secs = argv[2], argv[3], int(argv[4]), int(argv[5]), float(argv[6])
         answered = first = 0
