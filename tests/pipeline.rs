@@ -418,3 +418,27 @@ fn reload_publishes_new_routes_and_refuses_interface_changes() {
     let err = t.control_mut().reload(&cfg).unwrap_err();
     assert!(err.contains("interface"), "{err}");
 }
+
+#[test]
+fn link_local_is_never_forwarded_rfc3927() {
+    // RFC 3927 §7: a router MUST NOT forward a packet with a link-local source or
+    // destination, whatever its routes say: dropped at input, before any lookup.
+    let mut t = bed_with_server(CFG);
+    let c0 = t.counters();
+    for (src, dst) in [
+        (ip("169.254.7.7"), server()),
+        (client(), ip("169.254.7.7")),
+        (ip("169.254.0.1"), ip("169.254.255.255")),
+    ] {
+        t.push(0, &Ip::udp(src, dst, 20).client_frame());
+    }
+    t.step();
+    assert!(
+        t.take_tx(0).is_empty() && t.take_tx(1).is_empty(),
+        "nothing forwarded, no ICMP about it"
+    );
+    let c = t.counters();
+    let d = |r| c.dropped(r) - c0.dropped(r);
+    assert_eq!(d(DropReason::MartianSource), 2);
+    assert_eq!(d(DropReason::MartianDestination), 1);
+}

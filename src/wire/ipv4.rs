@@ -559,24 +559,32 @@ impl FromStr for Cidr {
 /// Whether `a` is an invalid source address (RFC 1812 §5.3.7, RFC 6890).
 ///
 /// True for 0.0.0.0/8 ("this network"; RFC 1812 §5.3.7: not forwarded from network 0),
-/// 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast, RFC 1812 §5.3.7 "not a unicast address")
-/// and 240.0.0.0/4 (reserved class E, which includes 255.255.255.255).
+/// 127.0.0.0/8 (loopback), 169.254.0.0/16 (link-local: RFC 3927 §7, a router MUST NOT
+/// forward it), 224.0.0.0/4 (multicast, RFC 1812 §5.3.7 "not a unicast address") and
+/// 240.0.0.0/4 (reserved class E, which includes 255.255.255.255).
 pub const fn is_martian_source(a: Ipv4Addr) -> bool {
     let first = a.octets()[0];
-    first == 0 || first == 127 || first >= 224
+    first == 0 || first == 127 || first >= 224 || is_link_local(a)
+}
+
+/// 169.254.0.0/16 (RFC 3927): never forwarded, as source or destination (§7).
+const fn is_link_local(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    o[0] == 169 && o[1] == 254
 }
 
 /// Whether `a` is an invalid destination address (RFC 1812 §5.3.7, RFC 6890).
 ///
 /// True for 0.0.0.0/8 (RFC 1812 §5.3.7: network 0, see also §4.2.3.1), 127.0.0.0/8
-/// (loopback) and 240.0.0.0/4 except 255.255.255.255 (class E, RFC 1812 §5.3.7). The limited
+/// (loopback), 169.254.0.0/16 (link-local, RFC 3927 §7) and 240.0.0.0/4 except
+/// 255.255.255.255 (class E, RFC 1812 §5.3.7). The limited
 /// broadcast 255.255.255.255 and multicast 224.0.0.0/4 are *not* martian destinations, yet a
 /// unicast router forwards neither: limited broadcasts MUST NOT be forwarded (RFC 1812
 /// §5.3.5.1), and multicast forwarding needs a multicast routing protocol this router does not
 /// run. The caller handles them as local or drops them.
 pub const fn is_martian_destination(a: Ipv4Addr) -> bool {
     let first = a.octets()[0];
-    first == 0 || first == 127 || (first >= 240 && a.to_bits() != u32::MAX)
+    first == 0 || first == 127 || (first >= 240 && a.to_bits() != u32::MAX) || is_link_local(a)
 }
 
 #[cfg(test)]
@@ -977,6 +985,8 @@ mod tests {
             a(239, 255, 255, 255),
             a(240, 0, 0, 1),
             a(255, 255, 255, 255),
+            a(169, 254, 0, 1),
+            a(169, 254, 255, 255),
         ] {
             assert!(is_martian_source(src), "{src}");
         }
@@ -985,6 +995,8 @@ mod tests {
             a(126, 255, 255, 255),
             a(128, 0, 0, 0),
             a(198, 18, 0, 2),
+            a(169, 253, 255, 255),
+            a(169, 255, 0, 0),
         ] {
             assert!(!is_martian_source(src), "{src}");
         }
@@ -1002,6 +1014,7 @@ mod tests {
             a(127, 0, 0, 1),
             a(240, 0, 0, 0),
             a(255, 255, 255, 254),
+            a(169, 254, 1, 1),
         ] {
             assert!(is_martian_destination(dst), "{dst}");
         }
@@ -1014,6 +1027,7 @@ mod tests {
             a(1, 0, 0, 0),
             a(126, 0, 0, 1),
             a(128, 0, 0, 1),
+            a(169, 253, 0, 1),
         ] {
             assert!(!is_martian_destination(dst), "{dst}");
         }
