@@ -361,6 +361,21 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
                 ),
             ));
         }
+        // One inside endpoint, one forward: the NAT maps an inside (address, port) to one
+        // external endpoint (endpoint-independent mapping), so a second forward to the same
+        // target could only answer from the wrong external port.
+        if let Some(j) = forwards
+            .iter()
+            .position(|x| x.proto == proto && x.to == to && x.to_port == to_port)
+        {
+            return Err(e(
+                f("to"),
+                format!(
+                    "{} {to}:{to_port} is already the target of nat.forward[{j}]",
+                    fw.protocol
+                ),
+            ));
+        }
         forwards.push(PortForward {
             proto,
             external,
@@ -568,6 +583,24 @@ to = "198.18.0.3:53"
             "[[nat.forward]]\nprotocol = \"tcp\"\nport = 80\nto = \"198.18.0.3:80\"\n"
         );
         err(&dup, "nat.forward[1].port", "duplicates");
+        // Two external ports to one inside endpoint (same protocol): refused; the same
+        // target under the other protocol is a different endpoint.
+        let same_target = format!(
+            "{}{}",
+            fw("tcp", "80", "198.18.0.2:80"),
+            "[[nat.forward]]\nprotocol = \"tcp\"\nport = 8080\nto = \"198.18.0.2:80\"\n"
+        );
+        err(
+            &same_target,
+            "nat.forward[1].to",
+            "198.18.0.2:80 is already the target of nat.forward[0]",
+        );
+        let other_proto = format!(
+            "{}{}",
+            fw("tcp", "80", "198.18.0.2:80"),
+            "[[nat.forward]]\nprotocol = \"udp\"\nport = 8080\nto = \"198.18.0.2:80\"\n"
+        );
+        assert!(nat(&other_proto).is_ok(), "tcp and udp to one address:port");
         let m = nat("[nat]\noutside = \"r1\"\nfiltering = \"full-cone\"\n").unwrap_err();
         assert!(m.starts_with("n.toml:"), "{m}");
     }
