@@ -93,6 +93,24 @@ pub struct ControlPlane {
     pub counters: ControlCounters,
 }
 
+/// The key of the NAT's port randomisation (RFC 6056 §3.3.3: a secret per run), from the
+/// OS random source. Time and pid are guessable, and from them the external ports of every
+/// flow; if the OS source fails (it does not on Linux after early boot), they are the
+/// fallback, with a warning.
+fn port_key() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom::getrandom(&mut b) {
+        Ok(()) => u64::from_ne_bytes(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "no OS random source: NAT port key from time and pid");
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    }
+}
+
 impl ControlPlane {
     /// Control plane for `cfg`, with the ports' runtime facts (MAC, effective MTU) in `ports`.
     pub fn new(cfg: &ValidConfig, ports: Vec<PortInfo>) -> Self {
@@ -118,10 +136,7 @@ impl ControlPlane {
             failed_hold: n.retrans_time * 3,
         });
         let epoch = Instant::now();
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()).rotate_left(32);
+        let seed = port_key();
         let nat = cfg
             .nat
             .as_ref()
@@ -646,5 +661,17 @@ impl ControlPlane {
             &mut f[ethernet::HEADER_LEN..],
         ));
         self.out.push((port, f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_key_is_random_per_run() {
+        // Two keys from the OS source: equal with probability 2^-64 (a constant, or time
+        // and pid read within one tick, would be equal or nearly so).
+        let (a, b) = (super::port_key(), super::port_key());
+        assert_ne!(a, b);
+        assert!((a ^ b).count_ones() > 4, "{a:x} {b:x}");
     }
 }
