@@ -222,6 +222,10 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
+// The XDP prefilter reads the NAT's mapped-port bitmap in place: io and nat must agree on
+// its layout (io may not depend on nat, so each names the size; they meet here).
+const _: () = assert!(crate::io::xdp::PORT_WORDS == crate::nat::portmap::WORDS);
+
 /// The steering program's counters that are not "passed to the kernel" (logged apart), as
 /// counter lines (zeros left out, as everywhere).
 fn xdp_lines(s: XdpStats) -> Vec<(&'static str, u64, &'static str)> {
