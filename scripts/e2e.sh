@@ -256,6 +256,9 @@ if want_phase 5; then
     INSIDE_HOSTS=2 "$LAB_SH" up 1 || { bad "lab up (nat)"; exit 1; }
     srv ip addr add 198.19.0.3/24 dev s0
     make_nat_config "$WORK/nat-adf.toml" address-dependent
+    # Fragments reach virtual reassembly at any rate (the fragment flood below tests its
+    # budget, not the punt policer in front of it).
+    printf '[punt.fragment]\nrate = 10000000\nburst = 65536\nqueue = 8192\n' >>"$WORK/nat-adf.toml"
     if start_xgw "$WORK/nat-adf.toml"; then
         check "ping through the NAT" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         check "ping through the NAT from the second inside host" ip netns exec "$LAB-cl2" ping -c 3 -i 0.2 -W 2 198.19.0.2
@@ -312,6 +315,18 @@ if want_phase 5; then
         wait "$s1" "$s2" || true
         check "malformed UDP lengths from outside never reach the inside (the good one does)" only_line "$WORK/malf-udp" udpgood
         check "malformed TCP data offsets through the forward never reach the inside (the good one does)" only_line "$WORK/malf-tcp" tcpgood
+        # Fragments from outside whose first fragment never comes, from 250 (spoofed)
+        # sources, far beyond virtual reassembly's 4 MiB budget: xgw's memory stays flat
+        # (before the budget, 1024 datagrams x 64 fragments could be held: +64 MiB).
+        rss() { awk '/^VmRSS/ {print $2}' "/proc/$XGW_PID/status"; }
+        rss0=$(rss)
+        sent=$(srv python3 scripts/natprobe.py fragflood 203.0.113 198.19.0.1 400000 8)
+        rss1=$(rss)
+        dump_counters
+        check "a fragment flood ($sent x 1 KB from outside) leaves xgw's RSS flat (${rss0} -> ${rss1} KiB)" \
+            bash -c "[ $sent -ge 50000 ] && [ $((rss1 - rss0)) -lt 16384 ]"
+        check "the flood is accounted as reassembly drops" \
+            bash -c "grep -Eq 'nat.fragments_(dropped|over_budget)[= ]+[1-9]' '$WORK/xgw.log'"
         check "hairpinning through the port forward (second inside host)" bash -c "[ \"\$(ip netns exec $LAB-cl2 curl -s --max-time 20 http://198.19.0.1:8080/blob | sha256sum | cut -d' ' -f1)\" = $want ]"
         expect "the hairpinned target sees the external address" '"GET /blob' grep '^198\.19\.0\.1 ' "$WORK/http-cli.log"
         dump_counters

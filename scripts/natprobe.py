@@ -17,6 +17,10 @@
                                     with data offset FIELD words; the payload is TAG
   sniff DEV PORT SECS               print the payload of every UDP/TCP frame to PORT seen on
                                     DEV (AF_PACKET: before the kernel's own checks), one a line
+  fragflood NET DST N SECS          send up to N non-first UDP fragments (1000 bytes, MF set;
+                                    60 per datagram, never its first) to DST from sources
+                                    NET.1-NET.250 (raw socket), for at most SECS; print how
+                                    many were sent
   flows SRC DST DPORT N SECS        open N new sockets (new NAT flows) paced over SECS, one
                                     datagram each, sent again once after 1 s without an echo
                                     (as a DNS client retries); print "answered/N first-try F"
@@ -146,6 +150,27 @@ def main(argv):
             off = 8 if ip[9] == 17 else 20  # the probes' own TCP headers are 20 bytes
             total = struct.unpack("!H", ip[2:4])[0]
             print(ip[hl + off:total].decode(errors="replace"), flush=True)
+    elif cmd == "fragflood":
+        net, dst, n, secs = argv[2], argv[3], int(argv[4]), float(argv[5])
+        r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        payload = bytes(1000)
+        end = time.monotonic() + secs
+        sent = 0
+        for i in range(n):
+            if i % 1000 == 0 and time.monotonic() > end:
+                break
+            d = i // 60  # 60 fragments per datagram, none overlapping, none the first
+            src = socket.inet_aton(f"{net}.{d % 250 + 1}")
+            ident, off = (d // 250) & 0xFFFF, 125 * (1 + i % 60)  # offset in 8-byte units
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x2000 | off,
+                             64, 17, 0, src, socket.inet_aton(dst))
+            ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+            try:
+                r.sendto(ip + payload, (dst, 0))
+                sent += 1
+            except (BlockingIOError, OSError):
+                pass
+        print(sent, flush=True)
     elif cmd == "flows":
         src, dst, dport, n, secs = argv[2], argv[3], int(argv[4]), int(argv[5]), float(argv[6])
         answered = first = 0

@@ -11,7 +11,10 @@ use common::*;
 use xgw::{
     control::{frag, nat::NatEvent},
     dataplane::Event,
-    nat::flow::{proto, FlowKey},
+    nat::{
+        flow::{proto, FlowKey},
+        policy::reassembly::{ENTRY_COST, RANGE_COST},
+    },
     runtime::testbed::{port_mac, Testbed},
     wire::{
         arp,
@@ -443,6 +446,112 @@ fn fragments_are_translated_in_any_order() {
         u.verify_checksum(ext(), r),
         "the reassembled datagram's checksum is valid"
     );
+}
+
+/// An overlapping fragment (RFC 1858 / RFC 3128) drops its datagram: nothing of it passes
+/// after the overlap, and a later clean datagram is translated as usual.
+#[test]
+fn overlapping_fragments_drop_the_datagram() {
+    let mut t = nat_bed("address-dependent");
+    let r = ip("203.0.113.7");
+    let mut dgram = Ip::udp_ports(client(), 40061, r, 5000, 3000)
+        .df(false)
+        .bytes();
+    Packet::new_unchecked(&mut dgram[..]).fill_checksum();
+    let frags = frag::fragment(&dgram, 1200).unwrap();
+    let send = |t: &mut Testbed, f: &[u8]| {
+        t.push(0, &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, f));
+        t.step();
+        t.take_tx(1).len()
+    };
+    assert_eq!(send(&mut t, &frags[0]), 1, "the first fragment passes");
+    // A second fragment that rewrites bytes 8..1184 of the first.
+    let mut evil = frags[1].clone();
+    Packet::new_unchecked(&mut evil[..]).set_frag_offset(8);
+    Packet::new_unchecked(&mut evil[..]).fill_checksum();
+    assert_eq!(send(&mut t, &evil), 0, "overlap dropped");
+    assert_eq!(send(&mut t, &frags[1]), 0, "the rest of the datagram too");
+    assert_eq!(send(&mut t, &frags[2]), 0);
+    {
+        let nat = t.control().nat().unwrap();
+        assert_eq!(nat.counters.get(NatEvent::FragmentsOverlap), 3);
+    }
+    // A retransmitted, identical copy of a passed fragment is dropped alone.
+    let mut other = Ip::udp_ports(client(), 40062, r, 5000, 3000)
+        .df(false)
+        .bytes();
+    Packet::new_unchecked(&mut other[..]).set_ident(0x5151);
+    Packet::new_unchecked(&mut other[..]).fill_checksum();
+    let frags = frag::fragment(&other, 1200).unwrap();
+    assert_eq!(send(&mut t, &frags[0]), 1);
+    assert_eq!(send(&mut t, &frags[0]), 0, "duplicate");
+    assert_eq!(send(&mut t, &frags[1]), 1);
+    assert_eq!(send(&mut t, &frags[2]), 1);
+    let nat = t.control().nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::FragmentsDuplicate), 1);
+    assert_eq!(
+        nat.reassembly_bytes(),
+        ENTRY_COST + RANGE_COST,
+        "a complete datagram is forgotten; the poisoned one is remembered until it times out"
+    );
+    drop(nat);
+    t.advance(Duration::from_secs(3));
+    assert_eq!(t.control().nat().unwrap().reassembly_bytes(), 0);
+}
+
+/// A flood of fragments whose first fragment never comes, from many (spoofed) sources, keeps
+/// virtual reassembly within its byte budget; the held ones are evicted and counted, and a
+/// real fragmented datagram still gets through during the flood.
+#[test]
+fn fragment_flood_stays_within_the_reassembly_budget() {
+    let cfg = cfg("endpoint-independent", "1024-65535").replace(
+        "max_sessions = 1024",
+        "max_sessions = 1024\nreassembly_bytes = 262144",
+    ) + "[punt.fragment]\nrate = 100000000\nburst = 1000000\nqueue = 65536\n";
+    let mut t = bed_with_server(&cfg);
+    let r = ip("203.0.113.7");
+    // The inside client opens a mapping that the remote will answer with fragments.
+    let first = out(&mut t, &Ip::udp_ports(client(), 40063, r, 5000, 8));
+    let eport = udp_ports(&first[0]).1;
+    let mut frames = Vec::new();
+    for i in 0..20_000u32 {
+        let src = Ipv4Addr::new(203, 0, 113, (i % 200) as u8 + 1);
+        let mut d = Ip::udp_ports(src, 7000, ext(), 9, 2000).df(false).bytes();
+        Packet::new_unchecked(&mut d[..]).set_ident((i / 200) as u16);
+        Packet::new_unchecked(&mut d[..]).fill_checksum();
+        let fr = frag::fragment(&d, 1200).unwrap();
+        frames.push(server_frame(&fr[1]));
+    }
+    t.flood(1, frames);
+    {
+        let nat = t.control().nat().unwrap();
+        assert!(
+            nat.reassembly_bytes() <= 262_144,
+            "{}",
+            nat.reassembly_bytes()
+        );
+        let held = nat.counters.get(NatEvent::FragmentsHeld);
+        let dropped = nat.counters.get(NatEvent::FragmentsDropped);
+        let refused = nat.counters.get(NatEvent::FragmentsOverBudget);
+        assert_eq!(held + refused, 20_000, "every fragment accounted for");
+        // What is still held fits the budget (each fragment is 852 bytes).
+        assert!(
+            held - dropped <= 262_144 / 852,
+            "held {held}, evicted {dropped}"
+        );
+    }
+    // The real answer, fragmented, in reverse order.
+    let mut d = Ip::udp_ports(r, 5000, ext(), eport, 3000).df(false).bytes();
+    Packet::new_unchecked(&mut d[..]).set_ident(0x7777);
+    Packet::new_unchecked(&mut d[..]).fill_checksum();
+    for f in frag::fragment(&d, 1200).unwrap().iter().rev() {
+        t.push(1, &server_frame(f));
+    }
+    t.step();
+    assert_eq!(t.take_tx(0).len(), 3, "delivered inside during the flood");
+    t.advance(Duration::from_secs(3));
+    t.step();
+    assert_eq!(t.control().nat().unwrap().reassembly_bytes(), 0);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! ports = "1024-65535"
 //! filtering = "address-dependent"  # | "endpoint-independent" | "address-and-port-dependent"
 //! max_sessions = 1000000
+//! reassembly_bytes = 4194304       # virtual reassembly's memory budget (fragments held, datagrams tracked)
 //! sessions_in_workers = true       # workers create outbound sessions themselves
 //! xdp_prefilter = true             # XDP drops inbound TCP/UDP to ports without a mapping
 //! [nat.timeouts]                   # RFC-safe defaults; lower values are rejected
@@ -30,6 +31,8 @@ use crate::wire::ipv4::{is_martian_source, Cidr};
 
 /// Bounds of `nat.max_sessions`.
 const MAX_SESSIONS: RangeInclusive<i64> = 1..=16_777_216;
+/// Bounds of `nat.reassembly_bytes` (64 KiB to 1 GiB).
+const REASSEMBLY_BYTES: RangeInclusive<i64> = 65_536..=1 << 30;
 
 /// `[nat]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +55,9 @@ pub struct NatConfig {
     /// Session table capacity.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: i64,
+    /// Virtual reassembly's byte budget.
+    #[serde(default = "default_reassembly_bytes")]
+    pub reassembly_bytes: i64,
     /// Workers create the sessions of new outbound UDP flows, ICMP queries and TCP SYNs themselves
     /// (default); false sends every first packet to the control thread.
     #[serde(default = "default_true")]
@@ -78,6 +84,10 @@ fn default_true() -> bool {
 
 fn default_max_sessions() -> i64 {
     1_000_000
+}
+
+fn default_reassembly_bytes() -> i64 {
+    4 << 20
 }
 
 /// RFC 4787 §5 filtering behaviour for inbound packets to an existing mapping.
@@ -150,6 +160,8 @@ pub struct NatSettings {
     pub filtering: Filtering,
     /// Session table capacity.
     pub max_sessions: u32,
+    /// Virtual reassembly's byte budget.
+    pub reassembly_bytes: usize,
     /// Whether workers create outbound sessions themselves.
     pub sessions_in_workers: bool,
     /// Whether the XDP program drops inbound traffic to unmapped ports.
@@ -275,6 +287,15 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
     }
     let max_sessions =
         u32::try_from(n.max_sessions).map_err(|_| e("nat.max_sessions", "too large"))?;
+    if !REASSEMBLY_BYTES.contains(&n.reassembly_bytes) {
+        let (lo, hi) = REASSEMBLY_BYTES.into_inner();
+        return Err(e(
+            "nat.reassembly_bytes",
+            format!("{} out of range {lo}..={hi}", n.reassembly_bytes),
+        ));
+    }
+    let reassembly_bytes =
+        usize::try_from(n.reassembly_bytes).map_err(|_| e("nat.reassembly_bytes", "too large"))?;
     let t = &n.timeouts;
     let d = |name: &str, text: &str, min: u64, why: &str| -> Result<Duration, Err> {
         let f = format!("nat.timeouts.{name}");
@@ -392,6 +413,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         max_port,
         filtering: n.filtering,
         max_sessions,
+        reassembly_bytes,
         sessions_in_workers: n.sessions_in_workers,
         xdp_prefilter: n.xdp_prefilter,
         timeouts,
@@ -533,6 +555,11 @@ to = "198.18.0.3:53"
             "[nat]\noutside = \"r1\"\nports = \"abc\"\n",
             "nat.ports",
             "range",
+        );
+        err(
+            "[nat]\noutside = \"r1\"\nreassembly_bytes = 1000\n",
+            "nat.reassembly_bytes",
+            "out of range 65536",
         );
         err(
             "[nat]\noutside = \"r1\"\nmax_sessions = 0\n",

@@ -24,6 +24,7 @@ pub fn policy_config(n: &NatSettings) -> PolicyConfig {
             config::Filtering::AddressAndPortDependent => Filtering::AddressAndPortDependent,
         },
         max_sessions: n.max_sessions,
+        reassembly_bytes: n.reassembly_bytes,
         timeouts: Timeouts {
             udp: n.timeouts.udp,
             tcp_established: n.timeouts.tcp_established,

@@ -25,6 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use self::reassembly::{Accepted, FragKey, Reassembly, Refused};
 use super::{
     fast::NatFast,
     flow::{out2in_rewrite, proto, Direction, FlowKey, Rewrite},
@@ -98,6 +99,8 @@ pub struct PolicyConfig {
     pub filtering: Filtering,
     /// Session table capacity.
     pub max_sessions: u32,
+    /// Virtual reassembly's byte budget.
+    pub reassembly_bytes: usize,
     /// Idle timeouts.
     pub timeouts: Timeouts,
     /// Static port forwards.
@@ -139,7 +142,10 @@ define_counters! {
         IcmpErrorsDropped = "nat.icmp_errors_dropped" => "ICMP errors without a session or malformed",
         FragmentsTranslated = "nat.fragments" => "fragments translated",
         FragmentsHeld = "nat.fragments_held" => "fragments held until their first fragment",
-        FragmentsDropped = "nat.fragments_dropped" => "fragments dropped (limits or timeout)",
+        FragmentsDropped = "nat.fragments_dropped" => "held fragments dropped (timeout, eviction, datagram refused)",
+        FragmentsOverlap = "nat.fragments_overlap" => "fragments overlapping another or impossible, dropped with their datagram",
+        FragmentsDuplicate = "nat.fragments_duplicate" => "exact duplicate fragments, dropped",
+        FragmentsOverBudget = "nat.fragments_over_budget" => "fragments dropped: reassembly budget or source share used up",
         Untranslatable = "nat.untranslatable" => "packets the NAT could not key or rewrite",
         BadUdpLength = "nat.bad_udp_length" => "UDP length < 8 or beyond the IP payload, dropped",
         BadTcpOffset = "nat.bad_tcp_offset" => "TCP data offset < 5 or beyond the segment, dropped",
@@ -148,12 +154,6 @@ define_counters! {
 
 /// How long an unsolicited inbound SYN is held (RFC 5382 REQ-4: at least 6 s).
 pub const SYN_HOLD: Duration = Duration::from_secs(6);
-/// Virtual reassembly: how long fragments of one datagram are kept.
-const FRAG_TIMEOUT: Duration = Duration::from_secs(2);
-/// Virtual reassembly: datagrams tracked at once.
-const FRAG_MAX_DATAGRAMS: usize = 1024;
-/// Virtual reassembly: fragments held per datagram while its first fragment is missing.
-const FRAG_MAX_HELD: usize = 64;
 /// Held SYNs at once.
 const SYN_HOLD_MAX: usize = 1024;
 /// Session-table slots visited per tick by the expiry sweep.
@@ -187,14 +187,6 @@ struct HeldSyn {
     packet: Vec<u8>,
 }
 
-#[derive(Debug, Default)]
-struct FragEntry {
-    /// New (src, dst) once the first fragment was translated.
-    translation: Option<(Ipv4Addr, Ipv4Addr)>,
-    held: Vec<Vec<u8>>,
-    deadline: Option<Instant>,
-}
-
 type MapKey = (u8, Ipv4Addr, u16);
 /// The policy's maps: ahash (keys are addresses and ports chosen by outsiders too, so keyed
 /// per process) instead of SipHash, which costs several times more per new flow.
@@ -218,7 +210,6 @@ fn grow_ahead<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>, limit: usize) -
     m.reserve(want);
     true
 }
-type FragKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
 /// NAT counters.
 pub type NatCounters = Counts<NatEvent>;
@@ -239,7 +230,7 @@ pub struct NatPolicy {
     /// Address-dependent filtering: remote addresses each mapping has sent to, refcounted.
     contacted: HashMap<(u8, Ipv4Addr, u16, Ipv4Addr), u32>,
     held_syns: VecDeque<HeldSyn>,
-    frags: HashMap<FragKey, FragEntry>,
+    frags: Reassembly,
     epoch: Instant,
     /// Set while a worker tries to create a session: a failure is not counted there, the
     /// slow path that the packet then goes to counts it (and answers it).
@@ -326,7 +317,7 @@ impl NatPolicy {
             forwards,
             contacted: reserved(reserve),
             held_syns: VecDeque::new(),
-            frags: HashMap::default(),
+            frags: Reassembly::new(cfg.reassembly_bytes),
             epoch,
             quiet: false,
             counters: NatCounters::default(),
@@ -756,7 +747,7 @@ impl NatPolicy {
 
     /// Virtual reassembly (RFC 4787 REQ-14): the first fragment decides the translation;
     /// later ones (in any order) get the same addresses; fragments that arrive before their
-    /// first are held briefly.
+    /// first are held briefly. Bounded and checked by [`reassembly`].
     fn fragment(&mut self, now: Instant, ip: &[u8], rx_port: u16) -> NatOutcome {
         let p = Packet::new_unchecked(ip);
         let fk: FragKey = (
@@ -765,28 +756,46 @@ impl NatPolicy {
             u8::from(p.protocol()),
             p.ident(),
         );
+        let total = usize::from(p.total_len()).min(ip.len());
+        let len = total.saturating_sub(usize::from(p.header_len()));
         let first = p.frag_offset() == 0;
-        if !self.frags.contains_key(&fk) && self.frags.len() >= FRAG_MAX_DATAGRAMS {
-            self.counters.inc(NatEvent::FragmentsDropped);
-            return NatOutcome::Nothing;
-        }
+        let accepted = self.frags.accept(
+            now,
+            fk,
+            p.frag_offset(),
+            len,
+            p.more_frags(),
+            fk.2 == proto::TCP,
+        );
+        let accepted = match accepted {
+            Ok(a) => a,
+            Err(why) => {
+                self.counters.inc(match why {
+                    Refused::Overlap | Refused::Poisoned => NatEvent::FragmentsOverlap,
+                    Refused::Duplicate => NatEvent::FragmentsDuplicate,
+                    Refused::OverBudget => NatEvent::FragmentsOverBudget,
+                });
+                self.count_frag_drops();
+                return NatOutcome::Nothing;
+            }
+        };
         if first {
             let translated = match self.translate(now, ip, rx_port) {
                 NatOutcome::Forward(v) => v,
                 other => {
-                    self.frags.remove(&fk);
+                    self.frags.forget(fk);
+                    self.count_frag_drops();
                     return other;
                 }
             };
             let Some(head) = translated.first() else {
+                self.frags.forget(fk);
+                self.count_frag_drops();
                 return NatOutcome::Nothing;
             };
             let hp = Packet::new_unchecked(&head[..]);
             let (src, dst) = (hp.src_addr(), hp.dst_addr());
-            let entry = self.frags.entry(fk).or_default();
-            entry.translation = Some((src, dst));
-            entry.deadline = Some(now + FRAG_TIMEOUT);
-            let held = std::mem::take(&mut entry.held);
+            let held = self.frags.translated(fk, src, dst);
             let mut out = translated;
             self.counters.inc(NatEvent::FragmentsTranslated);
             for mut f in held {
@@ -795,30 +804,42 @@ impl NatPolicy {
                     out.push(f);
                 }
             }
+            self.frags.finish_if_complete(fk);
             return NatOutcome::Forward(out);
         }
-        let entry = self.frags.entry(fk).or_default();
-        entry.deadline.get_or_insert(now + FRAG_TIMEOUT);
-        let mut f = ip[..usize::from(p.total_len())].to_vec();
-        match entry.translation {
-            Some((src, dst)) => {
+        let mut f = ip[..total].to_vec();
+        match accepted {
+            Accepted::Translate(src, dst) => {
                 if translate::rewrite_fragment(&mut f, src, dst).is_err() {
                     self.counters.inc(NatEvent::FragmentsDropped);
                     return NatOutcome::Nothing;
                 }
                 self.counters.inc(NatEvent::FragmentsTranslated);
+                self.frags.finish_if_complete(fk);
                 NatOutcome::Forward(vec![f])
             }
-            None if entry.held.len() < FRAG_MAX_HELD => {
-                entry.held.push(f);
-                self.counters.inc(NatEvent::FragmentsHeld);
-                NatOutcome::Nothing
-            }
-            None => {
-                self.counters.inc(NatEvent::FragmentsDropped);
+            Accepted::Unknown => {
+                if self.frags.hold(fk, f) {
+                    self.counters.inc(NatEvent::FragmentsHeld);
+                } else {
+                    self.counters.inc(NatEvent::FragmentsOverBudget);
+                }
+                self.count_frag_drops();
                 NatOutcome::Nothing
             }
         }
+    }
+
+    /// Count the held fragments reassembly dropped (evicted, timed out, poisoned).
+    fn count_frag_drops(&mut self) {
+        for _ in 0..self.frags.take_dropped() {
+            self.counters.inc(NatEvent::FragmentsDropped);
+        }
+    }
+
+    /// Bytes virtual reassembly holds now (at most `reassembly_bytes`).
+    pub fn reassembly_bytes(&self) -> usize {
+        self.frags.used()
     }
 
     /// Grow the maps that session creation inserts into (mappings, their reverse index,
@@ -869,11 +890,8 @@ impl NatPolicy {
             self.unref_mapping(now, k.proto, k.src, k.sport);
         }
         self.ports.expire_quarantine(now);
-        let before = self.frags.len();
-        self.frags.retain(|_, e| e.deadline.is_none_or(|d| d > now));
-        for _ in self.frags.len()..before {
-            self.counters.inc(NatEvent::FragmentsDropped);
-        }
+        self.frags.expire(now);
+        self.count_frag_drops();
         let mut refuse = Vec::new();
         while self.held_syns.front().is_some_and(|h| h.deadline <= now) {
             let Some(h) = self.held_syns.pop_front() else {
@@ -914,5 +932,6 @@ impl NatPolicy {
     }
 }
 
+pub mod reassembly;
 #[cfg(test)]
 mod tests;

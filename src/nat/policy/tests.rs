@@ -21,6 +21,7 @@ fn cfg(filtering: Filtering) -> PolicyConfig {
         max_port: 65535,
         filtering,
         max_sessions: 1024,
+        reassembly_bytes: super::reassembly::DEFAULT_BUDGET,
         timeouts: Timeouts {
             udp: Duration::from_secs(300),
             tcp_established: Duration::from_secs(7440),
@@ -230,7 +231,7 @@ fn malformed_and_random_input_never_panics_nor_creates_state() {
     }
     // Bounded: never more sessions than slots, fragments and held SYNs within limits.
     assert!(n.session_count() <= 1024);
-    assert!(n.frags.len() <= FRAG_MAX_DATAGRAMS);
+    assert!(n.frags.used() <= super::reassembly::DEFAULT_BUDGET);
     assert!(n.held_syns.len() <= SYN_HOLD_MAX);
 }
 
