@@ -554,6 +554,41 @@ fn fragment_flood_stays_within_the_reassembly_budget() {
     assert_eq!(t.control().nat().unwrap().reassembly_bytes(), 0);
 }
 
+/// `max_sessions_per_host` through the whole router (RFC 6888 REQ-4/5): the inside host's
+/// next flow is refused with ICMP 3/13 back to it, another host's flow still passes.
+#[test]
+fn per_host_session_limit_answers_icmp_13() {
+    let cfg = cfg("address-dependent", "1024-65535").replace(
+        "max_sessions = 1024",
+        "max_sessions = 1024\nmax_sessions_per_host = 2",
+    );
+    let mut t = bed_with_server(&cfg);
+    let r = ip("203.0.113.7");
+    // The testbed's own first flow is the client's first session.
+    assert_eq!(
+        out(&mut t, &Ip::udp_ports(client(), 40081, r, 5000, 8)).len(),
+        1
+    );
+    assert!(out(&mut t, &Ip::udp_ports(client(), 40082, r, 5000, 8)).is_empty());
+    let icmp = t.take_tx(0);
+    assert_eq!(icmp.len(), 1, "ICMP back to the inside host");
+    let p = l3(&icmp[0]);
+    assert_eq!(p.dst_addr(), client());
+    let i = icmp_of(&p);
+    assert_eq!(
+        (i.msg_type(), i.msg_code()),
+        (Message::DstUnreachable, code::ADMIN_PROHIBITED)
+    );
+    let other = ip("198.18.0.9");
+    assert_eq!(
+        out(&mut t, &Ip::udp_ports(other, 40083, r, 5000, 8)).len(),
+        1
+    );
+    let nat = t.control().nat().unwrap();
+    assert_eq!(nat.counters.get(NatEvent::HostLimit), 1);
+    assert_eq!(nat.host_sessions(client()), 2);
+}
+
 #[test]
 fn exhaustion_drops_with_icmp_13_and_never_evicts() {
     let mut t = bed_with_server(&cfg("address-dependent", "2000-2001"));
@@ -659,7 +694,11 @@ fn ttl_expiry_and_frag_needed_go_to_the_inside_host() {
 fn session_memory_per_entry() {
     let mut t = bed_with_server(
         &cfg("address-dependent", "1024-65535")
-            .replace("max_sessions = 1024", "max_sessions = 32768"),
+            // One inside host opens them all.
+            .replace(
+                "max_sessions = 1024",
+                "max_sessions = 32768\nmax_sessions_per_host = 32768",
+            ),
     );
     let r = ip("203.0.113.7");
     for port in 20_000..40_000u16 {

@@ -8,6 +8,7 @@
 //! ports = "1024-65535"
 //! filtering = "address-dependent"  # | "endpoint-independent" | "address-and-port-dependent"
 //! max_sessions = 1000000
+//! max_sessions_per_host = 16384    # sessions per inside host (RFC 6888 REQ-4/5), at most max_sessions
 //! reassembly_bytes = 4194304       # virtual reassembly's memory budget (fragments held, datagrams tracked)
 //! sessions_in_workers = true       # workers create outbound sessions themselves
 //! xdp_prefilter = true             # XDP drops inbound TCP/UDP to ports without a mapping
@@ -15,6 +16,7 @@
 //! udp = "300s"                     # RFC 4787 REQ-5: >= 120 s
 //! tcp_established = "7440s"        # RFC 5382 REQ-5: >= 2 h 4 min
 //! tcp_transitory = "240s"          # RFC 5382 REQ-5: >= 4 min
+//! tcp_inbound_open = "30s"         # an inbound SYN the inside has not answered (RFC 7857 §2.1 MAY be < 4 min), >= 6 s
 //! icmp = "60s"                     # RFC 5508 REQ-2: >= 60 s
 //! [[nat.forward]]                  # static port forward (DNAT)
 //! protocol = "tcp"                 # tcp | udp
@@ -31,6 +33,8 @@ use crate::wire::ipv4::{is_martian_source, Cidr};
 
 /// Bounds of `nat.max_sessions`.
 const MAX_SESSIONS: RangeInclusive<i64> = 1..=16_777_216;
+/// Default `nat.max_sessions_per_host` (capped at `max_sessions`).
+const DEFAULT_SESSIONS_PER_HOST: u32 = 16_384;
 /// Bounds of `nat.reassembly_bytes` (64 KiB to 1 GiB).
 const REASSEMBLY_BYTES: RangeInclusive<i64> = 65_536..=1 << 30;
 
@@ -55,6 +59,9 @@ pub struct NatConfig {
     /// Session table capacity.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: i64,
+    /// Sessions per inside host (default: 16384, or `max_sessions` if smaller).
+    #[serde(default)]
+    pub max_sessions_per_host: Option<i64>,
     /// Virtual reassembly's byte budget.
     #[serde(default = "default_reassembly_bytes")]
     pub reassembly_bytes: i64,
@@ -113,6 +120,8 @@ pub struct NatTimeoutsConfig {
     pub tcp_established: String,
     /// TCP transitory (opening/closing) timeout.
     pub tcp_transitory: String,
+    /// TCP opened from outside and not answered from inside.
+    pub tcp_inbound_open: String,
     /// ICMP query idle timeout.
     pub icmp: String,
 }
@@ -123,6 +132,7 @@ impl Default for NatTimeoutsConfig {
             udp: "300s".into(),
             tcp_established: "7440s".into(),
             tcp_transitory: "240s".into(),
+            tcp_inbound_open: "30s".into(),
             icmp: "60s".into(),
         }
     }
@@ -160,6 +170,8 @@ pub struct NatSettings {
     pub filtering: Filtering,
     /// Session table capacity.
     pub max_sessions: u32,
+    /// Sessions per inside host.
+    pub max_sessions_per_host: u32,
     /// Virtual reassembly's byte budget.
     pub reassembly_bytes: usize,
     /// Whether workers create outbound sessions themselves.
@@ -181,6 +193,8 @@ pub struct NatTimeouts {
     pub tcp_established: Duration,
     /// TCP transitory (>= 240 s).
     pub tcp_transitory: Duration,
+    /// TCP opened from outside, unanswered (>= 6 s).
+    pub tcp_inbound_open: Duration,
     /// ICMP query (>= 60 s).
     pub icmp: Duration,
 }
@@ -287,6 +301,18 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
     }
     let max_sessions =
         u32::try_from(n.max_sessions).map_err(|_| e("nat.max_sessions", "too large"))?;
+    let max_sessions_per_host = match n.max_sessions_per_host {
+        None => DEFAULT_SESSIONS_PER_HOST.min(max_sessions),
+        Some(v) if v >= 1 && v <= i64::from(max_sessions) => {
+            u32::try_from(v).map_err(|_| e("nat.max_sessions_per_host", "too large"))?
+        }
+        Some(v) => {
+            return Err(e(
+                "nat.max_sessions_per_host",
+                format!("{v} out of range 1..={max_sessions} (nat.max_sessions)"),
+            ))
+        }
+    };
     if !REASSEMBLY_BYTES.contains(&n.reassembly_bytes) {
         let (lo, hi) = REASSEMBLY_BYTES.into_inner();
         return Err(e(
@@ -317,6 +343,12 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
             "RFC 5382 REQ-5",
         )?,
         tcp_transitory: d("tcp_transitory", &t.tcp_transitory, 240, "RFC 5382 REQ-5")?,
+        tcp_inbound_open: d(
+            "tcp_inbound_open",
+            &t.tcp_inbound_open,
+            6,
+            "an inbound SYN's retransmissions must find it",
+        )?,
         icmp: d("icmp", &t.icmp, 60, "RFC 5508 REQ-2")?,
     };
     let mut forwards: Vec<PortForward> = Vec::new();
@@ -413,6 +445,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         max_port,
         filtering: n.filtering,
         max_sessions,
+        max_sessions_per_host,
         reassembly_bytes,
         sessions_in_workers: n.sessions_in_workers,
         xdp_prefilter: n.xdp_prefilter,
@@ -476,6 +509,9 @@ mod tests {
         assert_eq!(n.timeouts.udp, Duration::from_secs(300));
         assert_eq!(n.timeouts.tcp_established, Duration::from_secs(7440));
         assert_eq!(n.timeouts.tcp_transitory, Duration::from_secs(240));
+        assert_eq!(n.timeouts.tcp_inbound_open, Duration::from_secs(30));
+        assert_eq!(n.max_sessions_per_host, 16_384);
+        assert_eq!(n.reassembly_bytes, 4 << 20);
         assert_eq!(n.timeouts.icmp, Duration::from_secs(60));
         assert!(parse(BASE, "n.toml").unwrap().nat.is_none());
     }
@@ -555,6 +591,21 @@ to = "198.18.0.3:53"
             "[nat]\noutside = \"r1\"\nports = \"abc\"\n",
             "nat.ports",
             "range",
+        );
+        err(
+            "[nat]\noutside = \"r1\"\nmax_sessions = 100\nmax_sessions_per_host = 101\n",
+            "nat.max_sessions_per_host",
+            "out of range 1..=100",
+        );
+        err(
+            "[nat]\noutside = \"r1\"\nmax_sessions_per_host = 0\n",
+            "nat.max_sessions_per_host",
+            "out of range",
+        );
+        err(
+            "[nat]\noutside = \"r1\"\n[nat.timeouts]\ntcp_inbound_open = \"5s\"\n",
+            "nat.timeouts.tcp_inbound_open",
+            "below the 6 s minimum",
         );
         err(
             "[nat]\noutside = \"r1\"\nreassembly_bytes = 1000\n",

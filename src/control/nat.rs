@@ -25,10 +25,12 @@ pub fn policy_config(n: &NatSettings) -> PolicyConfig {
         },
         max_sessions: n.max_sessions,
         reassembly_bytes: n.reassembly_bytes,
+        max_sessions_per_host: n.max_sessions_per_host,
         timeouts: Timeouts {
             udp: n.timeouts.udp,
             tcp_established: n.timeouts.tcp_established,
             tcp_transitory: n.timeouts.tcp_transitory,
+            tcp_inbound_open: n.timeouts.tcp_inbound_open,
             icmp: n.timeouts.icmp,
         },
         forwards: n

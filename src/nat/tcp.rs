@@ -81,6 +81,11 @@ pub enum Timeout {
     Transitory,
     /// The established timer, at least 2 hours 4 minutes (RFC 5382 REQ-5).
     Established,
+    /// An inbound SYN the inside has not answered (`OutInit`): its own, shorter timer, which
+    /// RFC 7857 §2.1 allows below 4 minutes for partially open connections ("to accommodate
+    /// deployments that consider a partially open timeout of 4 minutes as being excessive
+    /// from a security standpoint"); a SYN flood at a port forward holds its slots that long.
+    InboundOpen,
 }
 
 /// The half-open state a SYN travelling in `dir` creates.
@@ -136,15 +141,14 @@ pub fn next(state: TcpState, dir: Direction, flags: u8) -> TcpState {
 
 /// Which timer applies in `state`: `Established` for `Established`, `InFinRcv` and `OutFinRcv`
 /// (RFC 6146 §3.5.2.2 keeps the established lifetime while one side is still sending);
-/// `Transitory` for every other state.
+/// `InboundOpen` for `OutInit`; `Transitory` for every other state.
 pub fn timeout(state: TcpState) -> Timeout {
     match state {
         TcpState::Established | TcpState::InFinRcv | TcpState::OutFinRcv => Timeout::Established,
-        TcpState::Closed
-        | TcpState::InInit
-        | TcpState::OutInit
-        | TcpState::BothFinRcv
-        | TcpState::Trans => Timeout::Transitory,
+        TcpState::OutInit => Timeout::InboundOpen,
+        TcpState::Closed | TcpState::InInit | TcpState::BothFinRcv | TcpState::Trans => {
+            Timeout::Transitory
+        }
     }
 }
 
@@ -286,6 +290,7 @@ mod tests {
         for s in ALL {
             let want = match s {
                 Established | InFinRcv | OutFinRcv => Timeout::Established,
+                OutInit => Timeout::InboundOpen,
                 _ => Timeout::Transitory,
             };
             assert_eq!(timeout(s), want, "{s:?}");

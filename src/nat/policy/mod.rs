@@ -63,6 +63,8 @@ pub struct Timeouts {
     pub tcp_established: Duration,
     /// TCP transitory (opening, closing).
     pub tcp_transitory: Duration,
+    /// TCP opened from outside and not answered from inside (RFC 7857 §2.1).
+    pub tcp_inbound_open: Duration,
     /// ICMP query.
     pub icmp: Duration,
 }
@@ -101,6 +103,8 @@ pub struct PolicyConfig {
     pub max_sessions: u32,
     /// Virtual reassembly's byte budget.
     pub reassembly_bytes: usize,
+    /// Sessions per inside host (RFC 6888 REQ-4/5).
+    pub max_sessions_per_host: u32,
     /// Idle timeouts.
     pub timeouts: Timeouts,
     /// Static port forwards.
@@ -132,6 +136,8 @@ define_counters! {
         Forwarded = "nat.port_forward" => "sessions created by a static port forward",
         PortsExhausted = "nat.ports_exhausted" => "no external port (ICMP 3/13 sent, rate-limited)",
         TableFull = "nat.table_full" => "session table full (ICMP 3/13 sent, rate-limited)",
+        HostLimit = "nat.host_limit" => "inside host at max_sessions_per_host (ICMP 3/13 sent, rate-limited)",
+        Reclaimed = "nat.sessions_reclaimed" => "expired sessions removed early to make room in a full table",
         NoMapping = "nat.no_mapping" => "inbound packet without a mapping, dropped",
         Filtered = "nat.filtered" => "inbound packet rejected by the filtering mode",
         TcpNoSession = "nat.tcp_not_syn" => "TCP without a session and not a SYN, dropped",
@@ -158,6 +164,10 @@ pub const SYN_HOLD: Duration = Duration::from_secs(6);
 const SYN_HOLD_MAX: usize = 1024;
 /// Session-table slots visited per tick by the expiry sweep.
 const SWEEP_BUDGET: usize = 16384;
+/// Slots a full table's reclaim pass visits, and how often one may run: at most ~4 M slot
+/// visits per second however many packets find the table full.
+const RECLAIM_BUDGET: usize = 4096;
+const RECLAIM_EVERY: Duration = Duration::from_millis(1);
 
 /// What the control plane should do with the result.
 #[derive(Debug)]
@@ -231,6 +241,10 @@ pub struct NatPolicy {
     contacted: HashMap<(u8, Ipv4Addr, u16, Ipv4Addr), u32>,
     held_syns: VecDeque<HeldSyn>,
     frags: Reassembly,
+    /// Sessions per inside host (every session shape's `k.src`).
+    hosts: HashMap<Ipv4Addr, u32>,
+    /// No reclaim pass before this.
+    next_reclaim: Option<Instant>,
     epoch: Instant,
     /// Set while a worker tries to create a session: a failure is not counted there, the
     /// slow path that the packet then goes to counts it (and answers it).
@@ -318,6 +332,8 @@ impl NatPolicy {
             contacted: reserved(reserve),
             held_syns: VecDeque::new(),
             frags: Reassembly::new(cfg.reassembly_bytes),
+            hosts: reserved(reserve),
+            next_reclaim: None,
             epoch,
             quiet: false,
             counters: NatCounters::default(),
@@ -515,6 +531,7 @@ impl NatPolicy {
                     self.counters.inc(NatEvent::Untranslatable);
                     return Err(NatOutcome::Nothing);
                 }
+                self.admit(now, key.src)?;
                 let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
                 self.counters.inc(NatEvent::Hairpinned);
                 let r = Rewrite {
@@ -525,6 +542,7 @@ impl NatPolicy {
                 };
                 (*key, r, Direction::In2Out)
             } else {
+                self.admit(now, to)?;
                 if forward {
                     self.counters.inc(NatEvent::Forwarded);
                 }
@@ -546,6 +564,7 @@ impl NatPolicy {
                 (k, r, Direction::Out2In)
             }
         } else {
+            self.admit(now, key.src)?;
             let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
             // ICMP queries: the identifier is both "ports", so the reply's key matches.
             let dport = if key.proto == proto::ICMP {
@@ -577,6 +596,7 @@ impl NatPolicy {
             }
         };
         self.counters.inc(NatEvent::SessionsCreated);
+        *self.hosts.entry(k.src).or_insert(0) += 1;
         *self
             .contacted
             .entry((k.proto, r.src, r.sport, r.dst))
@@ -608,6 +628,37 @@ impl NatPolicy {
             rewrite,
             state,
         })
+    }
+
+    /// May one more session be made for inside `host`? Checked before a mapping (and so an
+    /// external port) is taken for it: a refused packet never costs a port. A full table
+    /// first gets a bounded pass that removes expired sessions ([`RECLAIM_BUDGET`] slots, at
+    /// most every [`RECLAIM_EVERY`]); live sessions are never evicted (RFC 6888 REQ-11).
+    fn admit(&mut self, now: Instant, host: Ipv4Addr) -> Result<(), NatOutcome> {
+        let reject =
+            || NatOutcome::Reject(crate::wire::icmpv4::dst_unreachable_code::ADMIN_PROHIBITED);
+        if self.hosts.get(&host).copied().unwrap_or(0) >= self.cfg.max_sessions_per_host {
+            if !self.quiet {
+                self.counters.inc(NatEvent::HostLimit);
+            }
+            return Err(reject());
+        }
+        if self.sessions.len() >= self.sessions.capacity() as usize {
+            if self.next_reclaim.is_none_or(|t| now >= t) {
+                self.next_reclaim = Some(now + RECLAIM_EVERY);
+                let n = self.expire_slots(now, RECLAIM_BUDGET);
+                for _ in 0..n {
+                    self.counters.inc(NatEvent::Reclaimed);
+                }
+            }
+            if self.sessions.len() >= self.sessions.capacity() as usize {
+                if !self.quiet {
+                    self.counters.inc(NatEvent::TableFull);
+                }
+                return Err(reject());
+            }
+        }
+        Ok(())
     }
 
     /// Does the filtering mode admit inbound `key` (to an existing dynamic mapping)?
@@ -854,41 +905,15 @@ impl NatPolicy {
         let a = grow_ahead(&mut self.mappings, limit);
         let b = grow_ahead(&mut self.by_ext, limit);
         let c = grow_ahead(&mut self.contacted, limit);
-        a || b || c
+        let d = grow_ahead(&mut self.hosts, limit);
+        a || b || c || d
     }
 
     /// Timers: session expiry (a slice of the table per call), fragment and SYN-hold
     /// deadlines. Returns held SYNs to answer with ICMP port unreachable.
     pub fn tick(&mut self, now: Instant) -> Vec<Vec<u8>> {
         self.grow_ahead();
-        let t = self.cfg.timeouts;
-        let now_s = secs(self.epoch, now);
-        let mut expired: Vec<(FlowKey, Rewrite)> = Vec::new();
-        self.sessions.sweep(SWEEP_BUDGET, |_, k, r, state, last| {
-            let limit = match k.proto {
-                proto::TCP => match tcpsm::timeout(TcpState::from_u8(state)) {
-                    Timeout::Established => t.tcp_established,
-                    Timeout::Transitory => t.tcp_transitory,
-                },
-                proto::UDP => t.udp,
-                _ => t.icmp,
-            };
-            let dead = u64::from(now_s.saturating_sub(last)) > limit.as_secs();
-            if dead {
-                expired.push((*k, *r));
-            }
-            dead
-        });
-        for (k, r) in expired {
-            self.counters.inc(NatEvent::SessionsExpired);
-            if let Some(c) = self.contacted.get_mut(&(k.proto, r.src, r.sport, r.dst)) {
-                *c -= 1;
-                if *c == 0 {
-                    self.contacted.remove(&(k.proto, r.src, r.sport, r.dst));
-                }
-            }
-            self.unref_mapping(now, k.proto, k.src, k.sport);
-        }
+        self.expire_slots(now, SWEEP_BUDGET);
         self.ports.expire_quarantine(now);
         self.frags.expire(now);
         self.count_frag_drops();
@@ -903,6 +928,53 @@ impl NatPolicy {
             }
         }
         refuse
+    }
+
+    /// Visit up to `budget` session slots (continuing where the last visit stopped) and
+    /// remove the sessions idle past their timeout. Returns how many were removed.
+    fn expire_slots(&mut self, now: Instant, budget: usize) -> usize {
+        let t = self.cfg.timeouts;
+        let now_s = secs(self.epoch, now);
+        let mut expired: Vec<(FlowKey, Rewrite)> = Vec::new();
+        self.sessions.sweep(budget, |_, k, r, state, last| {
+            let limit = match k.proto {
+                proto::TCP => match tcpsm::timeout(TcpState::from_u8(state)) {
+                    Timeout::Established => t.tcp_established,
+                    Timeout::Transitory => t.tcp_transitory,
+                    Timeout::InboundOpen => t.tcp_inbound_open,
+                },
+                proto::UDP => t.udp,
+                _ => t.icmp,
+            };
+            let dead = u64::from(now_s.saturating_sub(last)) > limit.as_secs();
+            if dead {
+                expired.push((*k, *r));
+            }
+            dead
+        });
+        let n = expired.len();
+        for (k, r) in expired {
+            self.counters.inc(NatEvent::SessionsExpired);
+            if let Some(c) = self.contacted.get_mut(&(k.proto, r.src, r.sport, r.dst)) {
+                *c -= 1;
+                if *c == 0 {
+                    self.contacted.remove(&(k.proto, r.src, r.sport, r.dst));
+                }
+            }
+            if let Some(c) = self.hosts.get_mut(&k.src) {
+                *c -= 1;
+                if *c == 0 {
+                    self.hosts.remove(&k.src);
+                }
+            }
+            self.unref_mapping(now, k.proto, k.src, k.sport);
+        }
+        n
+    }
+
+    /// Sessions of inside host `a`.
+    pub fn host_sessions(&self, a: Ipv4Addr) -> u32 {
+        self.hosts.get(&a).copied().unwrap_or(0)
     }
 
     /// The packet as it was before the fast path translated it outbound (its source is an

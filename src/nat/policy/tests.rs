@@ -22,10 +22,12 @@ fn cfg(filtering: Filtering) -> PolicyConfig {
         filtering,
         max_sessions: 1024,
         reassembly_bytes: super::reassembly::DEFAULT_BUDGET,
+        max_sessions_per_host: 1024,
         timeouts: Timeouts {
             udp: Duration::from_secs(300),
             tcp_established: Duration::from_secs(7440),
             tcp_transitory: Duration::from_secs(240),
+            tcp_inbound_open: Duration::from_secs(30),
             icmp: Duration::from_secs(60),
         },
         forwards: vec![Forward {
@@ -277,4 +279,186 @@ fn maps_grow_on_the_timer_before_a_worker_insert_would_rehash() {
     let mut m = NatPolicy::new(&small, t0, 1);
     assert!(!m.grow_ahead());
     assert!(m.mappings.capacity() < 4 * 1024);
+}
+
+/// RFC 6888 REQ-4/5: one inside host gets at most `max_sessions_per_host` sessions (and so
+/// external ports); the next is refused with ICMP 3/13 without taking a port, other hosts are
+/// unaffected, and the host gets room again as its sessions expire.
+#[test]
+fn sessions_per_host_are_limited() {
+    let t0 = Instant::now();
+    let mut c = cfg(Filtering::AddressDependent);
+    c.max_sessions_per_host = 3;
+    let mut n = NatPolicy::new(&c, t0, 1);
+    for p in 0..3 {
+        let o = n.handle(
+            t0,
+            Exception::Miss,
+            &udp4("198.18.0.5", 40000 + p, "203.0.113.1", 53),
+            INSIDE,
+        );
+        assert!(matches!(o, NatOutcome::Forward(_)), "{o:?}");
+    }
+    // More sessions of an existing mapping count too.
+    let o = n.handle(
+        t0,
+        Exception::Miss,
+        &udp4("198.18.0.5", 40000, "203.0.113.2", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Reject(13)), "{o:?}");
+    let o = n.handle(
+        t0,
+        Exception::Miss,
+        &udp4("198.18.0.5", 40009, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Reject(13)), "{o:?}");
+    // The worker's creation path refuses quietly (the slow path counts and answers).
+    let key = translate::flow_key(&udp4("198.18.0.5", 40010, "203.0.113.1", 53)).unwrap();
+    assert!(n.create_outbound(t0, &key, 0, INSIDE).is_none());
+    assert_eq!(n.counters.get(NatEvent::HostLimit), 2);
+    assert_eq!(
+        n.counters.get(NatEvent::MappingsCreated),
+        3,
+        "no port taken"
+    );
+    assert_eq!(n.host_sessions(a("198.18.0.5")), 3);
+    let o = n.handle(
+        t0,
+        Exception::Miss,
+        &udp4("198.18.0.6", 40000, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Forward(_)), "another host: {o:?}");
+    // A port forward's sessions belong to its inside target.
+    for p in 0..4u16 {
+        let o = n.handle(
+            t0,
+            Exception::Miss,
+            &tcp4("203.0.113.9", 5000 + p, "198.19.0.1", 8080, tcp::flags::SYN),
+            OUTSIDE,
+        );
+        let want_forward = p < 3;
+        assert_eq!(
+            matches!(o, NatOutcome::Forward(_)),
+            want_forward,
+            "{p}: {o:?}"
+        );
+    }
+    assert_eq!(n.host_sessions(a("198.18.0.2")), 3);
+    // Expiry gives the room back.
+    n.tick(t0 + Duration::from_secs(301));
+    assert_eq!(n.host_sessions(a("198.18.0.5")), 0);
+    let o = n.handle(
+        t0 + Duration::from_secs(301),
+        Exception::Miss,
+        &udp4("198.18.0.5", 40009, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Forward(_)), "{o:?}");
+}
+
+/// A full table whose sessions have expired (but not been swept yet) makes room for a new
+/// one at once; a full table of live sessions refuses and evicts nothing (RFC 6888 REQ-11),
+/// and a flood of refused packets costs a bounded number of reclaim passes.
+#[test]
+fn a_full_table_reclaims_expired_sessions_only() {
+    let t0 = Instant::now();
+    let mut c = cfg(Filtering::AddressDependent);
+    c.max_sessions = 256;
+    let mut n = NatPolicy::new(&c, t0, 1);
+    let cap = n.sessions.capacity() as usize;
+    let mut i = 0u16;
+    while n.session_count() < cap {
+        let src = format!("198.18.0.{}", 1 + i % 200);
+        let o = n.handle(
+            t0,
+            Exception::Miss,
+            &udp4(&src, 30000 + i, "203.0.113.1", 53),
+            INSIDE,
+        );
+        assert!(matches!(o, NatOutcome::Forward(_)), "{o:?}");
+        i += 1;
+    }
+    let later = t0 + Duration::from_secs(200);
+    // Live sessions (UDP timeout 300 s): refused, nothing evicted, even under a flood.
+    for k in 0..10_000u16 {
+        let o = n.handle(
+            later,
+            Exception::Miss,
+            &udp4("198.18.0.250", k, "203.0.113.1", 53),
+            INSIDE,
+        );
+        assert!(matches!(o, NatOutcome::Reject(13)), "{o:?}");
+    }
+    assert_eq!(n.session_count(), cap);
+    assert_eq!(n.counters.get(NatEvent::TableFull), 10_000);
+    assert_eq!(n.counters.get(NatEvent::Reclaimed), 0);
+    // Refresh one session so that it stays live; the rest expire.
+    let keep = udp4("198.18.0.1", 30000, "203.0.113.1", 53);
+    assert!(matches!(
+        n.handle(later, Exception::Miss, &keep, INSIDE),
+        NatOutcome::Forward(_)
+    ));
+    let late = t0 + Duration::from_secs(301);
+    let o = n.handle(
+        late,
+        Exception::Miss,
+        &udp4("198.18.0.250", 1, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Forward(_)), "reclaimed: {o:?}");
+    assert!(n.counters.get(NatEvent::Reclaimed) >= cap as u64 - 1);
+    let kept = translate::flow_key(&keep).unwrap();
+    assert!(n.find(&kept).is_some(), "the live session survived");
+}
+
+/// RFC 7857 §2.1: an inbound SYN through a forward that the inside never answers lives on
+/// its own short timer (`tcp_inbound_open`); an answered one gets the transitory and then
+/// the established timer.
+#[test]
+fn unanswered_inbound_syn_expires_on_its_own_timer() {
+    let t0 = Instant::now();
+    let mut n = NatPolicy::new(&cfg(Filtering::AddressDependent), t0, 1);
+    let syn = |sport| tcp4("203.0.113.9", sport, "198.19.0.1", 8080, tcp::flags::SYN);
+    assert!(matches!(
+        n.handle(t0, Exception::Miss, &syn(5000), OUTSIDE),
+        NatOutcome::Forward(_)
+    ));
+    assert!(matches!(
+        n.handle(t0, Exception::Miss, &syn(5001), OUTSIDE),
+        NatOutcome::Forward(_)
+    ));
+    // The inside server answers the second one.
+    let synack = tcp4(
+        "198.18.0.2",
+        80,
+        "203.0.113.9",
+        5001,
+        tcp::flags::SYN | tcp::flags::ACK,
+    );
+    assert!(matches!(
+        n.handle(t0, Exception::TcpControl, &synack, INSIDE),
+        NatOutcome::Forward(_)
+    ));
+    let inbound = |sport| {
+        translate::flow_key(&tcp4(
+            "198.18.0.2",
+            80,
+            "203.0.113.9",
+            sport,
+            tcp::flags::ACK,
+        ))
+        .unwrap()
+    };
+    n.tick(t0 + Duration::from_secs(30));
+    assert!(n.find(&inbound(5000)).is_some(), "not before 30 s");
+    n.tick(t0 + Duration::from_secs(32));
+    assert!(
+        n.find(&inbound(5000)).is_none(),
+        "unanswered: gone after 30 s"
+    );
+    assert!(n.find(&inbound(5001)).is_some(), "answered: kept");
+    assert_eq!(n.host_sessions(a("198.18.0.2")), 1);
 }
