@@ -188,6 +188,16 @@ if want_phase 2; then
         expect "ping -M do gets Frag Needed with mtu 1400" "mtu = 1400" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
         expect "tracepath reports pmtu 1400" "pmtu 1400" cli tracepath -n -m 5 198.19.0.2
         expect "DF-clear packets larger than the MTU are fragmented and arrive" "1 received" cli ping -c 1 -W 3 -M dont -s 1450 198.19.0.2
+        # PMTUD keeps working while other (spoofed) inside hosts flood TTL=1 packets far
+        # beyond the transit policer and the ICMP budget (frag needed has its own of both).
+        cli python3 scripts/natprobe.py ttlflood 198.18.0 198.19.0.2 1000000 6 >"$WORK/ttlflood" 2>&1 &
+        tf=$!
+        sleep 1
+        cli ip route flush cache   # forget the PMTU learned above, so ping sends 1500 again
+        expect "ping -M do gets Frag Needed during a TTL=1 flood" "mtu = 1400" cli ping -c 3 -i 0.5 -W 2 -M do -s 1472 198.19.0.2
+        wait "$tf" || true
+        dump_counters
+        check "the TTL=1 flood was policed (sent $(cat "$WORK/ttlflood"))" bash -c "grep -Eq 'punt.transit.policed[= ]+[1-9]' '$WORK/xgw.log'"
         stop_xgw
     else
         bad "xgw starts (mtu 1400)" "$(cat "$WORK/xgw.log")"

@@ -21,6 +21,8 @@
                                     60 per datagram, never its first) to DST from sources
                                     NET.1-NET.250 (raw socket), for at most SECS; print how
                                     many were sent
+  ttlflood NET DST N SECS           send up to N UDP packets with TTL 1 to DST from sources
+                                    NET.100-NET.199 (raw socket) for at most SECS; print the count
   flows SRC DST DPORT N SECS        open N new sockets (new NAT flows) paced over SECS, one
                                     datagram each, sent again once after 1 s without an echo
                                     (as a DNS client retries); print "answered/N first-try F"
@@ -169,6 +171,25 @@ def main(argv):
                 r.sendto(ip + payload, (dst, 0))
                 sent += 1
             except (BlockingIOError, OSError):
+                pass
+        print(sent, flush=True)
+    elif cmd == "ttlflood":
+        net, dst, n, secs = argv[2], argv[3], int(argv[4]), float(argv[5])
+        r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        end = time.monotonic() + secs
+        sent = 0
+        for i in range(n):
+            if i % 1000 == 0 and time.monotonic() > end:
+                break
+            src = socket.inet_aton(f"{net}.{100 + i % 100}")
+            l4 = struct.pack("!HHHH", 33434 + i % 100, 33434, 8 + 4, 0) + b"ttl1"
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), i & 0xFFFF, 0, 1, 17, 0,
+                             src, socket.inet_aton(dst))
+            ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+            try:
+                r.sendto(ip + l4, (dst, 0))
+                sent += 1
+            except OSError:
                 pass
         print(sent, flush=True)
     elif cmd == "flows":

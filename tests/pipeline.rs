@@ -264,14 +264,31 @@ fn icmp_errors_are_rate_limited() {
         t.push(0, &Ip::udp(client(), server(), 10).ttl(1).client_frame());
     }
     t.step();
-    assert_eq!(t.take_tx(0).len(), 10, "burst = 10");
-    assert_eq!(t.control().counters.get(ControlEvent::IcmpRateLimited), 40);
-    t.advance(Duration::from_millis(100)); // rate 100/s → 10 more tokens
+    assert_eq!(t.take_tx(0).len(), 10, "global burst = 10");
+    // The destination's share (20) passed 20, the global bucket 10 of them.
+    assert_eq!(t.control().counters.get(ControlEvent::IcmpRateLimited), 10);
+    assert_eq!(
+        t.control()
+            .counters
+            .get(ControlEvent::IcmpRateLimitedDestination),
+        30
+    );
+    t.advance(Duration::from_millis(100)); // global 100/s: 10 more; this destination 20/s: 2
     for _ in 0..50 {
         t.push(0, &Ip::udp(client(), server(), 10).ttl(1).client_frame());
     }
     t.step();
-    assert_eq!(t.take_tx(0).len(), 10);
+    assert_eq!(t.take_tx(0).len(), 2, "one destination gets its share only");
+    // PMTUD has its own bucket: frag-needed still goes out after the TTL flood.
+    let big = Ip::udp(client(), server(), 1464);
+    t.push(0, &big.client_frame());
+    t.step();
+    let tx = t.take_tx(0);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(
+        icmp_of(&l3(&tx[0])).msg_code(),
+        icmpv4::dst_unreachable_code::FRAG_NEEDED
+    );
 }
 
 #[test]

@@ -82,7 +82,7 @@ fn assert_buffers_conserved(t: &Testbed, per_worker: usize) {
 }
 
 /// Buffers per worker with the default `[punt]` (the sum of the queue depths).
-const DEFAULT_BUFFERS: usize = 512 + 512 + 4096 + 256 + 512 + 256 + 256;
+const DEFAULT_BUFFERS: usize = 512 + 512 + 4096 + 256 + 512 + 256 + 256 + 256;
 
 /// The client opens a flow to a neighbour nobody resolved yet: xgw sends one ARP request
 /// and holds the (translated) packet.
@@ -273,11 +273,58 @@ fn transit_and_local_floods_are_policed_per_class() {
         0,
         "other classes untouched"
     );
-    // What got through was handled: echo replies, and ICMP errors within [icmp].
+    // What got through was handled: echo replies, and ICMP errors within [icmp] (this one
+    // destination's share first).
     assert!(t.control().counters.get(ControlEvent::EchoReplies) > 0);
-    assert!(t.control().counters.get(ControlEvent::IcmpRateLimited) > 0);
+    assert!(
+        t.control()
+            .counters
+            .get(ControlEvent::IcmpRateLimitedDestination)
+            > 0
+    );
     t.take_tx(0);
     assert_buffers_conserved(&t, DEFAULT_BUFFERS);
+}
+
+/// PMTUD is never starved: during a TTL=1 flood far beyond the transit class's policer and
+/// the ICMP budget, a DF packet over the outside MTU still gets its fragmentation needed.
+#[test]
+fn frag_needed_survives_a_ttl_flood() {
+    let cfg = NAT.replace(
+        "address = \"198.19.0.1/24\"",
+        "address = \"198.19.0.1/24\"\nmtu = 1400",
+    );
+    let mut t = bed_with_server(&cfg);
+    // Another host floods TTL=1 from many (spoofed) sources to empty every shared budget.
+    let mut frames: Vec<Vec<u8>> = (0..20_000u32)
+        .map(|k| {
+            let src = Ipv4Addr::new(198, 18, 0, 100 + (k % 100) as u8);
+            Ip::udp_ports(src, 30_000, ip("203.0.113.5"), 9, 8)
+                .ttl(1)
+                .client_frame()
+        })
+        .collect();
+    frames.push(Ip::udp_ports(client(), 40_000, ip("203.0.113.5"), 9, 1400).client_frame());
+    t.flood(0, frames);
+    let c = t.counters();
+    assert!(c.class_count(PuntClass::Transit, ClassCounter::Policed) > 10_000);
+    assert_eq!(c.class_count(PuntClass::Pmtu, ClassCounter::Accepted), 1);
+    assert!(t.control().counters.get(ControlEvent::IcmpRateLimited) > 0);
+    let pmtu: Vec<_> = t
+        .take_tx(0)
+        .into_iter()
+        .filter(|f| {
+            if ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() != EtherType::Ipv4 {
+                return false;
+            }
+            let p = l3(f);
+            p.dst_addr() == client()
+                && p.protocol() == xgw::wire::ipv4::Protocol::Icmp
+                && icmp_of(&p).msg_code() == icmpv4::dst_unreachable_code::FRAG_NEEDED
+        })
+        .collect();
+    assert_eq!(pmtu.len(), 1, "frag needed delivered");
+    assert_eq!(icmp_of(&l3(&pmtu[0])).next_hop_mtu(), 1400);
 }
 
 #[test]
@@ -315,7 +362,7 @@ fn a_full_class_queue_drops_and_counts_then_recovers() {
         t.step();
     }
     assert_eq!(t.take_tx(1).len(), 64);
-    assert_buffers_conserved(&t, 512 + 512 + 4 + 256 + 512 + 256 + 256);
+    assert_buffers_conserved(&t, 512 + 512 + 4 + 256 + 512 + 256 + 256 + 256);
 }
 
 #[test]

@@ -237,10 +237,18 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IcmpConfig {
-    /// ICMP errors per second; 0 disables them.
+    /// ICMP errors per second; 0 disables them (fragmentation needed has its own bucket).
     pub rate: u32,
     /// Bucket depth.
     pub burst: u32,
+    /// Errors per second to one destination (fragmentation needed exempt).
+    pub per_destination_rate: u32,
+    /// Its bucket depth.
+    pub per_destination_burst: u32,
+    /// Fragmentation-needed errors per second (PMTUD), a bucket of their own.
+    pub frag_needed_rate: u32,
+    /// Its bucket depth.
+    pub frag_needed_burst: u32,
 }
 
 impl Default for IcmpConfig {
@@ -248,6 +256,10 @@ impl Default for IcmpConfig {
         IcmpConfig {
             rate: 1000,
             burst: 50,
+            per_destination_rate: 20,
+            per_destination_burst: 20,
+            frag_needed_rate: 1000,
+            frag_needed_burst: 50,
         }
     }
 }
@@ -608,13 +620,7 @@ idle_poll = "20ms"            # keep polling this long after the last frame, the
                 },
             }]
         );
-        assert_eq!(
-            c.icmp,
-            IcmpConfig {
-                rate: 1000,
-                burst: 50
-            }
-        );
+        assert_eq!(c.icmp, IcmpConfig::default());
         assert_eq!(c.neighbor, NeighborSettings::default());
         assert_eq!(c.interface_index("r1"), Some(1));
     }
@@ -718,7 +724,11 @@ idle_poll = "1ms"
                     target: RouteTarget::Unreachable,
                 },
             ],
-            icmp: IcmpConfig { rate: 0, burst: 0 },
+            icmp: IcmpConfig {
+                rate: 0,
+                burst: 0,
+                ..IcmpConfig::default()
+            },
             neighbor: NeighborSettings {
                 max_entries: 128,
                 queue_len: 16,
@@ -747,13 +757,7 @@ idle_poll = "1ms"
         let i = &c.interfaces[0];
         assert_eq!((i.queues, i.mtu, i.xdp_mode), (None, None, XdpMode::Native));
         assert!(c.routes.is_empty());
-        assert_eq!(
-            c.icmp,
-            IcmpConfig {
-                rate: 1000,
-                burst: 50
-            }
-        );
+        assert_eq!(c.icmp, IcmpConfig::default());
         let n = c.neighbor;
         assert_eq!(
             (n.max_entries, n.queue_len, n.max_requests),
@@ -780,7 +784,7 @@ idle_poll = "1ms"
             c.icmp,
             IcmpConfig {
                 rate: 10,
-                burst: 50
+                ..IcmpConfig::default()
             }
         );
     }

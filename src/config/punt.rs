@@ -11,8 +11,9 @@
 //! rate = 1000000
 //! ```
 //! Classes: `arp`, `resolve` (packets waiting for ARP), `nat`, `icmp_error` (ICMP errors to
-//! translate), `fragment` (fragments through the NAT), `transit` (TTL expiry, no route, MTU)
-//! and `local` (packets to the router's own addresses).
+//! translate), `fragment` (fragments through the NAT), `pmtu` (DF packets over the MTU:
+//! fragmentation needed, apart so that other floods never starve PMTUD), `transit` (TTL
+//! expiry, no route, fragmenting) and `local` (packets to the router's own addresses).
 
 use std::ops::RangeInclusive;
 
@@ -21,18 +22,19 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// Class names in the order the control loop serves them (= `dataplane::punt::PuntClass`).
-pub const PUNT_CLASSES: [&str; 7] = [
+pub const PUNT_CLASSES: [&str; 8] = [
     "arp",
     "resolve",
     "nat",
     "icmp_error",
     "fragment",
+    "pmtu",
     "transit",
     "local",
 ];
 
 /// Default `(rate, burst, queue)` per class, in [`PUNT_CLASSES`] order.
-const DEFAULTS: [(u32, u32, u32); 7] = [
+const DEFAULTS: [(u32, u32, u32); 8] = [
     // arp: a /16 of neighbours re-validating every 30 s is ~2 k/s.
     (20_000, 2_048, 512),
     // resolve
@@ -44,6 +46,8 @@ const DEFAULTS: [(u32, u32, u32); 7] = [
     (10_000, 1_024, 256),
     // fragment
     (20_000, 2_048, 512),
+    // pmtu: its ICMP errors have their own [icmp] bucket as well.
+    (10_000, 1_024, 256),
     // transit: the ICMP errors they cause are rate-limited again by [icmp].
     (10_000, 1_024, 256),
     // local
@@ -83,6 +87,8 @@ pub struct PuntConfig {
     pub icmp_error: PuntClassConfig,
     /// `[punt.fragment]`.
     pub fragment: PuntClassConfig,
+    /// `[punt.pmtu]`.
+    pub pmtu: PuntClassConfig,
     /// `[punt.transit]`.
     pub transit: PuntClassConfig,
     /// `[punt.local]`.
@@ -104,7 +110,7 @@ pub struct PuntClassSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PuntSettings {
     /// By class.
-    pub classes: [PuntClassSettings; 7],
+    pub classes: [PuntClassSettings; 8],
 }
 
 impl Default for PuntSettings {
@@ -122,6 +128,7 @@ pub(super) fn validate_punt(file: &str, p: &PuntConfig) -> Result<PuntSettings, 
         &p.nat,
         &p.icmp_error,
         &p.fragment,
+        &p.pmtu,
         &p.transit,
         &p.local,
     ];

@@ -333,23 +333,38 @@ fn gateway(
 }
 
 fn icmp(cx: &Ctx<'_>, icmp: IcmpConfig) -> Result<IcmpConfig, ConfigError> {
-    if icmp.rate > MAX_ICMP {
-        return Err(cx.err(
-            "icmp.rate",
-            format!("{} out of range 0..={MAX_ICMP}", icmp.rate),
-        ));
-    }
-    if icmp.burst > MAX_ICMP {
-        return Err(cx.err(
-            "icmp.burst",
-            format!("{} out of range 0..={MAX_ICMP}", icmp.burst),
-        ));
-    }
-    if icmp.rate > 0 && icmp.burst == 0 {
-        return Err(cx.err(
-            "icmp.burst",
-            "0 with rate > 0 would never send an ICMP error; use burst >= 1, or rate = 0",
-        ));
+    let pairs = [
+        ("rate", icmp.rate, "burst", icmp.burst),
+        (
+            "per_destination_rate",
+            icmp.per_destination_rate,
+            "per_destination_burst",
+            icmp.per_destination_burst,
+        ),
+        (
+            "frag_needed_rate",
+            icmp.frag_needed_rate,
+            "frag_needed_burst",
+            icmp.frag_needed_burst,
+        ),
+    ];
+    for (rate_name, rate, burst_name, burst) in pairs {
+        for (name, v) in [(rate_name, rate), (burst_name, burst)] {
+            if v > MAX_ICMP {
+                return Err(cx.err(
+                    format!("icmp.{name}"),
+                    format!("{v} out of range 0..={MAX_ICMP}"),
+                ));
+            }
+        }
+        if rate > 0 && burst == 0 {
+            return Err(cx.err(
+                format!("icmp.{burst_name}"),
+                format!(
+                    "0 with {rate_name} > 0 would never send an ICMP error; use {burst_name} >= 1, or {rate_name} = 0"
+                ),
+            ));
+        }
     }
     Ok(icmp)
 }

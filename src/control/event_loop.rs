@@ -29,7 +29,7 @@ pub const TICK: Duration = Duration::from_millis(50);
 
 /// Punts handled per class per step (ARP: all of them). A step stays well under a
 /// millisecond, so ARP and timers are never more than that behind.
-const BUDGET: [usize; CLASSES] = [usize::MAX, 256, 512, 128, 128, 128, 64];
+const BUDGET: [usize; CLASSES] = [usize::MAX, 256, 512, 128, 128, 64, 128, 64];
 
 /// The control loop's end of one worker: its punt queues, its inject queue and how to wake
 /// it after queueing frames.

@@ -59,6 +59,87 @@ impl TokenBucket {
     }
 }
 
+/// Per-destination slots of [`IcmpLimiter`] (direct-mapped: a destination that lands on a
+/// slot taken by another starts with a full bucket, so the table's size bounds memory, never
+/// what one destination gets).
+const DEST_SLOTS: usize = 4096;
+
+/// The ICMP error limits (RFC 1812 §4.3.2.8), checked in order:
+/// - per destination (the original packet's source): `per_destination_rate` / `_burst`, so a
+///   host flooding TTL=1 or unroutable packets, or a spoofed victim, gets a share and not the
+///   whole global budget. Fragmentation needed is exempt here, as in Linux, because PMTUD
+///   needs one per path and a flow that keeps sending too-big packets needs it repeated;
+/// - a global bucket for fragmentation needed (code 4) of its own (`frag_needed_rate` /
+///   `_burst`), so no flood of other errors can starve PMTUD;
+/// - a global bucket (`rate` / `burst`) for every other error.
+#[derive(Debug)]
+pub struct IcmpLimiter {
+    global: TokenBucket,
+    frag_needed: TokenBucket,
+    dest_rate: u32,
+    dest_burst: u32,
+    dests: Box<[(Ipv4Addr, TokenBucket)]>,
+    key: u64,
+}
+
+/// Which limit refused an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// The destination's own share.
+    Destination,
+    /// The global bucket (of its kind).
+    Global,
+}
+
+impl IcmpLimiter {
+    /// Limits from `[icmp]`; `key` spreads destinations over the slots (random in production).
+    pub fn new(cfg: &crate::config::IcmpConfig, key: u64) -> IcmpLimiter {
+        let empty = (
+            Ipv4Addr::UNSPECIFIED,
+            TokenBucket::new(cfg.per_destination_rate, cfg.per_destination_burst),
+        );
+        IcmpLimiter {
+            global: TokenBucket::new(cfg.rate, cfg.burst),
+            frag_needed: TokenBucket::new(cfg.frag_needed_rate, cfg.frag_needed_burst),
+            dest_rate: cfg.per_destination_rate,
+            dest_burst: cfg.per_destination_burst,
+            dests: vec![empty; DEST_SLOTS].into_boxed_slice(),
+            key: key | 1,
+        }
+    }
+
+    /// May an error of `kind` be sent to `dst` at `now`?
+    pub fn allow(&mut self, now: Instant, kind: IcmpError, dst: Ipv4Addr) -> Result<(), Limited> {
+        let pmtu = matches!(
+            kind,
+            IcmpError::Unreachable {
+                code: icmpv4::dst_unreachable_code::FRAG_NEEDED,
+                ..
+            }
+        );
+        if pmtu {
+            return if self.frag_needed.take(now) {
+                Ok(())
+            } else {
+                Err(Limited::Global)
+            };
+        }
+        let h = (u64::from(dst.to_bits()).wrapping_mul(self.key) >> 32) as usize % DEST_SLOTS;
+        let slot = &mut self.dests[h];
+        if slot.0 != dst {
+            *slot = (dst, TokenBucket::new(self.dest_rate, self.dest_burst));
+        }
+        if !slot.1.take(now) {
+            return Err(Limited::Destination);
+        }
+        if self.global.take(now) {
+            Ok(())
+        } else {
+            Err(Limited::Global)
+        }
+    }
+}
+
 /// The kinds of ICMP error the router originates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcmpError {
@@ -341,6 +422,58 @@ mod tests {
             build_echo_reply(&reply, 1).is_none(),
             "replies are not answered"
         );
+    }
+
+    fn limits(rate: u32, dest: u32, frag: u32) -> crate::config::IcmpConfig {
+        crate::config::IcmpConfig {
+            rate,
+            burst: rate,
+            per_destination_rate: dest,
+            per_destination_burst: dest,
+            frag_needed_rate: frag,
+            frag_needed_burst: frag,
+        }
+    }
+
+    const TTL: IcmpError = IcmpError::TtlExceeded;
+    const PMTU: IcmpError = IcmpError::Unreachable {
+        code: icmpv4::dst_unreachable_code::FRAG_NEEDED,
+        mtu: 1400,
+    };
+
+    /// A TTL=1 flood from one host gets its share; another host still gets its errors, and
+    /// fragmentation needed is never starved, not even by floods from many sources that
+    /// empty the global bucket.
+    #[test]
+    fn per_destination_and_frag_needed_limits() {
+        let t0 = Instant::now();
+        let mut l = IcmpLimiter::new(&limits(100, 10, 50), 0x9e37_79b9);
+        let flooder = Ipv4Addr::new(198, 18, 0, 66);
+        let victim = Ipv4Addr::new(198, 18, 0, 2);
+        let sent = (0..10_000)
+            .filter(|_| l.allow(t0, TTL, flooder).is_ok())
+            .count();
+        assert_eq!(sent, 10, "the flooder's share");
+        assert_eq!(l.allow(t0, TTL, flooder), Err(Limited::Destination));
+        assert!(l.allow(t0, TTL, victim).is_ok(), "others are not starved");
+        // Many sources empty the global bucket ...
+        let mut refused_global = 0;
+        for i in 0..10_000u32 {
+            let src = Ipv4Addr::from(0xC612_0000 | (i & 0xFFFF));
+            if l.allow(t0, TTL, src) == Err(Limited::Global) {
+                refused_global += 1;
+            }
+        }
+        assert!(refused_global > 9_000);
+        // ... and PMTUD still gets its frag-needed, within its own bound.
+        let pmtu = (0..1000)
+            .filter(|_| l.allow(t0, PMTU, victim).is_ok())
+            .count();
+        assert_eq!(pmtu, 50);
+        // One second later each limit refills at its rate.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(l.allow(t1, TTL, flooder).is_ok());
+        assert!(l.allow(t1, PMTU, flooder).is_ok());
     }
 
     #[test]

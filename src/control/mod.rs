@@ -20,7 +20,7 @@ use std::{
 };
 
 use self::{
-    icmp::{IcmpError, TokenBucket},
+    icmp::{IcmpError, IcmpLimiter, Limited},
     nat::{NatOutcome, NatPolicy},
     routes::Routes,
 };
@@ -59,7 +59,8 @@ define_counters! {
         FragmentsSent = "slowpath.fragments" => "fragments produced",
         EchoReplies = "icmp.echo_replies" => "echo replies sent",
         IcmpErrors = "icmp.errors_sent" => "ICMP errors sent",
-        IcmpRateLimited = "icmp.rate_limited" => "ICMP errors not sent: rate limit",
+        IcmpRateLimited = "icmp.rate_limited" => "ICMP errors not sent: global rate limit (of their kind)",
+        IcmpRateLimitedDestination = "icmp.rate_limited_destination" => "ICMP errors not sent: the destination's share",
         IcmpSuppressed = "icmp.suppressed" => "ICMP errors not sent: RFC 1812 4.3.2.7",
         LocalDropped = "local.dropped" => "packets to the router it does not answer",
         NoRouteOut = "output.no_route" => "router-originated packet without a route",
@@ -75,7 +76,7 @@ pub struct ControlPlane {
     ports: Arc<[PortInfo]>,
     routes: Routes,
     neigh: NeighCache<Vec<u8>>,
-    icmp: TokenBucket,
+    icmp: IcmpLimiter,
     ident: u16,
     generation: u64,
     published_neigh: Option<u64>,
@@ -147,7 +148,7 @@ impl ControlPlane {
             ports: ports.into(),
             routes: Routes::from_config(cfg),
             neigh,
-            icmp: TokenBucket::new(cfg.icmp.rate, cfg.icmp.burst),
+            icmp: IcmpLimiter::new(&cfg.icmp, port_key()),
             ident: 1,
             generation: 0,
             published_neigh: None,
@@ -214,7 +215,9 @@ impl ControlPlane {
             return Err("[neighbor] changed: restart xgw to apply".into());
         }
         self.routes = Routes::from_config(cfg);
-        self.icmp = TokenBucket::new(cfg.icmp.rate, cfg.icmp.burst);
+        if cfg.icmp != self.cfg.icmp {
+            self.icmp = IcmpLimiter::new(&cfg.icmp, port_key());
+        }
         self.cfg = cfg.clone();
         self.routes_changed = true;
         Ok(())
@@ -522,8 +525,12 @@ impl ControlPlane {
         let Some((port, nh)) = self.routes.output(orig_src) else {
             return self.counters.inc(ControlEvent::NoRouteOut);
         };
-        if !self.icmp.take(now) {
-            return self.counters.inc(ControlEvent::IcmpRateLimited);
+        match self.icmp.allow(now, kind, orig_src) {
+            Ok(()) => {}
+            Err(Limited::Global) => return self.counters.inc(ControlEvent::IcmpRateLimited),
+            Err(Limited::Destination) => {
+                return self.counters.inc(ControlEvent::IcmpRateLimitedDestination)
+            }
         }
         // RFC 1812 §4.3.2.4: the source is an address of the interface the error leaves by.
         let src = self.source_for(port, nh);

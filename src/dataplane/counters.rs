@@ -93,14 +93,19 @@ define_counters! {
         FragmentAccepted = "punt.fragment.accepted" => "NAT fragments: queued to the control plane",
         FragmentPoliced = "punt.fragment.policed" => "NAT fragments: dropped by the class policer",
         FragmentQueueFull = "punt.fragment.queue_full" => "NAT fragments: dropped, queue or buffers full",
-        TransitAccepted = "punt.transit.accepted" => "transit exceptions (TTL, route, MTU): queued to the control plane",
-        TransitPoliced = "punt.transit.policed" => "transit exceptions (TTL, route, MTU): dropped by the class policer",
-        TransitQueueFull = "punt.transit.queue_full" => "transit exceptions (TTL, route, MTU): dropped, queue or buffers full",
+        PmtuAccepted = "punt.pmtu.accepted" => "DF packets over the MTU (frag needed): queued to the control plane",
+        PmtuPoliced = "punt.pmtu.policed" => "DF packets over the MTU (frag needed): dropped by the class policer",
+        PmtuQueueFull = "punt.pmtu.queue_full" => "DF packets over the MTU (frag needed): dropped, queue or buffers full",
+        TransitAccepted = "punt.transit.accepted" => "transit exceptions (TTL, route, fragmenting): queued to the control plane",
+        TransitPoliced = "punt.transit.policed" => "transit exceptions (TTL, route, fragmenting): dropped by the class policer",
+        TransitQueueFull = "punt.transit.queue_full" => "transit exceptions (TTL, route, fragmenting): dropped, queue or buffers full",
         LocalAccepted = "punt.local.accepted" => "packets to the router: queued to the control plane",
         LocalPoliced = "punt.local.policed" => "packets to the router: dropped by the class policer",
         LocalQueueFull = "punt.local.queue_full" => "packets to the router: dropped, queue or buffers full",
     }
 }
+
+const _: () = assert!(ClassEvent::COUNT == crate::dataplane::punt::CLASSES * 3);
 
 /// What happened to one punt of a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

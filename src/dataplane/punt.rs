@@ -49,14 +49,17 @@ pub enum PuntClass {
     IcmpError,
     /// Fragments through the NAT (virtual reassembly).
     Fragment,
-    /// Transit exceptions: TTL expiry, no or unreachable route, MTU (frag needed, fragment).
+    /// DF packets over the egress MTU (fragmentation needed): PMTUD's own class, served
+    /// before and policed apart from `Transit`, so no TTL or no-route flood starves it.
+    Pmtu,
+    /// Transit exceptions: TTL expiry, no or unreachable route, fragmenting for a smaller MTU.
     Transit,
     /// Packets addressed to the router itself (ping, traceroute to the router).
     Local,
 }
 
 /// Number of exception classes.
-pub const CLASSES: usize = 7;
+pub const CLASSES: usize = 8;
 
 impl PuntClass {
     /// Every class, in service order (= index order).
@@ -66,6 +69,7 @@ impl PuntClass {
         PuntClass::Nat,
         PuntClass::IcmpError,
         PuntClass::Fragment,
+        PuntClass::Pmtu,
         PuntClass::Transit,
         PuntClass::Local,
     ];
@@ -78,6 +82,7 @@ impl PuntClass {
             PuntClass::Nat => "nat",
             PuntClass::IcmpError => "icmp_error",
             PuntClass::Fragment => "fragment",
+            PuntClass::Pmtu => "pmtu",
             PuntClass::Transit => "transit",
             PuntClass::Local => "local",
         }
@@ -93,10 +98,10 @@ impl PuntReason {
             PuntReason::NatMiss | PuntReason::NatTcpControl => PuntClass::Nat,
             PuntReason::NatIcmpError => PuntClass::IcmpError,
             PuntReason::NatFragment => PuntClass::Fragment,
+            PuntReason::NeedFrag => PuntClass::Pmtu,
             PuntReason::TtlExpired
             | PuntReason::NoRoute
             | PuntReason::Unreachable
-            | PuntReason::NeedFrag
             | PuntReason::Fragment => PuntClass::Transit,
             PuntReason::ToUs => PuntClass::Local,
         }
