@@ -10,7 +10,7 @@ use std::{net::Ipv4Addr, time::Duration};
 use common::*;
 use xgw::{
     control::{frag, nat::NatEvent},
-    dataplane::Event,
+    dataplane::{DropReason, Event},
     nat::{
         flow::{proto, FlowKey},
         policy::reassembly::{ENTRY_COST, RANGE_COST},
@@ -587,6 +587,47 @@ fn per_host_session_limit_answers_icmp_13() {
     let nat = t.control().nat().unwrap();
     assert_eq!(nat.counters.get(NatEvent::HostLimit), 1);
     assert_eq!(nat.host_sessions(client()), 2);
+}
+
+/// `[nat] inbound`: a packet that arrives on the outside port addressed straight to an inside
+/// host (not to the external address) is dropped by default and routed in with "route";
+/// transit that leaves by the outside port again is not affected either way.
+#[test]
+fn inbound_to_inside_prefixes_is_dropped_or_routed() {
+    for (mode, delivered) in [
+        ("", false),
+        ("inbound = \"drop\"\n", false),
+        ("inbound = \"route\"\n", true),
+    ] {
+        let cfg = cfg("endpoint-independent", "1024-65535").replace(
+            "max_sessions = 1024\n",
+            &format!("max_sessions = 1024\n{mode}"),
+        );
+        let mut t = bed_with_server(&cfg);
+        t.take_tx(0);
+        let before = t.counters().dropped(DropReason::NatInboundRefused);
+        let direct = Ip::udp_ports(ip("203.0.113.7"), 5000, client(), 7000, 8).bytes();
+        t.push(1, &server_frame(&direct));
+        t.step();
+        let inside = t.take_tx(0);
+        let ipv4: Vec<_> = inside
+            .iter()
+            .filter(|f| {
+                ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv4
+            })
+            .collect();
+        assert_eq!(!ipv4.is_empty(), delivered, "{mode:?}");
+        if delivered {
+            let p = l3(ipv4[0]);
+            assert_eq!(
+                (p.src_addr(), p.dst_addr()),
+                (ip("203.0.113.7"), client()),
+                "untranslated"
+            );
+        }
+        let refused = t.counters().dropped(DropReason::NatInboundRefused) - before;
+        assert_eq!(refused, u64::from(!delivered), "{mode:?}");
+    }
 }
 
 #[test]

@@ -31,7 +31,8 @@ mod validate;
 
 pub use duration::parse_duration;
 pub use nat::{
-    Filtering, ForwardConfig, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig, PortForward,
+    Filtering, ForwardConfig, Inbound, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig,
+    PortForward,
 };
 pub use punt::{PuntClassConfig, PuntClassSettings, PuntConfig, PuntSettings, PUNT_CLASSES};
 

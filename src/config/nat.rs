@@ -12,6 +12,7 @@
 //! reassembly_bytes = 4194304       # virtual reassembly's memory budget (fragments held, datagrams tracked)
 //! sessions_in_workers = true       # workers create outbound sessions themselves
 //! xdp_prefilter = true             # XDP drops inbound TCP/UDP to ports without a mapping
+//! inbound = "drop"                 # | "route": untranslated traffic from outside to inside destinations
 //! [nat.timeouts]                   # RFC-safe defaults; lower values are rejected
 //! udp = "300s"                     # RFC 4787 REQ-5: >= 120 s
 //! tcp_established = "7440s"        # RFC 5382 REQ-5: >= 2 h 4 min
@@ -73,6 +74,10 @@ pub struct NatConfig {
     /// before they reach a worker; false leaves it to the workers.
     #[serde(default = "default_true")]
     pub xdp_prefilter: bool,
+    /// What to do with packets arriving on the outside interface for inside destinations
+    /// (not to an external address, so not translated).
+    #[serde(default)]
+    pub inbound: Inbound,
     /// `[nat.timeouts]`.
     #[serde(default)]
     pub timeouts: NatTimeoutsConfig,
@@ -108,6 +113,18 @@ pub enum Filtering {
     AddressDependent,
     /// Only address:port pairs the inside endpoint has sent to (APDF).
     AddressAndPortDependent,
+}
+
+/// `[nat] inbound`: untranslated traffic from the outside interface to inside destinations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Inbound {
+    /// Dropped and counted (`nat44.inbound_refused`): the inside is reachable from outside
+    /// only through mappings and forwards.
+    #[default]
+    Drop,
+    /// Routed in like any transit packet (inside hosts with routable addresses).
+    Route,
 }
 
 /// `[nat.timeouts]` as written (duration strings).
@@ -178,6 +195,8 @@ pub struct NatSettings {
     pub sessions_in_workers: bool,
     /// Whether the XDP program drops inbound traffic to unmapped ports.
     pub xdp_prefilter: bool,
+    /// Untranslated traffic from outside to inside destinations.
+    pub inbound: Inbound,
     /// Idle timeouts.
     pub timeouts: NatTimeouts,
     /// Static port forwards.
@@ -449,6 +468,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         reassembly_bytes,
         sessions_in_workers: n.sessions_in_workers,
         xdp_prefilter: n.xdp_prefilter,
+        inbound: n.inbound,
         timeouts,
         forwards,
     })

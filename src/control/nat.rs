@@ -26,6 +26,7 @@ pub fn policy_config(n: &NatSettings) -> PolicyConfig {
         max_sessions: n.max_sessions,
         reassembly_bytes: n.reassembly_bytes,
         max_sessions_per_host: n.max_sessions_per_host,
+        inbound_route: n.inbound == config::Inbound::Route,
         timeouts: Timeouts {
             udp: n.timeouts.udp,
             tcp_established: n.timeouts.tcp_established,

@@ -32,6 +32,7 @@ define_counters! {
         Blackhole = "ip4_lookup.blackhole" => "blackhole route",
         NatUnsupported = "nat44.unsupported" => "NAT: protocol or packet the NAT cannot translate",
         NatNoMapping = "nat44.no_mapping" => "NAT: inbound to an external port without a mapping",
+        NatInboundRefused = "nat44.inbound_refused" => "NAT: from outside to an inside destination, untranslated ([nat] inbound = \"drop\")",
         NatBadUdpLength = "nat44.bad_udp_length" => "NAT: UDP length < 8 or beyond the IP payload",
         NatBadTcpOffset = "nat44.bad_tcp_offset" => "NAT: TCP data offset < 5 or beyond the segment",
         FragmentToUs = "ip4_local.fragment" => "fragment addressed to the router (no reassembly)",

@@ -141,6 +141,9 @@ fn classify(
             _ => None,
         };
         if !nat.concerns(pkt.src_addr(), pkt.dst_addr(), meta.rx_port, egress) {
+            if nat.refuses_inbound(pkt.dst_addr(), meta.rx_port, egress) {
+                return Err(Next::Drop(DropReason::NatInboundRefused));
+            }
             return Ok(None);
         }
         // Outbound exceptions go untranslated to ip4-rewrite, which punts them, so the ICMP

@@ -21,6 +21,9 @@ pub struct NatFast {
     pub sessions: SessionReader,
     /// External TCP/UDP ports with a mapping (written by the control plane).
     pub mapped: PortMap,
+    /// `[nat] inbound = "route"`: packets arriving on the outside port for inside
+    /// destinations are routed in untranslated (false: dropped).
+    pub inbound_route: bool,
 }
 
 impl NatFast {
@@ -34,6 +37,18 @@ impl NatFast {
     #[inline]
     pub fn is_inside(&self, a: Ipv4Addr) -> bool {
         self.inside.is_empty() || self.inside.iter().any(|c| c.contains_addr(&a))
+    }
+
+    /// Is a packet to `dst` that arrived on `rx_port` and is routed out of `egress` one that
+    /// came from outside for an inside destination without translation, to be dropped
+    /// (`[nat] inbound = "drop"`)? Inside destinations are those in `nat.inside` (every
+    /// address when it is empty) that are not routed back out of the outside port.
+    #[inline]
+    pub fn refuses_inbound(&self, dst: Ipv4Addr, rx_port: u16, egress: Option<u16>) -> bool {
+        !self.inbound_route
+            && rx_port == self.outside
+            && egress.is_some_and(|p| p != self.outside)
+            && self.is_inside(dst)
     }
 
     /// Does the NAT handle a packet from `src` to `dst` that arrived on `rx_port` and is

@@ -105,6 +105,8 @@ pub struct PolicyConfig {
     pub reassembly_bytes: usize,
     /// Sessions per inside host (RFC 6888 REQ-4/5).
     pub max_sessions_per_host: u32,
+    /// Route untranslated traffic from outside to inside destinations (else drop it).
+    pub inbound_route: bool,
     /// Idle timeouts.
     pub timeouts: Timeouts,
     /// Static port forwards.
@@ -291,6 +293,7 @@ impl NatPolicy {
             inside: cfg.inside.clone(),
             sessions: reader,
             mapped,
+            inbound_route: cfg.inbound_route,
         });
         let mut ports = PortAllocator::new(
             PortConfig {

@@ -23,6 +23,7 @@ fn cfg(filtering: Filtering) -> PolicyConfig {
         max_sessions: 1024,
         reassembly_bytes: super::reassembly::DEFAULT_BUDGET,
         max_sessions_per_host: 1024,
+        inbound_route: false,
         timeouts: Timeouts {
             udp: Duration::from_secs(300),
             tcp_established: Duration::from_secs(7440),
