@@ -410,6 +410,106 @@ fn port_forward_and_hairpin_through_it() {
     );
 }
 
+/// The quoted TCP packet of an ICMP error frame: (src, sport, dst, dport), with the outer,
+/// ICMP and quoted IP checksums checked.
+fn quoted_tcp(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, (Ipv4Addr, u16, Ipv4Addr, u16)) {
+    let p = l3(f);
+    assert!(p.verify_checksum());
+    let i = icmp_of(&p);
+    assert!(i.verify_checksum(), "ICMP checksum");
+    let q = Packet::new_checked(i.data()).unwrap();
+    assert!(q.verify_checksum(), "quoted IP checksum");
+    let u = &q.payload()[..4];
+    (
+        p.src_addr(),
+        p.dst_addr(),
+        (
+            q.src_addr(),
+            u16::from_be_bytes([u[0], u[1]]),
+            q.dst_addr(),
+            u16::from_be_bytes([u[2], u[3]]),
+        ),
+    )
+}
+
+/// Hairpinned ICMP errors are delivered both ways (RFC 5508 REQ-7, RFC 7857 §12): each
+/// inside host sees the error from the external endpoint it knows the other by, quoting the
+/// packet as it sent it, with valid checksums.
+#[test]
+fn hairpinned_icmp_errors_are_delivered_both_ways() {
+    use xgw::control::icmp::{build_error, IcmpError};
+    let mut t = nat_bed("address-dependent");
+    let a = ip("198.18.0.3");
+    // Let the router learn A (an ARP request from it).
+    t.push(
+        0,
+        &arp_frame(
+            arp::Operation::Request,
+            CLIENT_MAC,
+            a,
+            ethernet::MacAddr([0; 6]),
+            ip("198.18.0.1"),
+            ethernet::MacAddr::BROADCAST,
+        ),
+    );
+    t.step();
+    t.take_tx(0);
+    // A -> ext:8080 (the forward to the client, B) is hairpinned to B as ext:4444 -> B:80.
+    let hp = Ip::tcp(a, 4444, ext(), 8080, flags::SYN);
+    t.push(
+        0,
+        &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &hp.bytes()),
+    );
+    t.step();
+    let at_b = t.take_tx(0);
+    assert_eq!(tcp_of(&at_b[0]), (ext(), 4444, client(), 80, flags::SYN));
+    // B reports an error about it (as B received it).
+    let unreach = IcmpError::Unreachable {
+        code: code::PORT,
+        mtu: 0,
+    };
+    let err = build_error(unreach, &at_b[0][ethernet::HEADER_LEN..], client(), 1).unwrap();
+    t.push(0, &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &err));
+    t.step();
+    let to_a = t.take_tx(0);
+    assert_eq!(to_a.len(), 1, "delivered to A");
+    assert_eq!(
+        quoted_tcp(&to_a[0]),
+        (ext(), a, (a, 4444, ext(), 8080)),
+        "A sees it from B's external endpoint, quoting what A sent"
+    );
+    // B answers A through the hairpin; A reports an error about that packet.
+    let reply = Ip::tcp(client(), 80, ext(), 4444, flags::SYN | flags::ACK);
+    t.push(
+        0,
+        &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &reply.bytes()),
+    );
+    t.step();
+    let at_a = t.take_tx(0);
+    assert_eq!(
+        tcp_of(&at_a[0]),
+        (ext(), 8080, a, 4444, flags::SYN | flags::ACK)
+    );
+    let err = build_error(unreach, &at_a[0][ethernet::HEADER_LEN..], a, 2).unwrap();
+    t.push(0, &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, &err));
+    t.step();
+    let to_b = t.take_tx(0);
+    assert_eq!(to_b.len(), 1, "delivered to B");
+    assert_eq!(
+        quoted_tcp(&to_b[0]),
+        (ext(), client(), (client(), 80, ext(), 4444)),
+        "B sees it from A's external endpoint, quoting what B sent"
+    );
+    assert_eq!(
+        t.control()
+            .nat()
+            .unwrap()
+            .counters
+            .get(NatEvent::IcmpErrorsTranslated),
+        2
+    );
+}
+
 #[test]
 fn fragments_are_translated_in_any_order() {
     let mut t = nat_bed("address-dependent");
@@ -900,6 +1000,65 @@ fn host_unreachable_for_a_translated_packet_reaches_the_inside_host() {
         quoted.src_addr(),
         client(),
         "the quote is the inside host's own packet"
+    );
+}
+
+/// The ICMP error and its quoted packet's (src, sport, dst, dport) and ICMP (type, code);
+/// checks the outer, ICMP and quoted IP header checksums.
+fn quoted_udp(f: &[u8]) -> ((u8, u8), (Ipv4Addr, u16, Ipv4Addr, u16)) {
+    let p = l3(f);
+    assert!(p.verify_checksum());
+    let i = icmp_of(&p);
+    assert!(i.verify_checksum(), "ICMP checksum");
+    let q = Packet::new_checked(i.data()).unwrap();
+    assert!(q.verify_checksum(), "quoted IP checksum");
+    let u = &q.payload()[..4];
+    (
+        (u8::from(i.msg_type()), i.msg_code()),
+        (
+            q.src_addr(),
+            u16::from_be_bytes([u[0], u[1]]),
+            q.dst_addr(),
+            u16::from_be_bytes([u[2], u[3]]),
+        ),
+    )
+}
+
+/// ICMP errors about a packet translated inbound (a port forward's first packet) quote what
+/// the outside sender sent, never the inside address and port: time exceeded for TTL 1, and
+/// host unreachable for a forward target that does not answer ARP.
+#[test]
+fn errors_after_inbound_translation_quote_the_external_endpoint() {
+    let cfg = cfg("address-dependent", "1024-65535")
+        + "[[nat.forward]]\nprotocol = \"udp\"\nport = 9000\nto = \"198.18.0.3:53\"\n";
+    let mut t = bed_with_server(&cfg);
+    let r = ip("203.0.113.7");
+    // TTL 1 through the forward (its first packet, made on the slow path).
+    assert!(inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), 9000, 8).ttl(1)).is_empty());
+    let e = t.take_tx(1);
+    assert_eq!(e.len(), 1);
+    assert_eq!(l3(&e[0]).dst_addr(), r);
+    assert_eq!(quoted_udp(&e[0]), ((11, 0), (r, 5000, ext(), 9000)));
+    // The target is switched off: host unreachable once ARP gives up.
+    t.push(
+        1,
+        &server_frame(&Ip::udp_ports(r, 5001, ext(), 9000, 8).bytes()),
+    );
+    t.step();
+    let mut errors = Vec::new();
+    for _ in 0..10 {
+        t.advance(Duration::from_millis(500));
+        t.take_tx(0); // ARP requests for 198.18.0.3
+        errors.extend(t.take_tx(1).into_iter().filter(|f| {
+            ethernet::Frame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv4
+        }));
+    }
+    assert_eq!(errors.len(), 1, "host unreachable");
+    assert_eq!(l3(&errors[0]).dst_addr(), r);
+    assert_eq!(
+        quoted_udp(&errors[0]),
+        ((3, code::HOST), (r, 5001, ext(), 9000)),
+        "the outside sender sees only what it sent"
     );
 }
 

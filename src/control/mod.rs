@@ -474,8 +474,6 @@ impl ControlPlane {
     /// translated is first translated back, so the error reaches the inside host that sent it.
     fn host_unreachable(&mut self, now: Instant, ip: Vec<u8>) {
         self.counters.inc(ControlEvent::NeighUnreachable);
-        let back = self.nat().and_then(|n| n.untranslate(&ip));
-        let ip = back.unwrap_or(ip);
         let e = IcmpError::Unreachable {
             code: unreach::HOST,
             mtu: 0,
@@ -509,8 +507,12 @@ impl ControlPlane {
         self.out.push((port, f));
     }
 
-    /// RFC 1812 §4.3.2: suppression checks, rate limit, then build and route the error.
+    /// RFC 1812 §4.3.2: suppression checks, rate limit, then build and route the error. An
+    /// error about a packet the NAT translated quotes it as it was before (see
+    /// [`crate::nat::fast::NatFast::untranslate`]).
     fn send_error(&mut self, now: Instant, kind: IcmpError, l3: &[u8], l2_multicast: bool) {
+        let back = self.nat_fast.as_ref().and_then(|n| n.untranslate(l3));
+        let l3 = back.as_deref().unwrap_or(l3);
         let routes = &self.routes;
         let verdict = icmp::may_send_error(
             l2_multicast,

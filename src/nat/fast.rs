@@ -67,4 +67,42 @@ impl NatFast {
         self.is_pool(dst)
             || (egress == Some(self.outside) && rx_port != self.outside && self.is_inside(src))
     }
+
+    /// The packet as it was before the NAT translated it, for the ICMP errors the router
+    /// builds about a translated packet (TTL or MTU on the slow path, host unreachable):
+    /// - translated outbound (its source is an external address): back to the inside
+    ///   source, so the error reaches the inside host that sent it (RFC 5508 REQ-4);
+    /// - translated inbound (a forward or mapping rewrote its destination to an inside
+    ///   host): back to the external destination, so the error tells the outside sender
+    ///   only what it sent, never the inside address and port.
+    ///
+    /// None if it is not a translated packet. Lock-free (the session table's reader), so the
+    /// control thread never takes the policy for it.
+    pub fn untranslate(&self, ip: &[u8]) -> Option<Vec<u8>> {
+        let key = super::translate::flow_key(ip).ok()?;
+        let hit = self.sessions.lookup(&key.reversed())?;
+        let rw = hit.rewrite;
+        let back = if self.is_pool(key.src) {
+            super::flow::Rewrite {
+                src: rw.dst,
+                sport: rw.dport,
+                dst: rw.src,
+                dport: rw.sport,
+            }
+        } else if hit.dir == super::flow::Direction::In2Out && !self.is_pool(key.dst) {
+            // The reverse is the session's in2out key, so this is its out2in packet after
+            // translation: its destination was `rw.src:rw.sport`.
+            super::flow::Rewrite {
+                src: key.src,
+                sport: key.sport,
+                dst: rw.src,
+                dport: rw.sport,
+            }
+        } else {
+            return None;
+        };
+        let mut out = ip.to_vec();
+        super::translate::rewrite(&mut out, &back).ok()?;
+        Some(out)
+    }
 }

@@ -769,14 +769,21 @@ impl NatPolicy {
             self.counters.inc(NatEvent::IcmpErrorsDropped);
             return NatOutcome::Nothing;
         };
+        let rw = hit.rewrite;
+        // A hairpin session (inside A to inside B's external endpoint): its in2out key is
+        // addressed to an external address, its out2in rewrite comes from one.
+        let hairpin = match hit.dir {
+            Direction::In2Out => self.is_pool(inner.src),
+            Direction::Out2In => self.is_pool(rw.src),
+        };
         // An error about an outbound packet comes from outside; one about an inbound packet
-        // comes from inside.
+        // comes from inside; about a hairpinned one, from inside either way.
         let from_outside = rx_port == self.fast.outside;
-        if from_outside != (hit.dir == Direction::Out2In) {
+        let expected_outside = hit.dir == Direction::Out2In && !hairpin;
+        if from_outside != expected_outside {
             self.counters.inc(NatEvent::IcmpErrorsDropped);
             return NatOutcome::Nothing;
         }
-        let rw = hit.rewrite;
         let quoted = Rewrite {
             src: rw.dst,
             sport: rw.dport,
@@ -785,6 +792,17 @@ impl NatPolicy {
         };
         let p = Packet::new_unchecked(ip);
         let (outer_src, outer_dst) = match hit.dir {
+            // Hairpinned (RFC 5508 REQ-7, RFC 7857 §12): to the other inside host, from the
+            // external endpoint it knows the reporting host by; an inside router that
+            // reports keeps its own address (both hosts can reach it).
+            _ if hairpin => {
+                let src = if p.src_addr() == inner.dst {
+                    rw.src
+                } else {
+                    p.src_addr()
+                };
+                (src, rw.dst)
+            }
             // From outside about an outbound packet: deliver to the inside host (REQ-4).
             Direction::Out2In => (p.src_addr(), rw.dst),
             // From inside about an inbound packet: it leaves from the external address (REQ-5).
@@ -980,25 +998,9 @@ impl NatPolicy {
         self.hosts.get(&a).copied().unwrap_or(0)
     }
 
-    /// The packet as it was before the fast path translated it outbound (its source is an
-    /// external address), for ICMP errors that must reach the inside sender; None if it is
-    /// not such a packet.
+    /// The packet as it was before the NAT translated it ([`NatFast::untranslate`]).
     pub fn untranslate(&self, ip: &[u8]) -> Option<Vec<u8>> {
-        let key = translate::flow_key(ip).ok()?;
-        if !self.is_pool(key.src) {
-            return None;
-        }
-        let hit = self.sessions.find(&key.reversed())?;
-        let rw = hit.rewrite;
-        let back = Rewrite {
-            src: rw.dst,
-            sport: rw.dport,
-            dst: rw.src,
-            dport: rw.sport,
-        };
-        let mut out = ip.to_vec();
-        translate::rewrite(&mut out, &back).ok()?;
-        Some(out)
+        self.fast.untranslate(ip)
     }
 
     /// Find a session (tests, diagnostics).
