@@ -112,11 +112,13 @@ struct {
 } nat_ports SEC(".maps");
 
 /* Per-CPU counters: frames left to the kernel, [0] not IPv4/ARP, [1] not from a port;
- * [2] dropped by the NAT prefilter. Frames steered to a socket are not counted here (the
- * workers count what they receive). */
+ * [2] dropped by the NAT prefilter; [3] left to the kernel because no socket serves their
+ * (port, RX queue) (a worker not up yet, or a queue xgw does not serve: xgw refuses to
+ * start with fewer queues than a port has, so this counts only the start and the stop).
+ * Frames steered to a socket are not counted here (the workers count what they receive). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 3);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -217,8 +219,12 @@ int xgw_steer(struct xdp_md *ctx)
 				*v += 1;
 			return XDP_DROP;
 		}
-		return bpf_redirect_map(&xsks, slot * XGW_MAX_QUEUES + ctx->rx_queue_index,
-						XDP_PASS);
+		/* The fallback action comes back when the key has no socket. */
+		int act = bpf_redirect_map(&xsks, slot * XGW_MAX_QUEUES + ctx->rx_queue_index,
+					   XDP_PASS);
+		if (act == XDP_PASS)
+			return pass(3);
+		return act;
 	}
 	return pass(1);
 }

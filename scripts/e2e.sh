@@ -224,6 +224,25 @@ if want_phase 3; then
     else
         bad "xgw starts (2 queues)" "$(cat "$WORK/xgw.log")"
     fi
+    # Serving one of two RX queues would let queue 1's frames bypass xgw: refused.
+    if start_xgw "$WORK/q.toml" --queues 1 >/dev/null 2>&1; then
+        bad "xgw refuses queues = 1 on 2-queue ports" "$(cat "$WORK/xgw.log")"
+        stop_xgw
+    else
+        expect "xgw refuses queues = 1 on 2-queue ports, naming the port" "r0 has 2 RX queues, queues = 1" cat "$WORK/xgw.log"
+        XGW_PID=
+    fi
+    check "the refused start left no XDP program attached" xdp_detached
+    # With the ports cut to one channel, one queue serves them all (the veth peers too:
+    # native XDP on veth wants as many RX queues as the peer has TX queues).
+    rtr ethtool -L r0 rx 1 tx 1 && rtr ethtool -L r1 rx 1 tx 1
+    cli ethtool -L c0 rx 1 tx 1 && srv ethtool -L s0 rx 1 tx 1
+    if start_xgw "$WORK/q.toml" --queues 1; then
+        check "ping through the router after ethtool -L to one queue" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        stop_xgw
+    else
+        bad "xgw starts on one channel" "$(cat "$WORK/xgw.log")"
+    fi
     "$LAB_SH" down
 fi
 

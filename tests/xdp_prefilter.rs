@@ -221,6 +221,8 @@ fn prefilter_in_netns() {
     for (what, f) in &passes {
         assert_eq!(v(f, outside), XDP_PASS, "{what}");
     }
+    // No socket serves queue 0 here: each of them was passed to the kernel, and counted so.
+    assert_eq!(prog.stats().no_socket, passes.len() as u64);
     // DF alone is not a fragment: unmapped with DF set is dropped.
     assert_eq!(
         v(&frame(proto::UDP, POOL, &udp(40001), 5, 0x4000), outside),
@@ -258,4 +260,7 @@ fn prefilter_in_netns() {
     // Port 40001 is mapped: hit once per 60000 ports.
     assert_eq!(passed, 2);
     assert_eq!(prog.stats().nat_unmapped - before, 100_000 - 2);
+    // Every frame passed for want of a socket is counted: the passes, the inside port's,
+    // the new mapping's and the flood's two.
+    assert_eq!(prog.stats().no_socket, passes.len() as u64 + 1 + 1 + 2);
 }

@@ -71,6 +71,8 @@ pub struct XdpStats {
     pub not_from_a_port: u64,
     /// Dropped by the NAT prefilter: inbound to an external port without a mapping.
     pub nat_unmapped: u64,
+    /// Passed to the kernel: no socket on the frame's (port, RX queue).
+    pub no_socket: u64,
 }
 
 /// The loaded program and its links; dropping it detaches everything.
@@ -254,9 +256,9 @@ impl XdpProgram {
     }
 
     /// The program's counters, summed over CPUs: frames left to the kernel (not IPv4 or ARP,
-    /// not from a port) and frames the NAT prefilter dropped.
+    /// not from a port, no socket on their queue) and frames the NAT prefilter dropped.
     pub fn stats(&self) -> XdpStats {
-        let mut out = [0u64; 3];
+        let mut out = [0u64; 4];
         for (i, o) in out.iter_mut().enumerate() {
             let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
             if let Ok(Some(vals)) = self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
@@ -271,6 +273,7 @@ impl XdpProgram {
             not_ipv4_or_arp: out[0],
             not_from_a_port: out[1],
             nat_unmapped: out[2],
+            no_socket: out[3],
         }
     }
 

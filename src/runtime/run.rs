@@ -212,6 +212,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     info!(
         not_ipv4_or_arp = xs.not_ipv4_or_arp,
         not_from_a_port = xs.not_from_a_port,
+        no_socket = xs.no_socket,
         "XDP steering: frames passed to the kernel"
     );
     prog.detach_all();
@@ -229,11 +230,18 @@ const _: () = assert!(crate::io::xdp::PORT_WORDS == crate::nat::portmap::WORDS);
 /// The steering program's counters that are not "passed to the kernel" (logged apart), as
 /// counter lines (zeros left out, as everywhere).
 fn xdp_lines(s: XdpStats) -> Vec<(&'static str, u64, &'static str)> {
-    [(
-        "xdp.nat_no_mapping",
-        s.nat_unmapped,
-        "NAT prefilter: inbound to an external port without a mapping, dropped in XDP",
-    )]
+    [
+        (
+            "xdp.nat_no_mapping",
+            s.nat_unmapped,
+            "NAT prefilter: inbound to an external port without a mapping, dropped in XDP",
+        ),
+        (
+            "xdp.no_socket",
+            s.no_socket,
+            "IPv4/ARP passed to the kernel: no worker socket on its RX queue (start, stop)",
+        ),
+    ]
     .into_iter()
     .filter(|l| l.1 != 0)
     .collect()
@@ -241,7 +249,7 @@ fn xdp_lines(s: XdpStats) -> Vec<(&'static str, u64, &'static str)> {
 
 fn worker_count(cfg: &ValidConfig, devs: &[NetDev], cli: Option<u32>) -> Result<u32> {
     // Every worker has a socket on every port at its queue id, so all ports use the same
-    // number of queues: the smallest the configuration and the devices allow.
+    // number of queues, and that must be every queue of every port.
     let mut q = u32::MAX;
     for (i, d) in cfg.interfaces.iter().zip(devs) {
         let want = cli.or(i.queues).unwrap_or(d.rx_queues);
@@ -258,19 +266,23 @@ fn worker_count(cfg: &ValidConfig, devs: &[NetDev], cli: Option<u32>) -> Result<
     if q == 0 || q > MAX_QUEUES {
         bail!("queue count must be 1..={MAX_QUEUES}");
     }
-    let distinct: std::collections::BTreeSet<u32> = cfg
-        .interfaces
-        .iter()
-        .zip(devs)
-        .map(|(i, d)| cli.or(i.queues).unwrap_or(d.rx_queues))
-        .collect();
-    if distinct.len() > 1 {
-        warn!(
-            queues = q,
-            "interfaces have different queue counts; using the smallest on all"
-        );
+    // A frame on a queue no worker serves would be passed to the kernel, past the router
+    // and the NAT: refuse rather than leak.
+    if let Some(d) = devs.iter().find(|d| d.rx_queues > q) {
+        bail!("{}", unserved_queues(&d.name, d.rx_queues, q));
     }
     Ok(q)
+}
+
+/// Why xgw refuses to start when `dev` has more RX queues than the workers serve.
+fn unserved_queues(dev: &str, rx_queues: u32, queues: u32) -> String {
+    format!(
+        "{dev} has {rx_queues} RX queues, queues = {queues}: frames on queues {queues}..{} would \
+         bypass xgw (into the kernel, untranslated); set queues = {rx_queues} on every port \
+         (--queues {rx_queues}), or give {dev} fewer channels (ethtool -L {dev} combined \
+         {queues}, or rx {queues} on veth)",
+        rx_queues - 1
+    )
 }
 
 /// Flags set by the signal handlers.
@@ -326,5 +338,18 @@ fn control_loop(
         if work == 0 {
             doorbell.wait(ctl.idle_timeout(Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unserved_queues_are_named() {
+        let m = super::unserved_queues("r0", 4, 2);
+        assert!(
+            m.starts_with("r0 has 4 RX queues, queues = 2: frames on queues 2..3"),
+            "{m}"
+        );
+        assert!(m.contains("ethtool -L r0"), "{m}");
     }
 }
