@@ -327,6 +327,56 @@ fn frag_needed_survives_a_ttl_flood() {
     assert_eq!(icmp_of(&l3(&pmtu[0])).next_hop_mtu(), 1400);
 }
 
+/// A spoofed ARP flood on the outside link (every free address of the subnet claims a
+/// random MAC, far more senders than the table holds) never makes the route's gateway
+/// unresolvable, even though the gateway is first needed only after the flood.
+#[test]
+fn spoofed_arp_flood_leaves_the_gateway_resolvable() {
+    let cfg = format!(
+        "{NAT}[neighbor]\nmax_entries = 64\n[punt.arp]\nrate = 100000000\nburst = 1000000\nqueue = 65536\n"
+    );
+    let mut t = bed(&cfg);
+    let frames: Vec<Vec<u8>> = (0..20_000u32)
+        .map(|i| {
+            let host = 3 + (i % 250) as u8; // 198.19.0.3 ..= 198.19.0.252, never the gateway
+            let b = i.to_be_bytes();
+            arp_frame(
+                arp::Operation::Request,
+                MacAddr([0x02, 0xee, b[0], b[1], b[2], b[3]]),
+                Ipv4Addr::new(198, 19, 0, host),
+                MacAddr::ZERO,
+                ext(),
+                MacAddr::BROADCAST,
+            )
+        })
+        .collect();
+    t.flood(1, frames);
+    t.take_tx(1);
+    assert!(t.control().neighbors().len() <= 64 + 1);
+    // Now traffic through the gateway 198.19.0.2: it is resolved and the packet delivered.
+    t.push(0, &Ip::udp(client(), ip("203.0.113.7"), 10).client_frame());
+    t.step();
+    let req = t.take_tx(1);
+    assert_eq!(req.len(), 1, "an ARP request for the gateway");
+    assert_eq!(parse_arp(&req[0]).target_protocol_addr, server());
+    t.push(
+        1,
+        &arp_frame(
+            arp::Operation::Reply,
+            SERVER_MAC,
+            server(),
+            port_mac(1),
+            ext(),
+            port_mac(1),
+        ),
+    );
+    t.step();
+    let out = t.take_tx(1);
+    assert_eq!(out.len(), 1, "delivered through the gateway");
+    assert_eq!(l3(&out[0]).dst_addr(), ip("203.0.113.7"));
+    assert!(t.control().neighbors().stats().evicted > 0);
+}
+
 #[test]
 fn a_full_class_queue_drops_and_counts_then_recovers() {
     // Every first packet through the slow path, to exercise its queue.

@@ -271,6 +271,8 @@ impl Default for IcmpConfig {
 pub struct NeighborConfig {
     /// Upper bound on ARP cache entries.
     pub max_entries: i64,
+    /// Upper bound on one port's entries (default: 3/4 of `max_entries`).
+    pub max_entries_per_port: Option<i64>,
     /// Packets held per unresolved neighbour.
     pub queue_len: i64,
     /// Bytes held per unresolved neighbour.
@@ -291,6 +293,7 @@ impl Default for NeighborConfig {
     fn default() -> Self {
         NeighborConfig {
             max_entries: 4096,
+            max_entries_per_port: None,
             queue_len: 4096,
             queue_bytes: 212_992,
             total_queue_bytes: 4 << 20,
@@ -400,8 +403,10 @@ pub enum RouteTarget {
 /// Validated `[neighbor]` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighborSettings {
-    /// Upper bound on ARP cache entries.
+    /// Upper bound on ARP cache entries (the routes' next hops apart).
     pub max_entries: usize,
+    /// Upper bound on one port's entries.
+    pub max_entries_per_port: usize,
     /// Packets held per unresolved neighbour.
     pub queue_len: usize,
     /// Bytes held per unresolved neighbour (Linux's `unres_qlen_bytes`).
@@ -420,6 +425,7 @@ impl Default for NeighborSettings {
     fn default() -> Self {
         NeighborSettings {
             max_entries: 4096,
+            max_entries_per_port: 3072,
             queue_len: 4096,
             queue_bytes: 212_992,
             total_queue_bytes: 4 << 20,
@@ -732,6 +738,7 @@ idle_poll = "1ms"
             },
             neighbor: NeighborSettings {
                 max_entries: 128,
+                max_entries_per_port: 96,
                 queue_len: 16,
                 queue_bytes: 212_992,
                 total_queue_bytes: 4 << 20,

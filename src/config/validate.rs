@@ -379,8 +379,19 @@ fn neighbor(cx: &Ctx<'_>, n: &NeighborConfig) -> Result<NeighborSettings, Config
         }
         Ok(d)
     };
+    let max_entries: usize =
+        cx.int_in("neighbor.max_entries".into(), n.max_entries, MAX_ENTRIES)?;
+    let max_entries_per_port = match n.max_entries_per_port {
+        None => (max_entries - max_entries / 4).max(1),
+        Some(v) => cx.int_in(
+            "neighbor.max_entries_per_port".into(),
+            v,
+            1..=i64::try_from(max_entries).unwrap_or(i64::MAX),
+        )?,
+    };
     Ok(NeighborSettings {
-        max_entries: cx.int_in("neighbor.max_entries".into(), n.max_entries, MAX_ENTRIES)?,
+        max_entries,
+        max_entries_per_port,
         queue_len: cx.int_in("neighbor.queue_len".into(), n.queue_len, QUEUE_LEN)?,
         queue_bytes: cx.int_in("neighbor.queue_bytes".into(), n.queue_bytes, QUEUE_BYTES)?,
         total_queue_bytes: cx.int_in(

@@ -98,6 +98,17 @@ pub struct ControlPlane {
 /// OS random source. Time and pid are guessable, and from them the external ports of every
 /// flow; if the OS source fails (it does not on Linux after early boot), they are the
 /// fallback, with a warning.
+/// The routes' next hops: always resolvable, whatever fills the neighbour table.
+fn route_gateways(cfg: &ValidConfig) -> Vec<Ipv4Addr> {
+    cfg.routes
+        .iter()
+        .filter_map(|r| match r.target {
+            crate::config::RouteTarget::Via { gateway, .. } => Some(gateway),
+            _ => None,
+        })
+        .collect()
+}
+
 fn port_key() -> u64 {
     let mut b = [0u8; 8];
     match getrandom::getrandom(&mut b) {
@@ -126,8 +137,9 @@ impl ControlPlane {
         port_words: Option<crate::nat::portmap::Words>,
     ) -> Self {
         let n = &cfg.neighbor;
-        let neigh = NeighCache::new(NeighConfig {
+        let mut neigh = NeighCache::new(NeighConfig {
             max_entries: n.max_entries,
+            max_entries_per_port: n.max_entries_per_port,
             queue_len: n.queue_len,
             queue_bytes: n.queue_bytes,
             total_queue_bytes: n.total_queue_bytes,
@@ -136,6 +148,7 @@ impl ControlPlane {
             max_requests: n.max_requests,
             failed_hold: n.retrans_time * 3,
         });
+        neigh.set_pinned(route_gateways(cfg));
         let epoch = Instant::now();
         let seed = port_key();
         let nat = cfg
@@ -215,6 +228,7 @@ impl ControlPlane {
             return Err("[neighbor] changed: restart xgw to apply".into());
         }
         self.routes = Routes::from_config(cfg);
+        self.neigh.set_pinned(route_gateways(cfg));
         if cfg.icmp != self.cfg.icmp {
             self.icmp = IcmpLimiter::new(&cfg.icmp, port_key());
         }

@@ -23,13 +23,21 @@
 //!   Linux's `unres_qlen_bytes`); when full the oldest are dropped (RFC 1122 §2.3.2.2: keep at
 //!   least the latest). All queues together hold at most `total_queue_bytes`; beyond that a
 //!   new packet is dropped (an unreachable subnet cannot hold more than that).
-//! - At most `max_entries` entries. When full, reclaim a Failed entry, then an Incomplete entry
-//!   whose requests are exhausted, then the least recently confirmed Stale entry. A Reachable
-//!   entry is never evicted and the table is never flushed wholesale; otherwise the new entry is
-//!   refused. Victim search is one pass over the table, skipped entirely when only Reachable
-//!   entries exist (the ARP-flood case).
+//! - At most `max_entries` entries, and at most `max_entries_per_port` on one port, not
+//!   counting pinned ones. When full, reclaim a Failed entry, then the Stale entry that became
+//!   Stale first, of the port that is full (or, when the whole table is, of the port holding
+//!   the most). A Reachable entry is never evicted and the table is never flushed wholesale;
+//!   otherwise the new entry is refused. Victims come from per-port FIFO queues, so a miss
+//!   costs O(ports), never a scan of the table.
+//! - Pinned addresses ([`NeighCache::set_pinned`]: the routes' next hops) can always be
+//!   resolved: they do not count against the limits and are never evicted, whatever fills
+//!   the rest of the table.
+//! - Like Linux (`neigh_event_ns`), an unsolicited ARP (one we did not ask for) that creates
+//!   an entry creates it Stale: usable at once, evictable, and probed after `reachable_time`
+//!   like any Stale entry. Only a neighbour we asked (Incomplete, Failed, or a Stale entry
+//!   being probed) becomes Reachable when it answers; an unsolicited ARP from a Reachable
+//!   neighbour refreshes it. So spoofed ARP can fill the table only with evictable entries.
 //! - [`NeighCache::generation`] changes exactly when the resolved set `ip → (mac, port)` changes.
-//! - Any ARP (request or reply) from a neighbour confirms it: it becomes Reachable.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -43,8 +51,10 @@ use crate::wire::ethernet::MacAddr;
 /// Tunables of the neighbour cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NeighConfig {
-    /// Upper bound on entries of any state (clamped to at least 1).
+    /// Upper bound on entries of any state, pinned ones apart (clamped to at least 1).
     pub max_entries: usize,
+    /// Upper bound on the (unpinned) entries of one port (clamped to 1..=max_entries).
+    pub max_entries_per_port: usize,
     /// Packets held per unresolved neighbour (clamped to at least 1).
     pub queue_len: usize,
     /// Bytes held per unresolved neighbour.
@@ -65,6 +75,7 @@ impl Default for NeighConfig {
     fn default() -> Self {
         NeighConfig {
             max_entries: 4096,
+            max_entries_per_port: 3072,
             queue_len: 4096,
             queue_bytes: 212_992,
             total_queue_bytes: 4 << 20,
@@ -201,8 +212,18 @@ struct Entry<P> {
     /// Incomplete/Stale: next request (or, if exhausted, give up); Reachable: becomes Stale;
     /// Failed: end of `failed_hold`.
     deadline: Instant,
-    /// Last confirmation (for least-recently-confirmed eviction of Stale entries).
+    /// Last confirmation.
     confirmed: Instant,
+    /// Bumped each time the entry is queued as an eviction candidate (stale queue entries
+    /// are told from live ones by it).
+    stamp: u32,
+}
+
+/// Eviction candidates of one port, in the order they became candidates.
+#[derive(Default)]
+struct Victims {
+    failed: VecDeque<(Ipv4Addr, u32)>,
+    stale: VecDeque<(Ipv4Addr, u32)>,
 }
 
 /// The ARP cache, generic over the queued packet type `P`.
@@ -215,6 +236,14 @@ pub struct NeighCache<P> {
     stats: NeighStats,
     /// Bytes queued over all entries.
     queued_bytes: usize,
+    /// Addresses that are always resolvable.
+    pinned: std::collections::HashSet<Ipv4Addr, ahash::RandomState>,
+    /// Entries in `map` whose address is pinned.
+    pinned_present: usize,
+    /// Unpinned entries per port (by `PortId.0`).
+    per_port: Vec<usize>,
+    /// Eviction candidates per port.
+    victims: Vec<Victims>,
 }
 
 /// The size a queued packet counts against the byte budgets.
@@ -306,11 +335,28 @@ fn set_state<P>(counts: &mut [usize; State::COUNT], e: &mut Entry<P>, state: Sta
     e.state = state;
 }
 
+/// Queue `ip` (whose entry `e` just became Stale or Failed) as an eviction candidate.
+fn candidate<P>(victims: &mut Vec<Victims>, ip: Ipv4Addr, e: &mut Entry<P>) {
+    let port = usize::from(e.port.0);
+    if victims.len() <= port {
+        victims.resize_with(port + 1, Victims::default);
+    }
+    e.stamp = e.stamp.wrapping_add(1);
+    let q = if e.state == State::Failed {
+        &mut victims[port].failed
+    } else {
+        &mut victims[port].stale
+    };
+    q.push_back((ip, e.stamp));
+}
+
 impl<P: QueuedLen> NeighCache<P> {
     /// An empty cache. Zero `max_entries`, `queue_len` and `max_requests` are raised to 1.
     pub fn new(cfg: NeighConfig) -> Self {
+        let max_entries = cfg.max_entries.max(1);
         let cfg = NeighConfig {
-            max_entries: cfg.max_entries.max(1),
+            max_entries,
+            max_entries_per_port: cfg.max_entries_per_port.clamp(1, max_entries),
             queue_len: cfg.queue_len.max(1),
             max_requests: cfg.max_requests.max(1),
             ..cfg
@@ -322,6 +368,44 @@ impl<P: QueuedLen> NeighCache<P> {
             generation: 0,
             stats: NeighStats::default(),
             queued_bytes: 0,
+            pinned: std::collections::HashSet::with_hasher(ahash::RandomState::new()),
+            pinned_present: 0,
+            per_port: Vec::new(),
+            victims: Vec::new(),
+        }
+    }
+
+    /// The addresses that must always be resolvable (the routes' next hops): their entries
+    /// do not count against `max_entries` or a port's quota and are never evicted.
+    pub fn set_pinned(&mut self, ips: impl IntoIterator<Item = Ipv4Addr>) {
+        self.pinned = ips.into_iter().collect();
+        self.pinned_present = 0;
+        self.per_port.clear();
+        let entries: Vec<(Ipv4Addr, PortId)> =
+            self.map.iter().map(|(&ip, e)| (ip, e.port)).collect();
+        for (ip, port) in entries {
+            self.account(ip, port, true);
+        }
+    }
+
+    /// Count `ip`'s entry on `port` in (`add`) or out of the limits.
+    fn account(&mut self, ip: Ipv4Addr, port: PortId, add: bool) {
+        if self.pinned.contains(&ip) {
+            if add {
+                self.pinned_present += 1;
+            } else {
+                self.pinned_present -= 1;
+            }
+            return;
+        }
+        let p = usize::from(port.0);
+        if self.per_port.len() <= p {
+            self.per_port.resize(p + 1, 0);
+        }
+        if add {
+            self.per_port[p] += 1;
+        } else {
+            self.per_port[p] -= 1;
         }
     }
 
@@ -349,8 +433,8 @@ impl<P: QueuedLen> NeighCache<P> {
     /// `port`. `QueueFull` never asks for a request: retransmissions are driven by
     /// [`NeighCache::poll`]. For an Incomplete entry, `port` of the first packet is kept.
     pub fn resolve(&mut self, now: Instant, ip: Ipv4Addr, port: PortId, pkt: P) -> Resolve<P> {
-        let cfg = &self.cfg;
         if let Some(e) = self.map.get_mut(&ip) {
+            let mut moved = None;
             match e.state {
                 State::Reachable | State::Stale => return Resolve::Known(e.mac, pkt),
                 State::Failed if now < e.deadline => return Resolve::Unreachable(pkt),
@@ -358,20 +442,26 @@ impl<P: QueuedLen> NeighCache<P> {
                     // The hold is over but `poll` has not removed it yet: start again.
                     set_state(&mut self.counts, e, State::Incomplete);
                     self.generation += 1;
-                    e.port = port;
+                    let old_port = mem::replace(&mut e.port, port);
                     e.requests = 0;
                     e.deadline = now;
+                    moved = (old_port != port).then_some(old_port);
                 }
                 State::Incomplete => {}
             }
+            let cfg = &self.cfg;
             let dropped = enqueue(e, pkt, cfg, &mut self.queued_bytes, &mut self.stats);
+            let send_request = dropped.is_empty() && try_request(e, now, cfg, &mut self.stats);
+            if let Some(old_port) = moved {
+                self.account(ip, old_port, false);
+                self.account(ip, port, true);
+            }
             if !dropped.is_empty() {
                 return Resolve::QueueFull(dropped);
             }
-            let send_request = try_request(e, now, cfg, &mut self.stats);
             return Resolve::Queued { send_request };
         }
-        if !self.make_room() {
+        if !self.make_room(ip, port) {
             self.stats.table_full_refused += 1;
             return Resolve::TableFull(pkt);
         }
@@ -384,6 +474,7 @@ impl<P: QueuedLen> NeighCache<P> {
             requests: 0,
             deadline: now,
             confirmed: now,
+            stamp: 0,
         };
         let dropped = enqueue(
             &mut e,
@@ -432,13 +523,27 @@ impl<P: QueuedLen> NeighCache<P> {
                 // Gratuitous ARP or a replaced host: RFC 826 "update the sender hardware address".
                 self.stats.mac_changed += 1;
             }
-            set_state(&mut self.counts, e, State::Reachable);
+            let old_port = e.port;
+            // Asked for (resolving, probing, failed) or already Reachable: confirmed. An
+            // unsolicited ARP about an unprobed Stale entry only updates it (as Linux).
+            let confirms = e.state != State::Stale || e.requests > 0;
+            if confirms {
+                set_state(&mut self.counts, e, State::Reachable);
+                e.requests = 0;
+                e.confirmed = now;
+                e.deadline = now + self.cfg.reachable_time;
+            }
             e.mac = mac;
             e.port = port;
-            e.requests = 0;
-            e.confirmed = now;
-            e.deadline = now + self.cfg.reachable_time;
+            let requeue = e.state == State::Stale && old_port != port;
+            if requeue {
+                candidate(&mut self.victims, ip, e);
+            }
             let released = take_queue(&mut self.queued_bytes, e);
+            if old_port != port {
+                self.account(ip, old_port, false);
+                self.account(ip, port, true);
+            }
             self.stats.replies_learned += 1;
             let changed = moved || !was_resolved;
             if changed {
@@ -449,12 +554,13 @@ impl<P: QueuedLen> NeighCache<P> {
         if !create {
             return unchanged();
         }
-        if !self.make_room() {
+        if !self.make_room(ip, port) {
             self.stats.table_full_refused += 1;
             return unchanged();
         }
-        let e = Entry {
-            state: State::Reachable,
+        // Unsolicited: Stale (usable, evictable), probed once `reachable_time` has passed.
+        let mut e = Entry {
+            state: State::Stale,
             mac,
             port,
             queue: VecDeque::new(),
@@ -462,7 +568,9 @@ impl<P: QueuedLen> NeighCache<P> {
             requests: 0,
             deadline: now + self.cfg.reachable_time,
             confirmed: now,
+            stamp: 0,
         };
+        candidate(&mut self.victims, ip, &mut e);
         self.insert(ip, e);
         self.stats.replies_learned += 1;
         self.generation += 1;
@@ -474,6 +582,7 @@ impl<P: QueuedLen> NeighCache<P> {
 
     /// Timers; call about every 100 ms. Appends what to do to `out`.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Event<P>>) {
+        let mut removed: Vec<(Ipv4Addr, PortId)> = Vec::new();
         let Self {
             cfg,
             map,
@@ -481,6 +590,8 @@ impl<P: QueuedLen> NeighCache<P> {
             generation,
             stats,
             queued_bytes,
+            victims,
+            ..
         } = self;
         map.retain(|&ip, e| {
             if e.state == State::Reachable && now >= e.deadline {
@@ -488,6 +599,7 @@ impl<P: QueuedLen> NeighCache<P> {
                 set_state(counts, e, State::Stale);
                 e.requests = 0;
                 e.deadline = now;
+                candidate(victims, ip, e);
             }
             let state = e.state;
             match state {
@@ -505,6 +617,7 @@ impl<P: QueuedLen> NeighCache<P> {
                 State::Incomplete => {
                     // `max_requests` sent and the last one timed out.
                     set_state(counts, e, State::Failed);
+                    candidate(victims, ip, e);
                     e.deadline = now + cfg.failed_hold;
                     stats.failed += 1;
                     *generation += 1;
@@ -521,16 +634,41 @@ impl<P: QueuedLen> NeighCache<P> {
                     stats.expired += 1;
                     *generation += 1;
                     out.push(Event::Expired { ip });
+                    removed.push((ip, e.port));
                     false
                 }
                 State::Failed if now < e.deadline => true,
                 State::Failed => {
                     counts[e.state.idx()] -= 1;
                     *generation += 1;
+                    removed.push((ip, e.port));
                     false
                 }
             }
         });
+        for (ip, port) in removed {
+            self.account(ip, port, false);
+        }
+        self.compact_victims();
+    }
+
+    /// Drop candidates whose entry is gone or changed, once they outnumber the table
+    /// (amortised O(1); the queues stay within about twice the table).
+    fn compact_victims(&mut self) {
+        let queued: usize = self
+            .victims
+            .iter()
+            .map(|v| v.failed.len() + v.stale.len())
+            .sum();
+        if queued <= 2 * self.map.len() + 64 {
+            return;
+        }
+        let map = &self.map;
+        let live = |&(ip, stamp): &(Ipv4Addr, u32)| map.get(&ip).is_some_and(|e| e.stamp == stamp);
+        for v in &mut self.victims {
+            v.failed.retain(live);
+            v.stale.retain(live);
+        }
     }
 
     /// Bumps whenever the resolved set (ip → mac, port) or the Failed set changes (for
@@ -573,18 +711,29 @@ impl<P: QueuedLen> NeighCache<P> {
             counts,
             generation,
             queued_bytes,
+            pinned,
+            pinned_present,
             ..
         } = self;
         let mut changed = false;
-        map.retain(|_, e| {
+        map.retain(|ip, e| {
             if e.port != port {
                 return true;
             }
             *queued_bytes -= e.queued_bytes;
             counts[e.state.idx()] -= 1;
+            if pinned.contains(ip) {
+                *pinned_present -= 1;
+            }
             changed |= e.state.is_resolved() || e.state == State::Failed;
             false
         });
+        if let Some(n) = self.per_port.get_mut(usize::from(port.0)) {
+            *n = 0;
+        }
+        if let Some(v) = self.victims.get_mut(usize::from(port.0)) {
+            *v = Victims::default();
+        }
         if changed {
             *generation += 1;
         }
@@ -597,48 +746,68 @@ impl<P: QueuedLen> NeighCache<P> {
 
     fn insert(&mut self, ip: Ipv4Addr, e: Entry<P>) {
         self.counts[e.state.idx()] += 1;
+        self.account(ip, e.port, true);
         let old = self.map.insert(ip, e);
         debug_assert!(old.is_none(), "insert over an existing entry");
     }
 
-    /// Makes room for one new entry; false if the table is full of non-reclaimable entries.
-    fn make_room(&mut self) -> bool {
-        if self.map.len() < self.cfg.max_entries {
+    /// Makes room for a new entry for `ip` on `port`; false if the port's quota or the table
+    /// is full of entries that may not be reclaimed. Pinned addresses always have room.
+    fn make_room(&mut self, ip: Ipv4Addr, port: PortId) -> bool {
+        if self.pinned.contains(&ip) {
             return true;
         }
-        let reclaimable = self.counts[State::Failed.idx()]
-            + self.counts[State::Incomplete.idx()]
-            + self.counts[State::Stale.idx()];
-        if reclaimable == 0 {
-            // Only Reachable entries: refuse without scanning (ARP flood).
+        let mine = self.per_port.get(usize::from(port.0)).copied().unwrap_or(0);
+        if mine >= self.cfg.max_entries_per_port {
+            // This port is at its quota: only one of its own entries can make room.
+            return self.evict_from(port);
+        }
+        if self.map.len() - self.pinned_present < self.cfg.max_entries {
+            return true;
+        }
+        // The table is full: take from the ports holding the most first.
+        let mut ports: Vec<(usize, u16)> = self
+            .per_port
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(p, &n)| (n, u16::try_from(p).unwrap_or(u16::MAX)))
+            .collect();
+        ports.sort_unstable_by(|a, b| b.cmp(a));
+        ports.into_iter().any(|(_, p)| self.evict_from(PortId(p)))
+    }
+
+    /// Evicts `port`'s oldest Failed candidate, else its oldest Stale one; false if none.
+    fn evict_from(&mut self, port: PortId) -> bool {
+        let Some(v) = self.victims.get_mut(usize::from(port.0)) else {
             return false;
-        }
-        // Rank: 0 Failed, 1 exhausted Incomplete, 2 Stale (oldest confirmation first).
-        let mut best: Option<(u8, Instant, Ipv4Addr)> = None;
-        for (&ip, e) in &self.map {
-            let rank = match e.state {
-                State::Failed => 0,
-                State::Incomplete if e.requests >= self.cfg.max_requests => 1,
-                State::Stale => 2,
-                State::Incomplete | State::Reachable => continue,
+        };
+        for want in [State::Failed, State::Stale] {
+            let q = if want == State::Failed {
+                &mut v.failed
+            } else {
+                &mut v.stale
             };
-            if best.is_none_or(|(r, c, _)| (rank, e.confirmed) < (r, c)) {
-                best = Some((rank, e.confirmed, ip));
-                if rank == 0 {
-                    break;
+            while let Some((ip, stamp)) = q.pop_front() {
+                let live = self
+                    .map
+                    .get(&ip)
+                    .is_some_and(|e| e.stamp == stamp && e.state == want && e.port == port)
+                    && !self.pinned.contains(&ip);
+                if !live {
+                    continue;
                 }
+                if let Some(e) = self.map.remove(&ip) {
+                    self.counts[e.state.idx()] -= 1;
+                    self.queued_bytes -= e.queued_bytes;
+                    self.stats.evicted += 1;
+                    self.generation += 1;
+                    self.account(ip, e.port, false);
+                }
+                return true;
             }
         }
-        let Some((_, _, ip)) = best else { return false };
-        if let Some(e) = self.map.remove(&ip) {
-            self.counts[e.state.idx()] -= 1;
-            self.queued_bytes -= e.queued_bytes;
-            self.stats.evicted += 1;
-            if e.state.is_resolved() || e.state == State::Failed {
-                self.generation += 1;
-            }
-        }
-        true
+        false
     }
 
     /// Checks the internal counters against the table (tests only).
@@ -660,7 +829,21 @@ impl<P: QueuedLen> NeighCache<P> {
         assert_eq!(counts, self.counts);
         assert_eq!(bytes, self.queued_bytes);
         assert!(bytes <= self.cfg.total_queue_bytes);
-        assert!(self.map.len() <= self.cfg.max_entries);
+        let pinned = self
+            .map
+            .keys()
+            .filter(|ip| self.pinned.contains(ip))
+            .count();
+        assert_eq!(pinned, self.pinned_present);
+        assert!(self.map.len() - pinned <= self.cfg.max_entries);
+        let mut per_port = vec![0usize; self.per_port.len()];
+        for (ip, e) in &self.map {
+            if !self.pinned.contains(ip) {
+                per_port[usize::from(e.port.0)] += 1;
+            }
+        }
+        assert_eq!(per_port, self.per_port);
+        assert!(per_port.iter().all(|&n| n <= self.cfg.max_entries_per_port));
     }
 }
 

@@ -480,7 +480,7 @@ fn bogus_sender_mac_ignored() {
 }
 
 #[test]
-fn eviction_order_failed_then_exhausted_then_oldest_stale_never_reachable() {
+fn eviction_order_failed_then_oldest_stale_never_reachable() {
     let t = Clock::new();
     let mut c = cache(NeighConfig {
         max_entries: 5,
@@ -489,92 +489,147 @@ fn eviction_order_failed_then_exhausted_then_oldest_stale_never_reachable() {
     let reach = ip(1);
     let stale_old = ip(2);
     let stale_new = ip(3);
-    let exhausted = ip(4);
+    let pending = ip(4);
     let failed = ip(5);
+    // Unsolicited ARP creates Stale entries.
     c.learn(t.at(0), stale_old, MAC_A, P0, true);
     c.learn(t.at(10), stale_new, MAC_A, P0, true);
-    c.resolve(t.at(27_000), failed, P0, 0);
-    c.resolve(t.at(28_000), exhausted, P0, 0);
-    poll(&mut c, t.at(28_000));
-    poll(&mut c, t.at(29_000));
-    // At 30.01 s: stale_* Stale, `failed` Failed, `exhausted` sent its 3rd request.
-    poll(&mut c, t.at(30_000));
-    poll(&mut c, t.at(30_010));
-    c.learn(t.at(30_010), reach, MAC_B, P0, true);
-    assert_eq!(c.state(failed), Some(State::Failed));
-    assert_eq!(c.state(exhausted), Some(State::Incomplete));
     assert_eq!(c.state(stale_old), Some(State::Stale));
-    assert_eq!(c.state(stale_new), Some(State::Stale));
+    // `reach` answers our request: Reachable.
+    c.resolve(t.at(20), reach, P0, 0);
+    assert!(c.learn(t.at(30), reach, MAC_B, P0, false).changed);
+    assert_eq!(c.state(reach), Some(State::Reachable));
+    // A second unsolicited ARP from an unprobed Stale entry does not confirm it.
+    c.learn(t.at(40), stale_old, MAC_A, P0, true);
+    assert_eq!(c.state(stale_old), Some(State::Stale));
+    c.resolve(t.at(26_000), failed, P0, 0);
+    for ms in [27_000, 28_000, 29_000] {
+        poll(&mut c, t.at(ms));
+    }
+    c.resolve(t.at(29_000), pending, P0, 0);
+    assert_eq!(c.state(failed), Some(State::Failed));
+    assert_eq!(c.state(pending), Some(State::Incomplete));
     assert_eq!(c.len(), 5);
     let g = c.generation();
 
     let new = |i: u32| ip(100 + i);
     assert!(matches!(
-        c.resolve(t.at(30_020), new(0), P0, 9),
+        c.resolve(t.at(29_020), new(0), P0, 9),
         Resolve::Queued { .. }
     ));
-    assert_eq!(c.state(failed), None);
-    assert_eq!(
-        c.generation(),
-        g + 1,
-        "a Failed entry (not resolved) left the published Failed set"
-    );
-    assert!(matches!(
-        c.resolve(t.at(30_020), new(1), P0, 9),
-        Resolve::Queued { .. }
-    ));
-    assert_eq!(c.state(exhausted), None);
-    assert!(c.learn(t.at(30_020), new(2), MAC_A, P1, true).changed);
-    assert_eq!(c.state(stale_old), None);
-    assert_eq!(
-        c.generation(),
-        g + 3,
-        "evicting a Stale entry changes the resolved set"
-    );
-    assert!(c.learn(t.at(30_020), new(3), MAC_A, P1, true).changed);
+    assert_eq!(c.state(failed), None, "Failed first");
+    assert_eq!(c.generation(), g + 1);
+    assert!(c.learn(t.at(29_020), new(1), MAC_A, P1, true).changed);
+    assert_eq!(c.state(stale_old), None, "then the oldest Stale");
+    assert!(c.learn(t.at(29_020), new(2), MAC_A, P1, true).changed);
     assert_eq!(c.state(stale_new), None);
-    // Left: reach + new(0..4): Reachable or fresh Incomplete, nothing reclaimable.
+    // new(1), new(2) are unsolicited Stale entries: the next ones evict them, oldest first.
+    assert!(matches!(
+        c.resolve(t.at(29_030), new(3), P0, 9),
+        Resolve::Queued { .. }
+    ));
+    assert_eq!(c.state(new(1)), None);
+    assert!(matches!(
+        c.resolve(t.at(29_030), new(4), P0, 9),
+        Resolve::Queued { .. }
+    ));
+    assert_eq!(c.state(new(2)), None);
+    // Left: reach, pending, new(0), new(3), new(4): Reachable or Incomplete, never evicted.
     assert_eq!(
-        c.resolve(t.at(30_030), new(4), P0, 9),
+        c.resolve(t.at(29_040), new(5), P0, 9),
         Resolve::TableFull(9)
     );
-    assert!(!c.learn(t.at(30_030), new(5), MAC_A, P1, true).changed);
+    assert!(!c.learn(t.at(29_040), new(6), MAC_A, P1, true).changed);
     assert_eq!(c.state(reach), Some(State::Reachable));
-    assert_eq!(c.stats().evicted, 4);
+    assert_eq!(c.stats().evicted, 5);
     assert_eq!(c.stats().table_full_refused, 2);
     assert_eq!(c.len(), 5);
     c.check_invariants();
 }
 
+/// A spoofed ARP flood (100 000 unsolicited senders on one port) cannot make the routes'
+/// next hops unresolvable: pinned next hops are resolved even when asked for only after the
+/// flood filled the table, the flood's entries evict each other (never a Reachable one),
+/// memory stays bounded, and the other port keeps a quarter of the table.
+/// A spoofed sender of the flood: 198.18.128.0/17, cycling (not HOST, not GW).
+fn flooder(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 128, 0)) + i % 32_768)
+}
+
 #[test]
-fn arp_flood_keeps_reachable_entries_and_bounds_memory() {
+fn spoofed_arp_flood_never_blocks_a_pinned_gateway() {
     let t = Clock::new();
     let mut c = cache(NeighConfig {
         max_entries: 1024,
+        max_entries_per_port: 768,
         ..cfg()
     });
-    let gateways: Vec<Ipv4Addr> = (0..16).map(|i| Ipv4Addr::new(192, 0, 2, i + 1)).collect();
-    for &g in &gateways {
-        c.learn(t.at(0), g, MAC_A, P1, true);
-    }
+    c.set_pinned([GW]);
+    // A neighbour we resolved before the flood (Reachable).
+    c.resolve(t.at(0), HOST, P0, 1);
+    c.learn(t.at(0), HOST, MAC_A, P0, false);
     for i in 0..100_000u32 {
         let b = i.to_be_bytes();
         let mac = MacAddr([0x02, 0xee, b[0], b[1], b[2], b[3]]);
-        c.learn(t.at(1000), ip(i), mac, P0, true);
+        c.learn(t.at(1000), flooder(i), mac, P0, true);
         assert!(c.len() <= 1024);
     }
-    // Packets to unresolved hosts cannot push them out either.
-    for i in 0..10_000 {
-        let dst = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + (i % 256));
-        c.resolve(t.at(2000), dst, P0, i);
+    c.check_invariants();
+    assert_eq!(c.len(), 768, "the flooded port holds its quota, no more");
+    assert_eq!(c.state(HOST), Some(State::Reachable), "never evicted");
+    // The gateway is resolved after the flood: room is always there.
+    assert_eq!(
+        c.resolve(t.at(2000), GW, P1, 7),
+        Resolve::Queued { send_request: true }
+    );
+    let l = c.learn(t.at(2001), GW, MAC_B, P1, false);
+    assert_eq!(l.released, vec![7]);
+    assert_eq!(c.lookup(GW), Some((MAC_B, P1)));
+    // The other port still has room for its own hosts.
+    for k in 0..256u32 {
+        let h = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 1, 0)) + k);
+        assert!(matches!(
+            c.resolve(t.at(2002), h, P1, 9),
+            Resolve::Queued { .. }
+        ));
     }
-    assert_eq!(c.len(), 1024);
-    for &g in &gateways {
-        assert_eq!(c.lookup(g), Some((MAC_A, P1)));
-        assert_eq!(c.state(g), Some(State::Reachable));
+    // And the flood goes on: the gateway and the Reachable host stay.
+    for i in 100_000..200_000u32 {
+        let b = i.to_be_bytes();
+        let mac = MacAddr([0x02, 0xef, b[0], b[1], b[2], b[3]]);
+        c.learn(t.at(3000), flooder(i), mac, P0, true);
     }
-    assert_eq!(c.stats().table_full_refused, 100_000 - (1024 - 16) + 10_000);
-    assert_eq!(c.stats().evicted, 0);
+    assert_eq!(c.lookup(GW), Some((MAC_B, P1)));
+    assert_eq!(c.state(HOST), Some(State::Reachable));
+    assert!(c.stats().evicted >= 199_000);
+    assert!(c.len() <= 1024 + 1);
+    c.check_invariants();
+}
+
+/// Unsolicited ARP makes entries usable at once (Stale) but does not confirm them; an
+/// answer to our probe does.
+#[test]
+fn unsolicited_entries_are_stale_until_they_answer_a_probe() {
+    let t = Clock::new();
+    let mut c = cache(cfg());
+    assert!(c.learn(t.at(0), HOST, MAC_A, P0, true).changed);
+    assert_eq!(c.state(HOST), Some(State::Stale));
+    assert_eq!(c.lookup(HOST), Some((MAC_A, P0)), "usable at once");
+    assert!(
+        poll(&mut c, t.at(29_000)).is_empty(),
+        "no probe before reachable_time"
+    );
+    let ev = poll(&mut c, t.at(30_000));
+    assert_eq!(
+        ev,
+        vec![Event::SendRequest {
+            ip: HOST,
+            port: P0,
+            unicast: Some(MAC_A)
+        }]
+    );
+    c.learn(t.at(30_001), HOST, MAC_A, P0, false);
+    assert_eq!(c.state(HOST), Some(State::Reachable), "answered our probe");
     c.check_invariants();
 }
 
@@ -663,7 +718,14 @@ fn zero_limits_are_raised_to_one() {
     );
     c.learn(t.at(1000), HOST, MAC_A, P0, true);
     assert_eq!(c.state(GW), None, "the Failed entry made room");
-    assert_eq!(c.resolve(t.at(1000), GW, P1, 3), Resolve::TableFull(3));
+    assert_eq!(c.state(HOST), Some(State::Stale), "unsolicited: Stale");
+    // ... and an unsolicited entry is evictable in turn.
+    assert_eq!(
+        c.resolve(t.at(1000), GW, P1, 3),
+        Resolve::Queued { send_request: true }
+    );
+    assert_eq!(c.state(HOST), None);
+    c.check_invariants();
 }
 
 /// Random operations keep the invariants, and lookup agrees with iter_resolved.
