@@ -548,6 +548,60 @@ fn fragments_are_translated_in_any_order() {
     );
 }
 
+/// With two workers, the fragments the slow path releases (held until the first arrived)
+/// all leave through one worker, in order, never spread one by one (RFC 4787 REQ-13a).
+#[test]
+fn slow_path_fragments_leave_from_one_worker() {
+    let mut t = Testbed::with_workers(&cfg("address-dependent", "1024-65535"), 2);
+    // Resolve the server first (its ARP reply), through worker 0.
+    t.push(
+        0,
+        &Ip::udp_ports(client(), 40090, ip("203.0.113.7"), 5000, 8).client_frame(),
+    );
+    t.step();
+    t.take_tx(1);
+    t.push(
+        1,
+        &arp_frame(
+            arp::Operation::Reply,
+            SERVER_MAC,
+            server(),
+            port_mac(1),
+            ext(),
+            port_mac(1),
+        ),
+    );
+    t.step();
+    t.take_tx(1);
+    for id in 0..8u16 {
+        let mut dgram = Ip::udp_ports(client(), 40091 + id, ip("203.0.113.7"), 5000, 5000)
+            .df(false)
+            .bytes();
+        Packet::new_unchecked(&mut dgram[..]).set_ident(0x6000 + id);
+        Packet::new_unchecked(&mut dgram[..]).fill_checksum();
+        let frags = frag::fragment(&dgram, 1200).unwrap();
+        for f in frags.iter().rev() {
+            t.push(0, &eth(port_mac(0), CLIENT_MAC, EtherType::Ipv4, f));
+        }
+        t.step();
+        let per_worker: Vec<Vec<Vec<u8>>> = (0..2).map(|w| t.workers[w].io.take_tx(1)).collect();
+        let busy: Vec<usize> = per_worker.iter().map(Vec::len).collect();
+        assert!(
+            busy == [5, 0] || busy == [0, 5],
+            "datagram {id}: fragments per worker {busy:?}"
+        );
+        let sent = per_worker.concat();
+        let mut offsets: Vec<u16> = sent.iter().map(|f| l3(f).frag_offset()).collect();
+        assert_eq!(
+            offsets[0], 0,
+            "the first fragment, then the held ones: {offsets:?}"
+        );
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(offsets.len(), 5, "each fragment once");
+    }
+}
+
 /// An overlapping fragment (RFC 1858 / RFC 3128) drops its datagram: nothing of it passes
 /// after the overlap, and a later clean datagram is translated as usual.
 #[test]

@@ -14,8 +14,8 @@ use xgw::{
     dataplane::{DropReason, Event, PuntReason},
     runtime::testbed::port_mac,
     wire::{
-        checksum,
-        ethernet::{self, EtherType},
+        arp, checksum,
+        ethernet::{self, EtherType, MacAddr},
         icmpv4::{self, Message},
         ipv4::{self, Packet, Protocol},
         udp,
@@ -458,4 +458,51 @@ fn link_local_is_never_forwarded_rfc3927() {
     let d = |r| c.dropped(r) - c0.dropped(r);
     assert_eq!(d(DropReason::MartianSource), 2);
     assert_eq!(d(DropReason::MartianDestination), 1);
+}
+
+/// A route with `dev` and no `via` to a prefix outside the port's subnets (the on-link case
+/// of `configs/router.example.toml`): the router ARPs for each destination directly, learns
+/// the answer and forwards (it used to refuse to learn it, `arp.not_learned`, and end in host
+/// unreachable).
+#[test]
+fn dev_only_route_to_an_off_subnet_prefix_resolves() {
+    let cfg = CFG.replace(
+        "[[route]]\nprefix = \"198.51.100.0/24\"\ntype = \"blackhole\"",
+        "[[route]]\nprefix = \"198.51.100.0/24\"\ndev = \"r1\"",
+    );
+    let mut t = bed(&cfg);
+    let dst = ip("198.51.100.9");
+    t.push(0, &Ip::udp(client(), dst, 10).client_frame());
+    t.step();
+    let req = t.take_tx(1);
+    assert_eq!(req.len(), 1, "an ARP request for the destination itself");
+    let r = parse_arp(&req[0]);
+    assert_eq!(r.target_protocol_addr, dst);
+    let mac = MacAddr([0x02, 0x51, 0, 0, 0, 9]);
+    t.push(
+        1,
+        &arp_frame(
+            arp::Operation::Reply,
+            mac,
+            dst,
+            port_mac(1),
+            ip("198.19.0.1"),
+            port_mac(1),
+        ),
+    );
+    t.step();
+    let out = t.take_tx(1);
+    assert_eq!(
+        out.len(),
+        1,
+        "the held packet leaves once the neighbour answered"
+    );
+    let f = ethernet::Frame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(f.dst_addr(), mac);
+    assert_eq!(t.control().counters.get(ControlEvent::ArpNotLearned), 0);
+    // And the fast path uses the neighbour from then on.
+    t.push(0, &Ip::udp(client(), dst, 10).client_frame());
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 1);
+    assert!(t.take_tx(0).is_empty(), "no host unreachable");
 }

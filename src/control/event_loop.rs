@@ -31,6 +31,33 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// millisecond, so ARP and timers are never more than that behind.
 const BUDGET: [usize; CLASSES] = [usize::MAX, 256, 512, 128, 128, 64, 128, 64];
 
+/// The worker that sends `frame`: by a hash of its IPv4 (source, destination, protocol),
+/// which every fragment of a datagram and every packet of a flow share; other frames (ARP)
+/// by their destination MAC.
+fn flow_worker(frame: &[u8], workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let key = match frame.get(12..14) {
+        Some([0x08, 0x00]) if frame.len() >= 34 => {
+            let mut k = [0u8; 9];
+            k[..8].copy_from_slice(&frame[26..34]);
+            k[8] = frame[23];
+            k
+        }
+        _ => {
+            let mut k = [0u8; 9];
+            k[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0; 6]));
+            k
+        }
+    };
+    // FNV-1a: cheap, and the spread only has to be even, not secret.
+    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (h % workers as u64) as usize
+}
+
 /// The control loop's end of one worker: its punt queues, its inject queue and how to wake
 /// it after queueing frames.
 pub struct WorkerLink {
@@ -58,7 +85,6 @@ pub struct ControlLoop {
     links: Vec<WorkerLink>,
     cell: Arc<SnapshotCell>,
     next_tick: Option<Instant>,
-    rr: usize,
     /// Control-plane frames dropped because a worker's inject queue was full.
     pub inject_dropped: u64,
     /// Punts handled, by class.
@@ -73,7 +99,6 @@ impl ControlLoop {
             links,
             cell,
             next_tick: None,
-            rr: 0,
             inject_dropped: 0,
             handled: [0; CLASSES],
         }
@@ -142,7 +167,9 @@ impl ControlLoop {
     }
 
     /// Spread the control plane's frames over the workers (any worker can send on any
-    /// port) and wake those that got some.
+    /// port) by flow, so that one flow's frames (the fragments of one datagram, consecutive
+    /// slow-path packets) leave in order from one worker (RFC 4787 REQ-13a), and wake those
+    /// that got some.
     fn flush_output(&mut self) -> usize {
         let out = self.plane.take_output();
         if out.is_empty() || self.links.is_empty() {
@@ -151,11 +178,11 @@ impl ControlLoop {
         let n = out.len();
         let mut woken = vec![false; self.links.len()];
         for (port, frame) in out {
-            self.rr = (self.rr + 1) % self.links.len();
-            if self.links[self.rr].inject.try_send((port, frame)).is_err() {
+            let w = flow_worker(&frame, self.links.len());
+            if self.links[w].inject.try_send((port, frame)).is_err() {
                 self.inject_dropped += 1;
             }
-            woken[self.rr] = true;
+            woken[w] = true;
         }
         for (link, w) in self.links.iter().zip(woken) {
             if w {
@@ -173,5 +200,43 @@ impl ControlLoop {
             .filter(|(_, n)| *n != 0)
             .map(|(c, n)| (format!("control.handled.{}", c.name()), n))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flow_worker;
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, frag: u16, id: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        f[20..22].copy_from_slice(&frag.to_be_bytes());
+        f[23] = proto;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f
+    }
+
+    /// Fragments of a datagram and packets of one flow go to one worker; many flows spread.
+    #[test]
+    fn one_flow_one_worker_and_flows_spread() {
+        let first = flow_worker(&ipv4([198, 18, 0, 2], [203, 0, 113, 7], 17, 0x2000, 9), 4);
+        for off in 1..100u16 {
+            let f = ipv4([198, 18, 0, 2], [203, 0, 113, 7], 17, 0x2000 | off, 9);
+            assert_eq!(flow_worker(&f, 4), first);
+        }
+        let mut seen = [0usize; 4];
+        for h in 0..=255u8 {
+            seen[flow_worker(&ipv4([198, 18, 0, h], [203, 0, 113, 7], 6, 0, 1), 4)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 32), "{seen:?}");
+        assert_eq!(
+            flow_worker(&[0u8; 3], 4),
+            flow_worker(&[0u8; 3], 4),
+            "short frames"
+        );
+        assert_eq!(flow_worker(&ipv4([1; 4], [2; 4], 6, 0, 1), 1), 0);
     }
 }

@@ -246,7 +246,7 @@ impl ControlPlane {
         let mut neighbors = ahash::HashMap::default();
         for (ip, mac, port) in self.neigh.iter_resolved() {
             let p = &self.ports[usize::from(port.0)];
-            let idx = adjs.push(Adjacency::new(mac, p.mac, port, p.mtu));
+            let idx = adjs.push(Adjacency::new(mac, p.mac, port));
             neighbors.insert(u32::from(ip), idx);
         }
         let nexthop_adj = self
@@ -623,7 +623,10 @@ impl ControlPlane {
                 .nat_fast
                 .as_ref()
                 .is_some_and(|n| n.outside == port && n.is_pool(tpa));
-        let on_link = info.addresses.iter().any(|c| c.contains_addr(&spa));
+        // On-link: in one of the port's subnets, or reached through this port by a route
+        // with no gateway (`dev = "rN"` alone), whose destinations are their own next hops.
+        let on_link = info.addresses.iter().any(|c| c.contains_addr(&spa))
+            || self.routes.output(spa) == Some((port, spa));
         let our_mac = info.mac;
         match repr.operation {
             arp::Operation::Request => self.counters.inc(ControlEvent::ArpRequestsIn),

@@ -172,7 +172,6 @@ impl Meta {
 #[derive(Debug)]
 pub struct Pipeline {
     punt_tx: PuntTx,
-    verify_checksum: bool,
     /// Seconds since the control plane's epoch (NAT refreshes).
     now: u32,
     /// Nanoseconds since the same epoch (punt policers).
@@ -188,7 +187,6 @@ impl Pipeline {
     pub fn new(punt_tx: PuntTx) -> Self {
         Pipeline {
             punt_tx,
-            verify_checksum: true,
             now: 0,
             now_ns: 0,
             now_instant: None,
@@ -210,11 +208,6 @@ impl Pipeline {
         self.punt_tx.queues()
     }
 
-    /// Skip IPv4 header checksum verification (for NICs that verified it already).
-    pub fn set_verify_checksum(&mut self, on: bool) {
-        self.verify_checksum = on;
-    }
-
     /// Run every stage over one received burst and fill in the verdicts.
     ///
     /// # Panics
@@ -232,12 +225,7 @@ impl Pipeline {
         let c = &mut self.counters;
         c.event(Event::RxPackets, n as u64);
         ethernet_input::run(frames, &mut meta, snap, c);
-        // R4: one instance per setting, chosen once per batch.
-        if self.verify_checksum {
-            ip4_input::run::<true>(frames, &mut meta, c);
-        } else {
-            ip4_input::run::<false>(frames, &mut meta, c);
-        }
+        ip4_input::run::<true>(frames, &mut meta, c);
         ip4_lookup::run(frames, &mut meta, snap, c);
         nat44::run(frames, &mut meta, snap, (self.now, self.now_instant), c);
         ip4_rewrite::run(frames, &mut meta, snap, c);

@@ -34,22 +34,16 @@ pub struct Adjacency {
     pub l2_header: [u8; 14],
     /// Transmit port.
     pub port: PortId,
-    /// IP MTU of the transmit port.
-    pub mtu: u16,
 }
 
 impl Adjacency {
     /// Builds the adjacency, writing the Ethernet header `dst | src | 0x0800` once (R7).
-    pub fn new(dst: MacAddr, src: MacAddr, port: PortId, mtu: u16) -> Adjacency {
+    pub fn new(dst: MacAddr, src: MacAddr, port: PortId) -> Adjacency {
         let mut l2_header = [0u8; 14];
         l2_header[0..6].copy_from_slice(&dst.0);
         l2_header[6..12].copy_from_slice(&src.0);
         l2_header[12..14].copy_from_slice(&ETHERTYPE_IPV4);
-        Adjacency {
-            l2_header,
-            port,
-            mtu,
-        }
+        Adjacency { l2_header, port }
     }
 
     /// Destination MAC written in the header.
@@ -131,7 +125,7 @@ mod tests {
 
     #[test]
     fn adjacency_header_golden_bytes() {
-        let a = Adjacency::new(DST, SRC, PortId(1), 1500);
+        let a = Adjacency::new(DST, SRC, PortId(1));
         assert_eq!(
             a.l2_header,
             [0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00]
@@ -139,18 +133,17 @@ mod tests {
         assert_eq!(a.dst_mac(), DST);
         assert_eq!(a.src_mac(), SRC);
         assert_eq!(a.port, PortId(1));
-        assert_eq!(a.mtu, 1500);
     }
 
     #[test]
     fn table_push_get_iter() {
         let mut t = AdjTable::new();
         assert!(t.is_empty());
-        let i0 = t.push(Adjacency::new(DST, SRC, PortId(0), 1500));
-        let i1 = t.push(Adjacency::new(SRC, DST, PortId(1), 9000));
+        let i0 = t.push(Adjacency::new(DST, SRC, PortId(0)));
+        let i1 = t.push(Adjacency::new(SRC, DST, PortId(1)));
         assert_eq!((i0, i1), (AdjIndex(0), AdjIndex(1)));
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get(i1).mtu, 9000);
+        assert_eq!(t.get(i1).port, PortId(1));
         assert!(t.try_get(AdjIndex(2)).is_none());
         let ports: Vec<_> = t.iter().map(|(i, a)| (i, a.port)).collect();
         assert_eq!(

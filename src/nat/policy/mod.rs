@@ -536,6 +536,10 @@ impl NatPolicy {
                 }
                 self.admit(now, key.src)?;
                 let (ea, eap) = self.mapping_for(now, key.proto, key.src, key.sport)?;
+                // The session uses the target's mapping too: it holds a reference, so that
+                // the target's external port is not released (and given to another host)
+                // while the hairpin still delivers to the target.
+                self.mapping_ref(key.proto, to, to_port, key.dst, key.dport);
                 self.counters.inc(NatEvent::Hairpinned);
                 let r = Rewrite {
                     src: ea,
@@ -592,6 +596,9 @@ impl NatPolicy {
             Ok(i) => i,
             Err(_) => {
                 self.unref_mapping(now, k.proto, k.src, k.sport);
+                if self.is_pool(k.dst) {
+                    self.unref_mapping(now, k.proto, r.dst, r.dport);
+                }
                 self.counters.inc(NatEvent::TableFull);
                 return Err(NatOutcome::Reject(
                     crate::wire::icmpv4::dst_unreachable_code::ADMIN_PROHIBITED,
@@ -989,6 +996,10 @@ impl NatPolicy {
                 }
             }
             self.unref_mapping(now, k.proto, k.src, k.sport);
+            if self.is_pool(k.dst) {
+                // A hairpin session: it also held the target's mapping (`r.dst:r.dport`).
+                self.unref_mapping(now, k.proto, r.dst, r.dport);
+            }
         }
         n
     }

@@ -463,3 +463,45 @@ fn unanswered_inbound_syn_expires_on_its_own_timer() {
     assert!(n.find(&inbound(5001)).is_some(), "answered: kept");
     assert_eq!(n.host_sessions(a("198.18.0.2")), 1);
 }
+
+/// A hairpin session holds a reference on its target's mapping: while inside host A keeps
+/// using B's external endpoint, B's mapping (and so its external port) is not released and
+/// given to another host; it goes when the hairpin session does.
+#[test]
+fn hairpin_session_keeps_the_target_mapping() {
+    let t0 = Instant::now();
+    let mut n = NatPolicy::new(&cfg(Filtering::EndpointIndependent), t0, 1);
+    let b_out = udp4("198.18.0.5", 40000, "203.0.113.1", 53);
+    let (ext, eport, _, _) = endpoints(&n.handle(t0, Exception::Miss, &b_out, INSIDE));
+    let a_to_b = udp4("198.18.0.6", 5000, &ext.to_string(), eport);
+    let o = n.handle(t0, Exception::Miss, &a_to_b, INSIDE);
+    assert_eq!(endpoints(&o).2, a("198.18.0.5"), "hairpinned to B");
+    // A keeps the hairpin alive; B's own session goes idle and expires.
+    let t1 = t0 + Duration::from_secs(200);
+    assert!(matches!(
+        n.handle(t1, Exception::Miss, &a_to_b, INSIDE),
+        NatOutcome::Forward(_)
+    ));
+    n.tick(t0 + Duration::from_secs(301));
+    assert_eq!(
+        n.counters.get(NatEvent::SessionsExpired),
+        1,
+        "B's outbound session"
+    );
+    assert_eq!(
+        n.counters.get(NatEvent::MappingsReleased),
+        0,
+        "B's mapping is still in use"
+    );
+    let o = n.handle(
+        t0 + Duration::from_secs(302),
+        Exception::Miss,
+        &a_to_b,
+        INSIDE,
+    );
+    assert_eq!(endpoints(&o).2, a("198.18.0.5"), "still B's");
+    // When the hairpin expires too, both mappings (A's and B's) are released.
+    n.tick(t0 + Duration::from_secs(700));
+    assert_eq!(n.counters.get(NatEvent::MappingsReleased), 2);
+    assert_eq!(n.mappings.len(), 1, "only the port forward's permanent mapping");
+}
