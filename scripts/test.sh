@@ -4,6 +4,7 @@
 #
 #   scripts/test.sh            everything
 #   XGW_SKIP_E2E=1 scripts/test.sh   no namespaces (e.g. not root)
+#   XGW_FUZZ_SECS=N scripts/test.sh  fuzz each target N seconds (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -14,6 +15,11 @@ echo "== cargo clippy"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test (dev profile at opt-level 2, debug assertions on)"
 cargo test
+echo "== loom model of the NAT session table (every interleaving, bounded preemptions)"
+RUSTFLAGS="--cfg xgw_loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --release --no-default-features --lib loom_
+echo "== fuzz targets, bounded runs (scripts/fuzz.sh; XGW_FUZZ_SECS per target)"
+scripts/fuzz.sh "${XGW_FUZZ_SECS:-30}"
 echo "== cargo build --release"
 cargo build --release
 if [ "${XGW_SKIP_E2E:-0}" = 1 ]; then

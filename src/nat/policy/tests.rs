@@ -503,5 +503,9 @@ fn hairpin_session_keeps_the_target_mapping() {
     // When the hairpin expires too, both mappings (A's and B's) are released.
     n.tick(t0 + Duration::from_secs(700));
     assert_eq!(n.counters.get(NatEvent::MappingsReleased), 2);
-    assert_eq!(n.mappings.len(), 1, "only the port forward's permanent mapping");
+    assert_eq!(
+        n.mappings.len(),
+        1,
+        "only the port forward's permanent mapping"
+    );
 }
