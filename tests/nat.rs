@@ -1190,3 +1190,42 @@ fn malformed_udp_and_tcp_headers_are_dropped_both_ways_and_counted() {
         1
     );
 }
+
+/// Counters that used to mean two things each are apart: a packet with the external address
+/// as its source is `nat44.pool_source` (not `nat44.unsupported`), and an inbound packet over
+/// the inside MTU without DF is punted as `punt.nat_too_big` (translated and fragmented on
+/// the slow path), not as a session miss.
+#[test]
+fn split_counters_name_one_thing_each() {
+    use xgw::dataplane::PuntReason;
+    let cfg = cfg("address-dependent", "1024-65535").replace(
+        "address = \"198.18.0.1/24\"\n",
+        "address = \"198.18.0.1/24\"\nmtu = 1400\n",
+    );
+    let mut t = bed_with_server(&cfg);
+    let r = ip("203.0.113.7");
+    let c0 = t.counters();
+    let spoofed = Ip::udp_ports(ext(), 7000, client(), 40130, 8);
+    assert!(inbound(&mut t, &spoofed).is_empty());
+    let c = t.counters();
+    assert_eq!(
+        c.dropped(DropReason::NatPoolSource) - c0.dropped(DropReason::NatPoolSource),
+        1
+    );
+    assert_eq!(
+        c.dropped(DropReason::NatUnsupported),
+        c0.dropped(DropReason::NatUnsupported)
+    );
+    out(&mut t, &Ip::udp_ports(client(), 40131, r, 5000, 8));
+    let big = Ip::udp_ports(r, 5000, ext(), 40131, 1450).df(false);
+    let misses = t.counters().punted(PuntReason::NatMiss);
+    let frags = inbound(&mut t, &big);
+    assert_eq!(
+        frags.len(),
+        2,
+        "translated and fragmented to the inside MTU"
+    );
+    let c = t.counters();
+    assert_eq!(c.punted(PuntReason::NatTooBig), 1);
+    assert_eq!(c.punted(PuntReason::NatMiss), misses, "not a session miss");
+}

@@ -332,6 +332,7 @@ impl ControlPlane {
                 self.forward(now, punt.tx_port, punt.next_hop, l3, l2_multicast)
             }
             PuntReason::NatMiss
+            | PuntReason::NatTooBig
             | PuntReason::NatTcpControl
             | PuntReason::NatIcmpError
             | PuntReason::NatFragment => {

@@ -51,7 +51,7 @@ pub fn policy_config(n: &NatSettings) -> PolicyConfig {
 /// The policy's view of a punt reason (None: not a NAT exception).
 pub fn exception(r: PuntReason) -> Option<Exception> {
     match r {
-        PuntReason::NatMiss => Some(Exception::Miss),
+        PuntReason::NatMiss | PuntReason::NatTooBig => Some(Exception::Miss),
         PuntReason::NatTcpControl => Some(Exception::TcpControl),
         PuntReason::NatIcmpError => Some(Exception::IcmpError),
         PuntReason::NatFragment => Some(Exception::Fragment),

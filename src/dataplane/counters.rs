@@ -31,6 +31,9 @@ define_counters! {
         DirectedBroadcast = "ip4_lookup.directed_broadcast" => "directed broadcast (RFC 2644: off)",
         Blackhole = "ip4_lookup.blackhole" => "blackhole route",
         NatUnsupported = "nat44.unsupported" => "NAT: protocol or packet the NAT cannot translate",
+        NatPoolSource = "nat44.pool_source" => "NAT: an external (pool) address as the source: spoofed or looped",
+        NatNoRoute = "nat44.no_route" => "NAT: the translated destination has no route out of a port",
+        RewriteNoNextHop = "ip4_rewrite.no_next_hop" => "next hop not forwardable at rewrite (a route changed under the packet)",
         NatNoMapping = "nat44.no_mapping" => "NAT: inbound to an external port without a mapping",
         NatInboundRefused = "nat44.inbound_refused" => "NAT: from outside to an inside destination, untranslated ([nat] inbound = \"drop\")",
         NatBadUdpLength = "nat44.bad_udp_length" => "NAT: UDP length < 8 or beyond the IP payload",
@@ -54,6 +57,7 @@ define_counters! {
         NeedFrag = "punt.need_frag" => "larger than egress MTU with DF (ICMP frag needed)",
         Fragment = "punt.fragment" => "larger than egress MTU without DF (fragment)",
         NatMiss = "punt.nat_miss" => "NAT: no session (create, filter or drop)",
+        NatTooBig = "punt.nat_too_big" => "NAT: inbound over the egress MTU without DF (translated and fragmented on the slow path)",
         NatTcpControl = "punt.nat_tcp_control" => "NAT: TCP SYN/FIN/RST (session state)",
         NatIcmpError = "punt.nat_icmp_error" => "NAT: ICMP error to translate",
         NatFragment = "punt.nat_fragment" => "NAT: fragment (virtual reassembly)",
@@ -64,7 +68,7 @@ define_counters! {
     /// Other per-worker events.
     pub enum Event {
         RxPackets = "worker.rx_packets" => "frames received",
-        TxPackets = "worker.tx_packets" => "frames forwarded in the fast path",
+        TxPackets = "worker.tx_packets" => "frames the fast path forwarded, handed to the I/O (its losses: xsk.tx_ring_full_drops, xdp_tx.failed)",
         Injected = "worker.injected" => "frames sent on behalf of the control plane",
         InjectFailed = "worker.inject_failed" => "control-plane frames dropped (no buffer)",
         SnapshotSwaps = "worker.snapshot_swaps" => "new control-plane snapshots picked up",

@@ -20,8 +20,10 @@ pub(super) fn run(
             continue;
         }
         let next = rewrite(f, i, meta, snap);
-        if let Next::Punt(r) = next {
-            c.punt(r);
+        match next {
+            Next::Punt(r) => c.punt(r),
+            Next::Drop(r) => c.drop(r),
+            _ => {}
         }
         meta.next[i] = next;
     }
@@ -44,7 +46,7 @@ fn rewrite(f: &mut [u8], i: usize, meta: &mut Meta, snap: &Snapshot) -> Next {
             (port, snap.neighbors.get(&d).map_or(NO_ADJ, |a| a.0), d)
         }
         // ip4-lookup lets only forwardable next hops through, nat44 re-routes to one.
-        _ => return Next::Drop(DropReason::NatUnsupported),
+        _ => return Next::Drop(DropReason::RewriteNoNextHop),
     };
     meta.nh_addr[i] = nh_addr;
     meta.tx_port[i] = port;

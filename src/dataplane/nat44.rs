@@ -133,7 +133,7 @@ fn classify(
     let to_pool = nh == NextHop::Local;
     if nat.is_pool(pkt.src_addr()) {
         // Our own external address as a source: spoofed or looped, never forwarded.
-        return Err(Next::Drop(DropReason::NatUnsupported));
+        return Err(Next::Drop(DropReason::NatPoolSource));
     }
     if !to_pool {
         let egress = match nh {
@@ -198,7 +198,7 @@ fn translate_one(
         let v = snap.fib.lookup(u32::from(hit.rewrite.dst));
         let port = match snap.nexthops.get(v as usize) {
             Some(NextHop::Via { port, .. } | NextHop::Connected { port }) => *port,
-            _ => return Next::Drop(DropReason::NatUnsupported),
+            _ => return Next::Drop(DropReason::NatNoRoute),
         };
         if pkt.total_len() > snap.ports[usize::from(port)].mtu {
             meta.tx_port[i] = port;
@@ -207,7 +207,7 @@ fn translate_one(
             return if pkt.dont_frag() {
                 Next::Punt(PuntReason::NeedFrag)
             } else {
-                Next::Punt(PuntReason::NatMiss)
+                Next::Punt(PuntReason::NatTooBig)
             };
         }
         meta.nh[i] = v;

@@ -95,7 +95,9 @@ impl PuntReason {
         match self {
             PuntReason::Arp => PuntClass::Arp,
             PuntReason::ArpMiss => PuntClass::Resolve,
-            PuntReason::NatMiss | PuntReason::NatTcpControl => PuntClass::Nat,
+            PuntReason::NatMiss | PuntReason::NatTooBig | PuntReason::NatTcpControl => {
+                PuntClass::Nat
+            }
             PuntReason::NatIcmpError => PuntClass::IcmpError,
             PuntReason::NatFragment => PuntClass::Fragment,
             PuntReason::NeedFrag => PuntClass::Pmtu,
