@@ -198,6 +198,43 @@ pub struct TxStats {
     pub rejected: u64,
 }
 
+/// When the XDP-redirect path may be used after failed runs: a failed `BPF_PROG_RUN` turns it
+/// off for a while (the worker uses the AF_XDP rings meanwhile), 1 s after the first
+/// failure, doubling with each consecutive one up to 64 s; a successful run resets it. One
+/// failure (a transient `ENOMEM`, a device being re-created) no longer turns it off for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    failures: u32,
+    until: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    /// The longest pause.
+    pub const MAX: std::time::Duration = std::time::Duration::from_secs(64);
+
+    /// A run failed at `now`.
+    pub fn failed(&mut self, now: std::time::Instant) {
+        self.failures = self.failures.saturating_add(1);
+        let secs = 1u64 << (self.failures - 1).min(6);
+        self.until = Some(now + std::time::Duration::from_secs(secs).min(Self::MAX));
+    }
+
+    /// A run succeeded.
+    pub fn succeeded(&mut self) {
+        *self = Backoff::default();
+    }
+
+    /// Whether the redirect path may be tried at `now`.
+    pub fn allows(&self, now: std::time::Instant) -> bool {
+        self.until.is_none_or(|t| now >= t)
+    }
+
+    /// Consecutive failures.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
 /// One worker's XDP-redirect transmitter (see the module docs).
 #[derive(Debug)]
 pub struct XdpTx {
@@ -372,5 +409,34 @@ mod tests {
         assert!(XdpTx::fits(1514));
         assert!(XdpTx::fits(FRAME_MAX));
         assert!(!XdpTx::fits(FRAME_MAX + 1));
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::Backoff;
+    use std::time::{Duration, Instant};
+
+    /// A failed run pauses the redirect path, longer with each consecutive failure (capped),
+    /// and a success restores it: one failure no longer turns it off for good.
+    #[test]
+    fn redirect_backoff_retries_and_recovers() {
+        let t0 = Instant::now();
+        let mut b = Backoff::default();
+        assert!(b.allows(t0));
+        b.failed(t0);
+        assert!(!b.allows(t0 + Duration::from_millis(999)));
+        assert!(b.allows(t0 + Duration::from_secs(1)));
+        b.failed(t0);
+        assert!(!b.allows(t0 + Duration::from_secs(1)));
+        assert!(b.allows(t0 + Duration::from_secs(2)));
+        for _ in 0..20 {
+            b.failed(t0);
+        }
+        assert!(!b.allows(t0 + Backoff::MAX - Duration::from_millis(1)));
+        assert!(b.allows(t0 + Backoff::MAX), "capped");
+        b.succeeded();
+        assert!(b.allows(t0));
+        assert_eq!(b.failures(), 0);
     }
 }

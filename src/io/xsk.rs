@@ -91,6 +91,8 @@ pub struct XskIo {
     busy: bool,
     /// When to re-check which ports accept redirected frames.
     next_probe: Instant,
+    /// Pause of the redirect path after failed runs.
+    redirect_backoff: super::xdp_tx::Backoff,
 }
 
 /// Frames the XDP-redirect queue collects while receive bursts keep coming full, before a
@@ -263,6 +265,7 @@ impl XskIo {
             xdp_tx: None,
             busy: false,
             next_probe: Instant::now(),
+            redirect_backoff: super::xdp_tx::Backoff::default(),
         };
         io.refill();
         Ok(io)
@@ -287,8 +290,9 @@ impl XskIo {
         if self.xdp_tx.is_none() {
             return;
         }
+        let usable = self.redirect_backoff.allows(Instant::now());
         for (i, p) in self.ports.iter_mut().enumerate() {
-            let now = p.redirect_allowed && !p.zerocopy && redirect_target(p.ifindex);
+            let now = usable && p.redirect_allowed && !p.zerocopy && redirect_target(p.ifindex);
             if now != p.redirect {
                 tracing::info!(
                     port = i,
@@ -311,13 +315,20 @@ impl XskIo {
         if let Some(tx) = &mut self.xdp_tx {
             let q = tx.queued();
             if q > 0 && (!self.busy || q >= XDP_TX_FLUSH_AT) {
-                if let Err(e) = tx.flush() {
-                    // The kernel refused the run (no live-frames support, lost permission):
-                    // the batch is lost (counted in the stats); AF_XDP from now on.
-                    tracing::warn!("XDP-redirect transmit failed ({e}); using AF_XDP only");
-                    for p in &mut self.ports {
-                        p.redirect_allowed = false;
-                        p.redirect = false;
+                match tx.flush() {
+                    Ok(()) => self.redirect_backoff.succeeded(),
+                    Err(e) => {
+                        // The kernel refused the run: the batch is lost (xdp_tx.failed); the
+                        // AF_XDP rings carry everything until the backoff allows a retry
+                        // (the next probe after it re-enables the ports that still qualify).
+                        self.redirect_backoff.failed(Instant::now());
+                        tracing::warn!(
+                            failures = self.redirect_backoff.failures(),
+                            "XDP-redirect transmit failed ({e}); AF_XDP rings until a retry"
+                        );
+                        for p in &mut self.ports {
+                            p.redirect = false;
+                        }
                     }
                 }
             }
