@@ -410,9 +410,11 @@ fn port_forward_and_hairpin_through_it() {
     );
 }
 
-/// The quoted TCP packet of an ICMP error frame: (src, sport, dst, dport), with the outer,
-/// ICMP and quoted IP checksums checked.
-fn quoted_tcp(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, (Ipv4Addr, u16, Ipv4Addr, u16)) {
+/// An ICMP error frame's outer (source, destination), ICMP (type, code) and its quoted
+/// packet's (src, sport, dst, dport), with the outer, ICMP and quoted IP checksums checked.
+type Quote = (Ipv4Addr, Ipv4Addr, (u8, u8), (Ipv4Addr, u16, Ipv4Addr, u16));
+
+fn quoted(f: &[u8]) -> Quote {
     let p = l3(f);
     assert!(p.verify_checksum());
     let i = icmp_of(&p);
@@ -423,6 +425,7 @@ fn quoted_tcp(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, (Ipv4Addr, u16, Ipv4Addr, u16)) 
     (
         p.src_addr(),
         p.dst_addr(),
+        (u8::from(i.msg_type()), i.msg_code()),
         (
             q.src_addr(),
             u16::from_be_bytes([u[0], u[1]]),
@@ -430,6 +433,12 @@ fn quoted_tcp(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, (Ipv4Addr, u16, Ipv4Addr, u16)) 
             u16::from_be_bytes([u[2], u[3]]),
         ),
     )
+}
+
+/// [`quoted`]: outer addresses and the quoted endpoints.
+fn quoted_tcp(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, (Ipv4Addr, u16, Ipv4Addr, u16)) {
+    let (src, dst, _, q) = quoted(f);
+    (src, dst, q)
 }
 
 /// Hairpinned ICMP errors are delivered both ways (RFC 5508 REQ-7, RFC 7857 §12): each
@@ -1057,25 +1066,10 @@ fn host_unreachable_for_a_translated_packet_reaches_the_inside_host() {
     );
 }
 
-/// The ICMP error and its quoted packet's (src, sport, dst, dport) and ICMP (type, code);
-/// checks the outer, ICMP and quoted IP header checksums.
+/// [`quoted`]: the ICMP (type, code) and the quoted endpoints.
 fn quoted_udp(f: &[u8]) -> ((u8, u8), (Ipv4Addr, u16, Ipv4Addr, u16)) {
-    let p = l3(f);
-    assert!(p.verify_checksum());
-    let i = icmp_of(&p);
-    assert!(i.verify_checksum(), "ICMP checksum");
-    let q = Packet::new_checked(i.data()).unwrap();
-    assert!(q.verify_checksum(), "quoted IP checksum");
-    let u = &q.payload()[..4];
-    (
-        (u8::from(i.msg_type()), i.msg_code()),
-        (
-            q.src_addr(),
-            u16::from_be_bytes([u[0], u[1]]),
-            q.dst_addr(),
-            u16::from_be_bytes([u[2], u[3]]),
-        ),
-    )
+    let (_, _, kind, q) = quoted(f);
+    (kind, q)
 }
 
 /// ICMP errors about a packet translated inbound (a port forward's first packet) quote what
