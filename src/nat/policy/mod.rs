@@ -1009,11 +1009,6 @@ impl NatPolicy {
         self.hosts.get(&a).copied().unwrap_or(0)
     }
 
-    /// The packet as it was before the NAT translated it ([`NatFast::untranslate`]).
-    pub fn untranslate(&self, ip: &[u8]) -> Option<Vec<u8>> {
-        self.fast.untranslate(ip)
-    }
-
     /// Find a session (tests, diagnostics).
     pub fn find(&self, key: &FlowKey) -> Option<(SessionIndex, Direction)> {
         self.sessions.find(key).map(|h| (h.index, h.dir))
