@@ -451,6 +451,135 @@ if want_phase 8; then
     "$LAB_SH" down
 fi
 
+# ---------------------------------------------------------------- phase 9: control socket
+# The operator's view (`xgw show ...`, `route get`, `reload`, `clear counters`) over the
+# control socket, checked against traffic of known size.
+# jq-free JSON checks: jcheck 'PYTHON EXPR over v' COMMAND... (v = the command's JSON output).
+jcheck() { local expr=$1; shift; "$@" | python3 -c 'import json,sys; v=json.load(sys.stdin); e=sys.argv[1]; r=eval(e); assert r, (e, v)' "$expr"; }
+# iface_counts: "r0rx r0tx r1rx r1tx" packets from show interfaces.
+iface_counts() { xc show interfaces --json | python3 -c 'import json,sys; v={p["name"]: p for p in json.load(sys.stdin)}; print(v["r0"]["rx_packets"], v["r0"]["tx_packets"], v["r1"]["rx_packets"], v["r1"]["tx_packets"])'; }
+# counts_moved BEFORE AFTER WANT: each of the four counters moved by exactly WANT.
+counts_moved() { python3 -c 'import sys; b=list(map(int,sys.argv[1].split())); a=list(map(int,sys.argv[2].split())); d=[y-x for x,y in zip(b,a)]; assert d==[int(sys.argv[3])]*4, ("r0rx r0tx r1rx r1tx moved by", d)' "$1" "$2" "$3"; }
+# A client that connects and never sends, and one whose request never ends: neither holds
+# the socket for anyone else.
+slow_clients() {
+    rtr python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(4)' "$WORK/xgw.sock" &
+    local idle=$!
+    rtr python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+try:
+    s.sendall(b"x" * 70000)
+except OSError:
+    pass
+print(s.recv(4096).decode())' "$WORK/xgw.sock" >"$WORK/long-req" 2>&1 &
+    local long=$!
+    sleep 0.5
+    local t0=$SECONDS
+    xc show runtime >/dev/null || return 1
+    [ $((SECONDS - t0)) -le 2 ] || { echo "show runtime took $((SECONDS - t0)) s with a silent client connected"; return 1; }
+    wait "$long"; kill "$idle" 2>/dev/null; wait "$idle" 2>/dev/null
+    grep -q "longer than 65536 bytes" "$WORK/long-req" || { echo "oversized request:"; cat "$WORK/long-req"; return 1; }
+}
+reload_refused() {
+    local out
+    out=$(xc reload 2>&1) && { echo "exit 0: $out"; return 1; }
+    grep -q 'route\[1\]\.prefix: `192.0.2.0/33` is not an IPv4 prefix' <<<"$out" || { echo "$out"; return 1; }
+}
+cleared_counts() {
+    xc clear counters >/dev/null &&
+        jcheck 'not any(c["name"] == "punt.no_route" for c in v["counters"]) and v["since"] > 0' xc show errors --json
+}
+external_filter() {
+    local e
+    e=$(xc show nat sessions --inside 198.18.0.2:40001 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["external"])') &&
+        jcheck 'len(v) == 1 and v[0]["inside"] == "198.18.0.2:40001"' xc show nat sessions --external "$e" --json
+}
+if want_phase 9; then
+    phase "control socket: show interfaces/errors/runtime/route/neighbors/config, route get, reload, clear counters"
+    "$LAB_SH" up 1 || { bad "lab up (control)"; exit 1; }
+    make_config "$WORK/c.toml" 1500
+    # No ARP during the counted pings: long reachable time here, static entries on the hosts.
+    printf '[neighbor]\nreachable_time = "600s"\n' >>"$WORK/c.toml"
+    if start_xgw "$WORK/c.toml"; then
+        cli ip neigh replace 198.18.0.1 lladdr "$(rtr cat /sys/class/net/r0/address)" nud permanent dev c0
+        srv ip neigh replace 198.19.0.1 lladdr "$(rtr cat /sys/class/net/r1/address)" nud permanent dev s0
+        check "socket created with mode 0660" bash -c "[ \"\$(stat -c %a $WORK/xgw.sock)\" = 660 ]"
+        cli ping -c 2 -i 0.2 -W 2 198.19.0.2 >/dev/null
+        before=$(iface_counts)
+        cli ping -c 100 -i 0.01 -W 2 -q 198.19.0.2 >/dev/null
+        after=$(iface_counts)
+        check "100 pings through: +100 packets in and out of both ports in show interfaces" counts_moved "$before" "$after" 100
+        check "show interfaces: names, ifindex, MAC, MTU, addresses, XDP mode, per-queue AF_XDP stats" jcheck \
+            'len(v) == 2 and v[0]["name"] == "r0" and v[0]["addresses"] == ["198.18.0.1/24"] and v[1]["mtu"] == 1500 and v[0]["ifindex"] > 0 and v[0]["xdp_mode"] == "native" and v[0]["state"] == "up" and len(v[0]["xsk"]) == 1 and "rx_ring_full" in v[0]["xsk"][0] and v[0]["rx_bytes"] >= 100 * 98' \
+            xc show interfaces --json
+        expect "show interfaces prints a table" '^r1 +[0-9]+ +([0-9a-f]{2}:){5}[0-9a-f]{2} +1500 +up ' xc show interfaces
+        cli ping -c 3 -i 0.2 -W 1 192.0.2.1 >/dev/null
+        check "show errors: 3 pings to an unrouted destination are 3 punt.no_route and 3 ICMP errors" jcheck \
+            '{c["name"]: c["count"] for c in v["counters"]}.get("punt.no_route") == 3 and {c["name"]: c["count"] for c in v["counters"]}.get("icmp.errors_sent") == 3' \
+            xc show errors --json
+        expect "show errors --per-worker has a column per worker" '^COUNT +NAME +W0 +DESCRIPTION' xc show errors --per-worker
+        check "show runtime: worker 0 looped and received" jcheck 'v[0]["loops"] > 0 and v[0]["rx_packets"] >= 200 and 0 <= v[0]["busy_share"] <= 1' xc show runtime --json
+        expect "route get asks the running router" '^203\.0\.113\.9 via 198\.19\.0\.2 dev r1 prefix 203\.0\.113\.0/24$' xc route get 203.0.113.9
+        expect "route get --json keeps its keys" '"dev":"r1".*"dst":"203.0.113.9".*"prefix":"203.0.113.0/24".*"type":"unicast".*"via":"198.19.0.2"' xc route get 203.0.113.9 --json
+        expect "route get of an unrouted address fails with net unreachable" 'no route \(network unreachable\)' xc route get 192.0.2.1
+        expect "show route lists static, connected and local routes" '203\.0\.113\.0/24 +unicast +198\.19\.0\.2 +r1 +static' xc show route
+        check "show route PREFIX lists only routes inside it" jcheck '[r["prefix"] for r in v] == ["198.19.0.0/24", "198.19.0.1/32", "198.19.0.255/32"]' xc show route 198.19.0.0/24 --json
+        check "show route summary counts routes by type" jcheck 'v["routes"] == 7 and v["by_type"]["unicast/static"] == 1 and v["by_type"]["local/local"] == 2' xc show route summary --json
+        check "show neighbors: the server, reachable, on r1 with its MAC" jcheck \
+            "any(n['address'] == '198.19.0.2' and n['dev'] == 'r1' and n['state'] == 'reachable' and n['mac'] == '$(srv cat /sys/class/net/s0/address)' for n in v)" \
+            xc show neighbors --json
+        check "show config: generation 1, the file's text" jcheck 'v["generation"] == 1 and "203.0.113.0/24" in v["text"] and v["last_reload"] is None' xc show config --json
+        # A bad file is refused with its error and changes nothing.
+        cp "$WORK/c.toml" "$WORK/c.good"
+        printf '[[route]]\nprefix = "192.0.2.0/33"\nvia = "198.19.0.2"\n' >>"$WORK/c.toml"
+        check "reload of a bad file exits 1 with the error" reload_refused
+        check "after the refused reload: generation 1, last reload failed, routes unchanged" jcheck \
+            'v["generation"] == 1 and v["last_reload"]["ok"] is False and "192.0.2.0/33" not in v["text"]' xc show config --json
+        expect "after the refused reload 192.0.2.1 is still unrouted" 'no route' xc route get 192.0.2.1
+        cp "$WORK/c.good" "$WORK/c.toml"
+        srv ip addr add 192.0.2.1/32 dev lo
+        printf '[[route]]\nprefix = "192.0.2.0/24"\nvia = "198.19.0.2"\n' >>"$WORK/c.toml"
+        expect "reload applies a new route and answers" 'applied \(generation 2\)' xc reload
+        check "the reloaded route carries traffic" cli ping -c 2 -i 0.2 -W 2 192.0.2.1
+        check "clear counters: show errors counts from zero" cleared_counts
+        check "a silent client and an oversized request hold nobody up" slow_clients
+        expect "a client verb without a router names the socket" 'nonexistent.sock: .*is xgw running' rtr "$XGW" --socket /nonexistent.sock show runtime
+        stop_xgw
+        check "the socket is removed at exit" test ! -e "$WORK/xgw.sock"
+    else
+        bad "xgw starts (control)" "$(cat "$WORK/xgw.log")"
+    fi
+    "$LAB_SH" down
+    # NAT views: sessions with their endpoints, the summary, the mappings.
+    "$LAB_SH" up 1 || { bad "lab up (control nat)"; exit 1; }
+    make_nat_config "$WORK/cn.toml" address-dependent
+    if start_xgw "$WORK/cn.toml"; then
+        cli python3 scripts/natprobe.py send 198.18.0.2 40000 198.19.0.2 5000
+        cli python3 scripts/natprobe.py send 198.18.0.2 40001 198.19.0.2 5001
+        cli ping -c 1 -W 2 198.19.0.2 >/dev/null
+        check "show nat sessions: the UDP flow with its inside, external and remote endpoints" jcheck \
+            'len(v) == 1 and v[0]["proto"] == "udp" and v[0]["inside"] == "198.18.0.2:40000" and v[0]["external"].startswith("198.19.0.1:") and v[0]["remote"] == "198.19.0.2:5000" and v[0]["idle"] <= 5' \
+            xc show nat sessions --proto udp --inside 198.18.0.2:40000 --json
+        check "show nat sessions: two UDP, one ICMP; --limit 1 stops at one" jcheck 'len(v) == 1' xc show nat sessions --limit 1 --json
+        check "show nat sessions --external filters by the external endpoint" external_filter
+        check "show nat summary: 3 sessions by protocol, ports in use on 198.19.0.1" jcheck \
+            'v["sessions"] == 3 and v["by_proto"] == {"udp": 2, "icmp": 1} and v["capacity"] == 65536 and sum(p["ports"] for p in v["ports_in_use"] if p["proto"] == "udp") == 2' \
+            xc show nat summary --json
+        check "show nat mappings: the forward and the two UDP mappings" jcheck \
+            'sorted((m["proto"], m["kind"]) for m in v) == [("icmp", "dynamic"), ("tcp", "forward"), ("udp", "dynamic"), ("udp", "dynamic")]' \
+            xc show nat mappings --json
+        expect "show nat sessions prints a table" '^udp +198\.18\.0\.2:40000 +198\.19\.0\.1:[0-9]+ +198\.19\.0\.2:5000 ' xc show nat sessions
+        expect "a bad filter is refused" 'not tcp, udp or icmp' xc show nat sessions --proto sctp
+        stop_xgw
+    else
+        bad "xgw starts (control nat)" "$(cat "$WORK/xgw.log")"
+    fi
+    "$LAB_SH" down
+fi
+
 # ---------------------------------------------------------------- phase 7: benchmark harness
 # The harness itself (not a performance test): every router in it delivers generated frames
 # to the sink and the report has a row for each.

@@ -7,13 +7,15 @@ XGW_PID=
 cli() { ip netns exec "$LAB-cli" "$@"; }
 srv() { ip netns exec "$LAB-srv" "$@"; }
 rtr() { ip netns exec "$LAB-rtr" "$@"; }
+# xc VERB...: ask the running xgw over its control socket.
+xc() { ip netns exec "$LAB-rtr" "$XGW" --socket "$WORK/xgw.sock" "$@"; }
 
 # start_xgw CONFIG [ARGS...]: run xgw in the router namespace, wait until it is up.
 # XGW_CPUS (optional, a taskset list) pins it.
 start_xgw() {
     local cfg=$1; shift
     # Not through a shell function: $! must be xgw itself (`ip netns exec` and taskset exec).
-    ${XGW_CPUS:+taskset -c "$XGW_CPUS"} ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" "$@" >"$WORK/xgw.log" 2>&1 &
+    ${XGW_CPUS:+taskset -c "$XGW_CPUS"} ip netns exec "$LAB-rtr" "$XGW" run --config "$cfg" --socket "$WORK/xgw.sock" "$@" >"$WORK/xgw.log" 2>&1 &
     XGW_PID=$!
     for _ in $(seq 100); do
         grep -q "xgw running" "$WORK/xgw.log" && return 0

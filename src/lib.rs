@@ -15,6 +15,7 @@
 //! - [`control`]: the slow path (ARP, ICMP, fragmentation, snapshot publication).
 //! - [`runtime`]: threads and the worker loop; [`config`]: TOML and validation.
 
+pub mod api;
 pub mod config;
 pub mod control;
 pub mod counter;

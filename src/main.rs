@@ -1,9 +1,20 @@
-//! `xgw` command line: `run`, `check`, `route get`, and the benchmark's `loadgen` tools. CLI → config → runtime, nothing else.
+//! `xgw` command line: `run`, `check`, the control-socket client verbs (`show ...`,
+//! `route get`, `reload`, `clear counters`), and the benchmark's `loadgen` tools.
+//! CLI → config → runtime / api client, nothing else.
 
 use std::{net::Ipv4Addr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use xgw::{config, control::routes::Routes, dataplane::NextHop};
+use xgw::{
+    api::{
+        client,
+        proto::{SessionFilter, Verb},
+        render,
+        service::route_json,
+    },
+    config,
+    control::routes::Routes,
+};
 
 /// Large tables (FIB arrays, the NAT session table) on transparent huge pages.
 #[global_allocator]
@@ -12,6 +23,13 @@ static ALLOC: xgw::io::hugealloc::HugeAlloc = xgw::io::hugealloc::HugeAlloc;
 #[derive(Parser, Debug)]
 #[command(name = "xgw", version, about = "IPv4 router with an AF_XDP fast path")]
 struct Cli {
+    /// The control socket: where client verbs ask (default /run/xgw/xgw.sock); for `run`,
+    /// where to serve it instead of `[control] socket`.
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the answer as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -41,6 +59,19 @@ enum Cmd {
     Route {
         #[command(subcommand)]
         cmd: RouteCmd,
+    },
+    /// Ask the running router (over the control socket).
+    Show {
+        #[command(subcommand)]
+        what: ShowCmd,
+    },
+    /// Re-read the configuration file, as SIGHUP does, and say how it ended (exit 1 with
+    /// the reasons if it was refused; nothing changed then).
+    Reload,
+    /// Clear counters.
+    Clear {
+        #[command(subcommand)]
+        what: ClearCmd,
     },
     /// Benchmark tools (used by scripts/bench.sh): XDP traffic generator, sink counter,
     /// reference XDP forwarder. Run them inside the namespace that owns DEV.
@@ -121,21 +152,80 @@ enum LoadgenCmd {
 
 #[derive(Subcommand, Debug)]
 enum RouteCmd {
-    /// Print the route the running router would choose for ADDR.
+    /// Print the route the running router uses for ADDR (JSON keys: dst, prefix, via, dev,
+    /// type); with --config, the route the configuration FILE gives, without a router.
     Get {
-        /// Configuration file (TOML).
+        /// Configuration file (TOML): answer from it instead of the running router.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Destination address.
         addr: Ipv4Addr,
-        /// Print JSON (keys: dst, prefix, via, dev, type).
-        #[arg(long)]
-        json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ShowCmd {
+    /// Ports: facts, traffic, AF_XDP statistics per queue.
+    Interfaces,
+    /// Every non-zero drop and punt reason, and the control plane's counters.
+    Errors {
+        /// One column per worker.
+        #[arg(long)]
+        per_worker: bool,
+    },
+    /// Per worker: loops, packets, mean burst, busy share.
+    Runtime,
+    /// Routes: all, those inside PREFIX, or `summary`.
+    Route {
+        /// `A.B.C.D/N`, or `summary`.
+        prefix: Option<String>,
+    },
+    /// The ARP cache.
+    Neighbors,
+    /// NAT state.
+    Nat {
+        #[command(subcommand)]
+        what: ShowNatCmd,
+    },
+    /// The running configuration, its generation and the last reload.
+    Config,
+}
+
+#[derive(Subcommand, Debug)]
+enum ShowNatCmd {
+    /// Sessions (streamed).
+    Sessions {
+        /// tcp, udp or icmp.
+        #[arg(long)]
+        proto: Option<String>,
+        /// Inside ADDR or ADDR:PORT.
+        #[arg(long)]
+        inside: Option<String>,
+        /// External ADDR or ADDR:PORT.
+        #[arg(long)]
+        external: Option<String>,
+        /// At most N sessions.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Sessions by protocol and state, table fill, ports in use, ...
+    Summary,
+    /// Endpoint-independent mappings and port forwards.
+    Mappings,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClearCmd {
+    /// Count `show errors|interfaces|runtime` from zero again (metrics are not reset).
+    Counters,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET));
     match cli.cmd {
         Cmd::Check { config } => match config::load(&config) {
             Ok(cfg) => {
@@ -153,13 +243,27 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Route {
-            cmd: RouteCmd::Get { config, addr, json },
-        } => route_get(&config, addr, json),
+            cmd: RouteCmd::Get { config, addr },
+        } => match config {
+            Some(config) => route_get(&config, addr, cli.json),
+            None => ask(
+                &socket,
+                cli.json,
+                Verb::RouteGet {
+                    addr: addr.to_string(),
+                },
+            ),
+        },
+        Cmd::Show { what } => ask(&socket, cli.json, show_verb(what)),
+        Cmd::Reload => ask(&socket, cli.json, Verb::Reload),
+        Cmd::Clear {
+            what: ClearCmd::Counters,
+        } => ask(&socket, cli.json, Verb::ClearCounters),
         Cmd::Run {
             config,
             generic,
             queues,
-        } => run(&config, generic, queues),
+        } => run(&config, generic, queues, cli.socket),
         Cmd::Loadgen { cmd } => loadgen(cmd),
     }
 }
@@ -228,6 +332,61 @@ fn loadgen(_: LoadgenCmd) -> ExitCode {
     ExitCode::FAILURE
 }
 
+fn show_verb(what: ShowCmd) -> Verb {
+    match what {
+        ShowCmd::Interfaces => Verb::ShowInterfaces,
+        ShowCmd::Errors { per_worker } => Verb::ShowErrors { per_worker },
+        ShowCmd::Runtime => Verb::ShowRuntime,
+        ShowCmd::Route { prefix } if prefix.as_deref() == Some("summary") => Verb::ShowRouteSummary,
+        ShowCmd::Route { prefix } => Verb::ShowRoute { prefix },
+        ShowCmd::Neighbors => Verb::ShowNeighbors,
+        ShowCmd::Nat {
+            what:
+                ShowNatCmd::Sessions {
+                    proto,
+                    inside,
+                    external,
+                    limit,
+                },
+        } => Verb::ShowNatSessions(SessionFilter {
+            proto,
+            inside,
+            external,
+            limit,
+        }),
+        ShowCmd::Nat {
+            what: ShowNatCmd::Summary,
+        } => Verb::ShowNatSummary,
+        ShowCmd::Nat {
+            what: ShowNatCmd::Mappings,
+        } => Verb::ShowNatMappings,
+        ShowCmd::Config => Verb::ShowConfig,
+    }
+}
+
+/// Send `verb` to the running router and print its answer (exit 1 with the server's
+/// message if refused).
+fn ask(socket: &std::path::Path, json: bool, verb: Verb) -> ExitCode {
+    match client::call(socket, verb.clone()) {
+        Ok(a) => {
+            if json {
+                let v = match a {
+                    client::Answer::Result(v) => v,
+                    client::Answer::Items { items, .. } => serde_json::Value::Array(items),
+                };
+                println!("{v}");
+            } else {
+                print!("{}", render::render(&verb, &a));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xgw: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn route_get(path: &std::path::Path, addr: Ipv4Addr, json: bool) -> ExitCode {
     let cfg = match config::load(path) {
         Ok(c) => c,
@@ -241,49 +400,31 @@ fn route_get(path: &std::path::Path, addr: Ipv4Addr, json: bool) -> ExitCode {
         eprintln!("{addr}: no route (network unreachable)");
         return ExitCode::FAILURE;
     };
-    let name = |p: u16| cfg.interfaces[usize::from(p)].name.clone();
-    let owner = || {
-        cfg.interfaces
-            .iter()
-            .find(|i| i.addresses.iter().any(|a| a.address() == addr))
-            .map(|i| i.name.clone())
-    };
-    let (kind, via, dev) = match r.nexthop {
-        NextHop::Via { gateway, port } => ("unicast", Some(gateway), Some(name(port))),
-        NextHop::Connected { port } => ("unicast", None, Some(name(port))),
-        NextHop::Local => ("local", None, owner()),
-        NextHop::Broadcast { port } => ("broadcast", None, Some(name(port))),
-        NextHop::Blackhole => ("blackhole", None, None),
-        NextHop::Unreachable => ("unreachable", None, None),
-    };
+    let names: Vec<String> = cfg.interfaces.iter().map(|i| i.name.clone()).collect();
+    let owner = cfg
+        .interfaces
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.address() == addr))
+        .map(|i| i.name.clone());
+    let v = route_json(addr, &r, &names, owner);
     if json {
-        let v = serde_json::json!({
-            "dst": addr.to_string(),
-            "prefix": r.prefix.to_string(),
-            "via": via.map(|v| v.to_string()),
-            "dev": dev,
-            "type": kind,
-        });
         println!("{v}");
     } else {
-        let mut s = format!("{addr}");
-        if kind != "unicast" {
-            s.push_str(&format!(" {kind}"));
-        }
-        if let Some(v) = via {
-            s.push_str(&format!(" via {v}"));
-        }
-        if let Some(d) = dev {
-            s.push_str(&format!(" dev {d}"));
-        }
-        s.push_str(&format!(" prefix {}", r.prefix));
-        println!("{s}");
+        let verb = Verb::RouteGet {
+            addr: addr.to_string(),
+        };
+        print!("{}", render::render(&verb, &client::Answer::Result(v)));
     }
     ExitCode::SUCCESS
 }
 
 #[cfg(feature = "xdp")]
-fn run(path: &std::path::Path, generic: bool, queues: Option<u32>) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    generic: bool,
+    queues: Option<u32>,
+    socket: Option<PathBuf>,
+) -> ExitCode {
     use tracing_subscriber::EnvFilter;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -305,6 +446,7 @@ fn run(path: &std::path::Path, generic: bool, queues: Option<u32>) -> ExitCode {
             generic,
             queues,
             config_path: Some(path.to_path_buf()),
+            socket,
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,
@@ -316,7 +458,7 @@ fn run(path: &std::path::Path, generic: bool, queues: Option<u32>) -> ExitCode {
 }
 
 #[cfg(not(feature = "xdp"))]
-fn run(_: &std::path::Path, _: bool, _: Option<u32>) -> ExitCode {
+fn run(_: &std::path::Path, _: bool, _: Option<u32>, _: Option<PathBuf>) -> ExitCode {
     eprintln!("xgw was built without the `xdp` feature: `run` is unavailable");
     ExitCode::FAILURE
 }

@@ -23,12 +23,14 @@
 //! via = "198.18.0.254"
 //! ```
 
+mod control;
 mod duration;
 mod nat;
 mod punt;
 mod span;
 mod validate;
 
+pub use control::{ControlConfig, ControlSettings, DEFAULT_SOCKET};
 pub use duration::parse_duration;
 pub use nat::{
     Filtering, ForwardConfig, Inbound, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig,
@@ -85,6 +87,9 @@ pub struct Config {
     /// `[punt]`: exception-path policers and queues.
     #[serde(default)]
     pub punt: PuntConfig,
+    /// `[control]`: the operator's socket.
+    #[serde(default)]
+    pub control: ControlConfig,
 }
 
 /// `[dataplane]` as written; see [`DataplaneSettings`] for meanings.
@@ -344,6 +349,8 @@ pub struct ValidConfig {
     pub dataplane: DataplaneSettings,
     /// Exception-path policers and queues.
     pub punt: PuntSettings,
+    /// The control socket.
+    pub control: ControlSettings,
 }
 
 impl ValidConfig {
@@ -751,6 +758,7 @@ idle_poll = "1ms"
                 idle_poll: Duration::from_millis(1),
             },
             punt: PuntSettings::default(),
+            control: crate::config::ControlSettings::default(),
         };
         assert_eq!(c, want);
     }

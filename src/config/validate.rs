@@ -88,6 +88,7 @@ impl Config {
         };
         let dataplane = dataplane(&cx, &self.dataplane)?;
         let punt = super::punt::validate_punt(cx.file, &self.punt)?;
+        let control = super::control::validate_control(cx.file, &self.control)?;
         Ok(ValidConfig {
             interfaces,
             routes,
@@ -96,6 +97,7 @@ impl Config {
             nat,
             dataplane,
             punt,
+            control,
         })
     }
 }

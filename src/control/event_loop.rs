@@ -192,16 +192,34 @@ impl ControlLoop {
         n
     }
 
-    /// Punts handled per class, as `(name, count)`, for the counter dump.
-    pub fn class_lines(&self) -> Vec<(String, u64)> {
+    /// Punts handled per class, as counter lines (zeros left out).
+    pub fn handled_lines(&self) -> Vec<(&'static str, u64, &'static str)> {
         PuntClass::ALL
             .iter()
             .zip(self.handled)
             .filter(|(_, n)| *n != 0)
-            .map(|(c, n)| (format!("control.handled.{}", c.name()), n))
+            .map(|(c, n)| {
+                (
+                    HANDLED[*c as usize],
+                    n,
+                    "punts handled by the control plane",
+                )
+            })
             .collect()
     }
 }
+
+/// `control.handled.<class>`, in [`PuntClass`] order.
+const HANDLED: [&str; CLASSES] = [
+    "control.handled.arp",
+    "control.handled.resolve",
+    "control.handled.nat",
+    "control.handled.icmp_error",
+    "control.handled.fragment",
+    "control.handled.pmtu",
+    "control.handled.transit",
+    "control.handled.local",
+];
 
 #[cfg(test)]
 mod tests {
@@ -238,5 +256,15 @@ mod tests {
             "short frames"
         );
         assert_eq!(flow_worker(&ipv4([1; 4], [2; 4], 6, 0, 1), 1), 0);
+    }
+
+    #[test]
+    fn handled_names_follow_the_classes() {
+        for c in crate::dataplane::punt::PuntClass::ALL {
+            assert_eq!(
+                super::HANDLED[c as usize],
+                format!("control.handled.{}", c.name())
+            );
+        }
     }
 }

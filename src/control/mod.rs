@@ -197,6 +197,16 @@ impl ControlPlane {
         v
     }
 
+    /// The ports (names, MACs, MTUs, addresses).
+    pub fn ports(&self) -> &Arc<[PortInfo]> {
+        &self.ports
+    }
+
+    /// The NAT's lock-free view, if NAT is configured.
+    pub fn nat_fast(&self) -> Option<&Arc<NatFast>> {
+        self.nat_fast.as_ref()
+    }
+
     /// The route table.
     pub fn routes(&self) -> &Routes {
         &self.routes
@@ -226,6 +236,9 @@ impl ControlPlane {
         }
         if cfg.neighbor != self.cfg.neighbor {
             return Err("[neighbor] changed: restart xgw to apply".into());
+        }
+        if cfg.control != self.cfg.control {
+            return Err("control.socket changed: restart xgw to apply".into());
         }
         self.routes = Routes::from_config(cfg);
         self.neigh.set_pinned(route_gateways(cfg));

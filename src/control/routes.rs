@@ -14,7 +14,8 @@ use crate::{
 /// The control plane's route state: the exact-prefix builder, next hops, compiled FIB.
 #[derive(Debug, Clone)]
 pub struct Routes {
-    builder: FibBuilder,
+    /// Shared with `xgw show route` listings (which walk it off the control thread).
+    builder: Arc<FibBuilder>,
     nexthops: Vec<NextHop>,
     fib: Arc<Fib>,
 }
@@ -86,10 +87,15 @@ impl Routes {
         }
         let fib = Arc::new(b.build());
         Routes {
-            builder: b,
+            builder: Arc::new(b),
             nexthops,
             fib,
         }
+    }
+
+    /// The route set, `prefix -> index into` [`Routes::nexthops`] (shared, not copied).
+    pub fn route_set(&self) -> Arc<FibBuilder> {
+        self.builder.clone()
     }
 
     /// The compiled FIB (values index [`Routes::nexthops`]).

@@ -76,8 +76,34 @@ define_counters! {
         NatOut2In = "nat44.out2in" => "NAT: packets translated outside to inside in the fast path",
         NatCreated = "nat44.sessions_created" => "NAT: outbound sessions created by the worker",
         NatCreateBusy = "nat44.create_busy" => "NAT: policy busy, first packet sent to the slow path",
+        Loops = "worker.loops" => "worker loop iterations",
+        BusyLoops = "worker.busy_loops" => "worker loop iterations that received or injected frames",
+        RxBursts = "worker.rx_bursts" => "non-empty receive bursts (worker.rx_packets / this = mean burst)",
+        BusyNs = "worker.busy_ns" => "nanoseconds in loop iterations that did work",
+        IdleNs = "worker.idle_ns" => "nanoseconds polling with nothing to do or asleep",
     }
 }
+
+/// Ports a worker counts separately (the XDP program's `XGW_MAX_PORTS`; the runtime
+/// checks they agree).
+pub const MAX_PORTS: usize = 16;
+
+/// Per-port traffic counters, indexing [`LocalCounters::ports`]' inner arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum PortCounter {
+    /// Frames received.
+    RxPackets,
+    /// Bytes received (Ethernet header included, no FCS).
+    RxBytes,
+    /// Frames transmitted: forwarded by the fast path, or injected for the control plane.
+    TxPackets,
+    /// Bytes of those.
+    TxBytes,
+}
+
+/// Number of [`PortCounter`]s.
+pub const PORT_COUNTERS: usize = 4;
 
 define_counters! {
     /// Per exception class (`dataplane::punt::PuntClass`, in its order): punts queued,
@@ -135,6 +161,8 @@ pub struct LocalCounters {
     pub events: [u64; Event::COUNT],
     /// Per [`ClassEvent`].
     pub classes: [u64; ClassEvent::COUNT],
+    /// Per port (`rx_port` / transmit port), per [`PortCounter`].
+    pub ports: [[u64; PORT_COUNTERS]; MAX_PORTS],
 }
 
 impl Default for LocalCounters {
@@ -144,6 +172,7 @@ impl Default for LocalCounters {
             punts: [0; PuntReason::COUNT],
             events: [0; Event::COUNT],
             classes: [0; ClassEvent::COUNT],
+            ports: [[0; PORT_COUNTERS]; MAX_PORTS],
         }
     }
 }
@@ -168,6 +197,20 @@ impl LocalCounters {
     #[inline]
     pub fn class(&mut self, class: crate::dataplane::punt::PuntClass, what: ClassCounter) {
         self.classes[class as usize * 3 + what as usize] += 1;
+    }
+    /// Count `packets` frames of `bytes` bytes on `port`: `dir_packets` is
+    /// [`PortCounter::RxPackets`] or [`PortCounter::TxPackets`], the bytes go to the counter
+    /// after it. Ports past [`MAX_PORTS`] are not counted apart.
+    #[inline]
+    pub fn port(&mut self, port: u16, dir_packets: PortCounter, packets: u64, bytes: u64) {
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c[dir_packets as usize] += packets;
+            c[dir_packets as usize + 1] += bytes;
+        }
+    }
+    /// Value of a per-port counter.
+    pub fn port_count(&self, port: usize, what: PortCounter) -> u64 {
+        self.ports.get(port).map_or(0, |c| c[what as usize])
     }
     /// Value of a per-class counter.
     pub fn class_count(&self, class: crate::dataplane::punt::PuntClass, what: ClassCounter) -> u64 {
@@ -203,6 +246,27 @@ impl LocalCounters {
             .iter_mut()
             .zip(o.classes)
             .for_each(|(a, b)| *a += b);
+        self.ports
+            .as_flattened_mut()
+            .iter_mut()
+            .zip(o.ports.as_flattened())
+            .for_each(|(a, b)| *a += b);
+    }
+
+    /// `self - base`, counter by counter (saturating: a base newer than `self` gives 0).
+    pub fn since(&self, base: &LocalCounters) -> LocalCounters {
+        let mut out = self.clone();
+        let sub = |a: &mut [u64], b: &[u64]| {
+            a.iter_mut()
+                .zip(b)
+                .for_each(|(a, b)| *a = a.saturating_sub(*b))
+        };
+        sub(&mut out.drops, &base.drops);
+        sub(&mut out.punts, &base.punts);
+        sub(&mut out.events, &base.events);
+        sub(&mut out.classes, &base.classes);
+        sub(out.ports.as_flattened_mut(), base.ports.as_flattened());
+        out
     }
     /// All non-zero counters as `(name, value, description)`.
     pub fn nonzero(&self) -> Vec<(&'static str, u64, &'static str)> {
@@ -226,7 +290,11 @@ impl LocalCounters {
     }
 }
 
-const TOTAL: usize = DropReason::COUNT + PuntReason::COUNT + Event::COUNT + ClassEvent::COUNT;
+const TOTAL: usize = DropReason::COUNT
+    + PuntReason::COUNT
+    + Event::COUNT
+    + ClassEvent::COUNT
+    + MAX_PORTS * PORT_COUNTERS;
 
 /// A worker's published counters: written only by that worker, read by anyone.
 #[derive(Debug)]
@@ -251,7 +319,8 @@ impl SharedCounters {
             .iter()
             .chain(&local.punts)
             .chain(&local.events)
-            .chain(&local.classes);
+            .chain(&local.classes)
+            .chain(local.ports.as_flattened());
         for (cell, &n) in self.cells.iter().zip(all) {
             if n != 0 {
                 cell.store(cell.load(Ordering::Relaxed) + n, Ordering::Relaxed);
@@ -268,7 +337,8 @@ impl SharedCounters {
             .iter_mut()
             .chain(out.punts.iter_mut())
             .chain(out.events.iter_mut())
-            .chain(out.classes.iter_mut());
+            .chain(out.classes.iter_mut())
+            .chain(out.ports.as_flattened_mut().iter_mut());
         for (cell, v) in self.cells.iter().zip(all) {
             *v = cell.load(Ordering::Relaxed);
         }
@@ -314,5 +384,20 @@ mod tests {
         assert_eq!(r.punted(PuntReason::Arp), 1);
         assert_eq!(r.events(Event::RxPackets), 5);
         assert_eq!(r.nonzero().len(), 3);
+        l.port(1, PortCounter::TxPackets, 2, 128);
+        l.port(99, PortCounter::TxPackets, 2, 128);
+        shared.publish(&mut l);
+        let r2 = shared.read();
+        assert_eq!(r2.port_count(1, PortCounter::TxPackets), 2);
+        assert_eq!(r2.port_count(1, PortCounter::TxBytes), 128);
+        assert_eq!(r2.port_count(0, PortCounter::TxPackets), 0);
+        let d = r2.since(&r);
+        assert_eq!(d.dropped(DropReason::BadChecksum), 0);
+        assert_eq!(d.port_count(1, PortCounter::TxBytes), 128);
+        assert_eq!(
+            r.since(&r2).port_count(1, PortCounter::TxBytes),
+            0,
+            "saturates"
+        );
     }
 }

@@ -25,7 +25,9 @@ pub mod punt;
 
 use std::{net::Ipv4Addr, sync::Arc};
 
-pub use self::counters::{DropReason, Event, LocalCounters, PuntReason, SharedCounters};
+pub use self::counters::{
+    DropReason, Event, LocalCounters, PortCounter, PuntReason, SharedCounters,
+};
 use self::punt::PuntTx;
 pub use crate::nat::fast::NatFast;
 use crate::nat::policy::NatPolicy;
@@ -224,6 +226,9 @@ impl Pipeline {
         let mut meta = Meta::new(rx_port, n);
         let c = &mut self.counters;
         c.event(Event::RxPackets, n as u64);
+        c.event(Event::RxBursts, 1);
+        let rx_bytes: usize = frames.iter().map(|f| f.len()).sum();
+        c.port(rx_port, PortCounter::RxPackets, n as u64, rx_bytes as u64);
         ethernet_input::run(frames, &mut meta, snap, c);
         ip4_input::run::<true>(frames, &mut meta, c);
         ip4_lookup::run(frames, &mut meta, snap, c);
@@ -231,10 +236,11 @@ impl Pipeline {
         ip4_rewrite::run(frames, &mut meta, snap, c);
         punt::run(frames, &mut meta, snap, &mut self.punt_tx, self.now_ns, c);
         let mut tx = 0;
-        for (v, next) in verdicts.iter_mut().zip(&meta.next[..n]) {
+        for ((v, next), f) in verdicts.iter_mut().zip(&meta.next[..n]).zip(frames.iter()) {
             *v = match *next {
                 Next::Tx(p) => {
                     tx += 1;
+                    c.port(p, PortCounter::TxPackets, 1, f.len() as u64);
                     Verdict::Tx(p)
                 }
                 _ => Verdict::Drop,

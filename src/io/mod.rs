@@ -25,6 +25,7 @@ pub mod xdp;
 pub mod xdp_tx;
 #[cfg(feature = "xdp")]
 pub mod xsk;
+pub mod xsk_stats;
 
 /// Maximum frames handled per receive burst (VPP's frame size, l3fwd's `MAX_PKT_BURST`).
 pub const BATCH: usize = 64;

@@ -558,6 +558,34 @@ impl SessionReader {
         }
     }
 
+    /// The session in slot `index` as `(in2out key, in2out rewrite, state, last_seen)`, or
+    /// `None` if the slot is free or being rewritten at that moment. Lock-free (a seqlock
+    /// read, retried a few times while the writer is mid-store): `xgw show nat sessions`
+    /// walks `0..capacity()` with this while the writer goes on.
+    pub fn get(&self, index: SessionIndex) -> Option<(FlowKey, Rewrite, u8, u32)> {
+        let slot = self.inner.slots.get(index.0 as usize)?;
+        for _ in 0..4 {
+            // Acquire: pairs with the `Release` store that made `seq` even in `insert`.
+            let s1 = slot.seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                return None;
+            }
+            // Relaxed: may race with a writer reusing the slot; the seq re-check decides.
+            let k0 = slot.k0.load(Ordering::Relaxed);
+            let k1 = slot.k1.load(Ordering::Relaxed);
+            let r0 = slot.r0.load(Ordering::Relaxed);
+            let r1 = slot.r1.load(Ordering::Relaxed);
+            let state = slot.state.load(Ordering::Relaxed);
+            let last_seen = slot.last_seen.load(Ordering::Relaxed);
+            // Seqlock read fence, as in `read_slot`.
+            fence(Ordering::Acquire);
+            if slot.seq.load(Ordering::Relaxed) == s1 {
+                return Some((unpack_key(k0, k1), unpack_rewrite(r0, r1), state, last_seen));
+            }
+        }
+        None
+    }
+
     /// Maximum number of sessions.
     pub fn capacity(&self) -> u32 {
         self.inner.capacity()

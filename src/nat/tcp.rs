@@ -59,6 +59,20 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// Lower-case name for `xgw show nat sessions` (`established`, `in_init`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Closed => "closed",
+            TcpState::InInit => "in_init",
+            TcpState::OutInit => "out_init",
+            TcpState::Established => "established",
+            TcpState::InFinRcv => "in_fin_rcv",
+            TcpState::OutFinRcv => "out_fin_rcv",
+            TcpState::BothFinRcv => "both_fin_rcv",
+            TcpState::Trans => "trans",
+        }
+    }
+
     /// The state stored as `v` (`self as u8`); unknown values decode as [`TcpState::Closed`].
     pub fn from_u8(v: u8) -> TcpState {
         match v {

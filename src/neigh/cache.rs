@@ -115,6 +115,24 @@ impl State {
     fn is_resolved(self) -> bool {
         matches!(self, State::Reachable | State::Stale)
     }
+
+    /// Every state, in `name` order.
+    pub const ALL: [State; 4] = [
+        State::Incomplete,
+        State::Reachable,
+        State::Stale,
+        State::Failed,
+    ];
+
+    /// Lower-case name, as `ip neigh` prints it (`incomplete`, `reachable`, `stale`, `failed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Incomplete => "incomplete",
+            State::Reachable => "reachable",
+            State::Stale => "stale",
+            State::Failed => "failed",
+        }
+    }
 }
 
 /// What the caller must do with a packet handed to [`NeighCache::resolve`].
@@ -692,6 +710,29 @@ impl<P: QueuedLen> NeighCache<P> {
             .iter()
             .filter(|(_, e)| e.state == State::Failed)
             .map(|(&ip, _)| ip)
+    }
+
+    /// Every entry as `(address, MAC if resolved, port, state, time since the last
+    /// confirmation)`, in no particular order (for `xgw show neighbors`).
+    pub fn entries(
+        &self,
+        now: Instant,
+    ) -> impl Iterator<Item = (Ipv4Addr, Option<MacAddr>, PortId, State, Duration)> + '_ {
+        self.map.iter().map(move |(&ip, e)| {
+            let mac = e.state.is_resolved().then_some(e.mac);
+            (
+                ip,
+                mac,
+                e.port,
+                e.state,
+                now.saturating_duration_since(e.confirmed),
+            )
+        })
+    }
+
+    /// Whether `ip` is one of the routes' next hops (never evicted).
+    pub fn is_pinned(&self, ip: Ipv4Addr) -> bool {
+        self.pinned.contains(&ip)
     }
 
     /// Number of entries in any state.

@@ -10,11 +10,18 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use crossbeam::channel::bounded;
+use crossbeam::channel::{bounded, Receiver};
 use tracing::{info, warn};
 
 use super::{punt_policy, worker::Worker};
 use crate::{
+    api::{
+        self,
+        service::{
+            job_queue, reload, run_jobs, ConfigState, ControlCtx, Inventory, Job, PortFacts,
+            Service,
+        },
+    },
     config::{self, ValidConfig},
     control::{
         event_loop::{ControlLoop, WorkerLink},
@@ -30,6 +37,7 @@ use crate::{
         waker::Waker,
         xdp::{NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
         xsk::{XskIo, XskOptions},
+        xsk_stats::XskStatsReader,
     },
     stats,
 };
@@ -46,6 +54,8 @@ pub struct RunOptions {
     pub queues: Option<u32>,
     /// Where the configuration came from (re-read on SIGHUP).
     pub config_path: Option<std::path::PathBuf>,
+    /// Serve the control socket here instead of `[control] socket`.
+    pub socket: Option<std::path::PathBuf>,
 }
 
 /// Run the router until SIGINT/SIGTERM; SIGHUP re-reads `opts.config_path` (routes, ICMP).
@@ -111,6 +121,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     // Sockets first (so the XSKMAP is populated), then attach: frames that arrive before a
     // slot has a socket are passed to the kernel, never dropped.
     let mut ios = Vec::new();
+    let mut xsk_stats = XskStatsReader::default();
     for q in 0..queues {
         let force_copy = opts.generic
             || cfg
@@ -129,6 +140,9 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         for (slot, fd) in io.fds().into_iter().enumerate() {
             prog.register_socket(u32::try_from(slot)?, q, fd)?;
         }
+        xsk_stats
+            .add_queue(&io.fds())
+            .context("duplicating AF_XDP sockets for statistics")?;
         let tx_ports: Vec<(u32, bool)> = devs
             .iter()
             .zip(&cfg.interfaces)
@@ -194,17 +208,47 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         dump: &dump,
         reload: &reload,
     };
+    let text = opts
+        .config_path
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let mut config_state = ConfigState::new(opts.config_path.clone(), text);
+    let bell = doorbell.clone();
+    let (jobs, job_rx) = job_queue(Arc::new(move || bell.ring()));
+    let inventory = Inventory {
+        ports: ports_facts(&cfg, &devs, &control, opts.generic),
+        workers: counters.clone(),
+        xsk: xsk_stats,
+        nat: control.nat_fast().cloned(),
+        epoch,
+        started: std::time::SystemTime::now(),
+    };
+    let service = Arc::new(Service::new(inventory, jobs));
+    let mut server = match opts.socket.as_ref().or(cfg.control.socket.as_ref()) {
+        Some(path) => {
+            let s = api::server::start(path, service)
+                .with_context(|| format!("control socket {}", path.display()))?;
+            info!(socket = %path.display(), "control socket");
+            Some(s)
+        }
+        None => None,
+    };
     let mut ctl = ControlLoop::new(control, cell, links);
     control_loop(
         &mut ctl,
         &doorbell,
         &signals,
-        opts.config_path.as_deref(),
+        &mut config_state,
+        &job_rx,
         &counters,
         &prog,
     );
 
     info!("stopping");
+    if let Some(s) = server.as_mut() {
+        s.stop();
+    }
     for h in handles {
         let _ = h.join();
     }
@@ -226,6 +270,8 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
 // The XDP prefilter reads the NAT's mapped-port bitmap in place: io and nat must agree on
 // its layout (io may not depend on nat, so each names the size; they meet here).
 const _: () = assert!(crate::io::xdp::PORT_WORDS == crate::nat::portmap::WORDS);
+// Workers count traffic per port for every port the XDP program can steer.
+const _: () = assert!(crate::io::xdp::MAX_PORTS as usize == crate::dataplane::counters::MAX_PORTS);
 
 /// The steering program's counters that are not "passed to the kernel" (logged apart), as
 /// counter lines (zeros left out, as everywhere).
@@ -292,40 +338,70 @@ struct Signals<'a> {
     reload: &'a AtomicBool,
 }
 
-fn reload_config(control: &mut ControlPlane, path: Option<&std::path::Path>) {
-    let Some(path) = path else { return };
-    match config::load(path)
-        .map_err(|e| e.to_string())
-        .and_then(|c| control.reload(&c))
-    {
-        Ok(()) => info!(config = %path.display(), "SIGHUP: routes reloaded"),
-        Err(e) => warn!("SIGHUP: configuration not applied: {e}"),
-    }
+/// The interfaces as `show interfaces` describes them.
+fn ports_facts(
+    cfg: &ValidConfig,
+    devs: &[NetDev],
+    control: &ControlPlane,
+    generic: bool,
+) -> Vec<PortFacts> {
+    cfg.interfaces
+        .iter()
+        .zip(devs)
+        .zip(control.ports().iter())
+        .map(|((i, d), p)| PortFacts {
+            info: p.clone(),
+            ifindex: d.ifindex,
+            xdp_mode: if generic || i.xdp_mode == config::XdpMode::Generic {
+                "generic"
+            } else {
+                "native"
+            }
+            .into(),
+            tx_path: match i.tx_path {
+                config::TxPath::Auto => "auto",
+                config::TxPath::AfXdp => "af_xdp",
+            }
+            .into(),
+        })
+        .collect()
 }
 
 /// The control thread: the shared [`ControlLoop::step`] until stopped, sleeping on the
-/// doorbell when idle; signals are its other inputs.
+/// doorbell when idle; signals and the control socket's jobs are its other inputs.
 fn control_loop(
     ctl: &mut ControlLoop,
     doorbell: &Doorbell,
     sig: &Signals<'_>,
-    config_path: Option<&std::path::Path>,
+    config: &mut ConfigState,
+    jobs: &Receiver<Job>,
     counters: &[Arc<SharedCounters>],
     prog: &XdpProgram,
 ) {
+    let xdp = || xdp_lines(prog.stats());
     while !sig.stop.load(Ordering::Relaxed) {
         doorbell.clear();
         let now = Instant::now();
-        let work = ctl.step(now);
-        if sig.reload.swap(false, Ordering::Relaxed) {
-            reload_config(&mut ctl.plane, config_path);
+        let mut work = ctl.step(now);
+        let mut cx = ControlCtx {
+            ctl,
+            config,
+            xdp_lines: &xdp,
+        };
+        work += run_jobs(jobs, &mut cx);
+        if sig.reload.swap(false, Ordering::Relaxed) && cx.config.path.is_some() {
+            match reload(&mut cx) {
+                Ok(m) => info!("SIGHUP: {m}"),
+                Err(e) => warn!("SIGHUP: configuration not applied: {e}"),
+            }
         }
+        let ctl = &mut *cx.ctl;
         if sig.dump.swap(false, Ordering::Relaxed) {
             let totals = stats::sum_workers(counters.iter().map(|c| &**c));
             let mut lines = ctl.plane.counter_lines();
             lines.extend(xdp_lines(prog.stats()));
             let mut text = stats::render(&totals, &lines);
-            for (name, n) in ctl.class_lines() {
+            for (name, n, _) in ctl.handled_lines() {
                 text.push_str(&format!("{name:<34} {n:>14}  punts handled\n"));
             }
             text.push_str(&format!(

@@ -198,6 +198,11 @@ impl Testbed {
             .collect()
     }
 
+    /// The workers' counter blocks (what the control socket's service reads).
+    pub fn shared_counters(&self) -> &[Arc<SharedCounters>] {
+        &self.counters
+    }
+
     /// The workers' published counters, summed.
     pub fn counters(&self) -> LocalCounters {
         let mut sum = LocalCounters::default();

@@ -15,7 +15,7 @@ use crossbeam::channel::Receiver;
 use crate::{
     config::DataplaneSettings,
     control::publish::SnapshotCell,
-    dataplane::{Event, Pipeline, SharedCounters, Snapshot},
+    dataplane::{Event, Pipeline, PortCounter, SharedCounters, Snapshot},
     io::{waker::Waker, PacketIo, BATCH},
 };
 
@@ -96,12 +96,19 @@ impl<I: PacketIo> Worker<I> {
             work += 1;
             if self.io.inject(usize::from(port), &frame) {
                 self.pipeline.counters.event(Event::Injected, 1);
+                let len = frame.len() as u64;
+                self.pipeline
+                    .counters
+                    .port(port, PortCounter::TxPackets, 1, len);
             } else {
                 self.pipeline.counters.event(Event::InjectFailed, 1);
             }
         }
         self.io.flush();
-        self.counters.publish(&mut self.pipeline.counters);
+        let c = &mut self.pipeline.counters;
+        c.event(Event::Loops, 1);
+        c.event(Event::BusyLoops, u64::from(work > 0));
+        self.counters.publish(c);
         work
     }
 
@@ -110,9 +117,17 @@ impl<I: PacketIo> Worker<I> {
     /// or the control plane wakes it (so an idle router uses no CPU).
     pub fn run(&mut self, stop: &AtomicBool) {
         let mut last_work = Instant::now();
+        // The previous iteration: when it began and whether it did work (its time is
+        // counted as busy or idle when the next one begins, published with that one).
+        let (mut began, mut busy) = (last_work, false);
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            if self.poll_once(now) > 0 {
+            let spent = u64::try_from(now.saturating_duration_since(began).as_nanos());
+            let kind = if busy { Event::BusyNs } else { Event::IdleNs };
+            self.pipeline.counters.event(kind, spent.unwrap_or(0));
+            began = now;
+            busy = self.poll_once(now) > 0;
+            if busy {
                 last_work = now;
             } else if now.saturating_duration_since(last_work) >= self.idle_poll {
                 // Clear after waking, before the next poll_once drains the inject

@@ -1015,6 +1015,7 @@ impl NatPolicy {
     }
 }
 
+pub mod inspect;
 pub mod reassembly;
 #[cfg(test)]
 mod tests;

@@ -509,3 +509,19 @@ fn hairpin_session_keeps_the_target_mapping() {
         "only the port forward's permanent mapping"
     );
 }
+
+/// A policy with the default test config (one forward), for sibling modules' tests.
+pub(super) fn policy_for_inspect(now: Instant) -> NatPolicy {
+    NatPolicy::new(&cfg(Filtering::AddressDependent), now, 1)
+}
+
+/// One outbound UDP flow from 198.18.0.5:`sport` to 203.0.113.1:53.
+pub(super) fn open_udp(n: &mut NatPolicy, now: Instant, sport: u16) {
+    let o = n.handle(
+        now,
+        Exception::Miss,
+        &udp4("198.18.0.5", sport, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(matches!(o, NatOutcome::Forward(_)), "{o:?}");
+}
