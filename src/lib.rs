@@ -2,7 +2,7 @@
 //!
 //! Layers (DESIGN.md 6.2); an arrow means "may use":
 //! ```text
-//!   main ─► runtime ─► control ─► dataplane ─► {fib, neigh} ─► wire
+//!   main ─► runtime ─► api ─► control ─► dataplane ─► {fib, neigh} ─► wire
 //!              ├─► io (xsk, xdp, mem) ◄── dataplane (Verdict, BATCH only)
 //!              └─► config ─► wire
 //! ```
@@ -14,6 +14,8 @@
 //! - [`io`]: AF_XDP and XDP (the only `unsafe`), plus memory I/O for tests.
 //! - [`control`]: the slow path (ARP, ICMP, fragmentation, snapshot publication).
 //! - [`runtime`]: threads and the worker loop; [`config`]: TOML and validation.
+//! - [`api`]: the control socket (protocol, the verbs' service, table renderers, server,
+//!   client); reads counters and the NAT table lock-free, the rest through control jobs.
 
 pub mod api;
 pub mod config;
