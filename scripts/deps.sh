@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(clang llvm libelf-dev zlib1g-dev m4 make pkg-config
       iproute2 ethtool iputils-ping traceroute iputils-tracepath tcpdump
-      iperf3 curl python3 procps nftables conntrack)
+      iperf3 curl python3 python3-prometheus-client procps nftables conntrack systemd)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -497,8 +497,83 @@ external_filter() {
     e=$(xc show nat sessions --inside 198.18.0.2:40001 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["external"])') &&
         jcheck 'len(v) == 1 and v[0]["inside"] == "198.18.0.2:40001"' xc show nat sessions --external "$e" --json
 }
+# metrics_match: scrape /metrics from the router's namespace with curl, parse it with the
+# Prometheus client library's OpenMetrics parser, and compare drops and punts with show errors.
+metrics_match() {
+    rtr curl -s --max-time 5 -o "$WORK/metrics.txt" -w '%{http_code} %{content_type}\n' http://127.0.0.1:9482/metrics >"$WORK/metrics.status" || { echo "curl failed"; return 1; }
+    grep -q '^200 application/openmetrics-text' "$WORK/metrics.status" || { cat "$WORK/metrics.status"; return 1; }
+    xc show errors --json >"$WORK/errors.json" || return 1
+    /usr/bin/python3 - "$WORK/metrics.txt" "$WORK/errors.json" <<'PY'
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+for need in ["xgw_interface_rx_packets", "xgw_interface_tx_bytes", "xgw_drops", "xgw_punts",
+             "xgw_xsk_rx_ring_full", "xgw_neighbors", "xgw_fib_routes", "xgw_build_info"]:
+    assert need in fams, (need, sorted(fams))
+    assert fams["xgw_drops"].type == "counter"
+def value(fam, **labels):
+    for s in fams[fam].samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise AssertionError((fam, labels))
+errors = json.load(open(sys.argv[2]))
+checked = 0
+for c in errors["counters"]:
+    if c["kind"] in ("drop", "punt"):
+        fam = "xgw_drops" if c["kind"] == "drop" else "xgw_punts"
+        assert value(fam, reason=c["name"]) == c["count"], (c, value(fam, reason=c["name"]))
+        checked += 1
+assert value("xgw_punts", reason="punt.no_route") == 3
+assert checked >= 1
+assert value("xgw_interface_rx_packets", interface="r0") >= 100, value("xgw_interface_rx_packets", interface="r0")
+assert value("xgw_xsk_rx_ring_full", interface="r0", queue="0") >= 0
+assert value("xgw_fib_routes") == 8, value("xgw_fib_routes")
+print("ok", checked, "counters match")
+PY
+}
+# notify_seen FILE: the messages a test NOTIFY_SOCKET received, in order.
+notify_listen() { # SOCKET OUT SECONDS
+    /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+end = time.monotonic() + float(sys.argv[3])
+with open(sys.argv[2], "w") as out:
+    while (left := end - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            m = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(m.replace("\n", " ").strip() + "\n"); out.flush()' "$1" "$2" "$3" &
+    NOTIFY_PID=$!
+    for _ in $(seq 50); do [ -S "$1" ] && return 0; sleep 0.1; done
+}
+notified_in_order() { # FILE: READY, WATCHDOG (twice), RELOADING, READY, STOPPING
+    /usr/bin/python3 - "$1" <<'PY'
+import sys
+lines = [l.strip() for l in open(sys.argv[1])]
+def first(pred, start=0):
+    for i in range(start, len(lines)):
+        if pred(lines[i]):
+            return i
+    raise AssertionError(("missing", lines))
+r = first(lambda l: l.startswith("READY=1"))
+assert sum("WATCHDOG=1" in l for l in lines) >= 2, lines
+rl = first(lambda l: l.startswith("RELOADING=1") and "MONOTONIC_USEC=" in l, r)
+r2 = first(lambda l: l.startswith("READY=1") and "reload applied" in l, rl)
+first(lambda l: l.startswith("STOPPING=1"), r2)
+PY
+}
+# The shipped unit file is valid (with this build's binary in place of /usr/local/bin/xgw).
+unit_verifies() {
+    command -v systemd-analyze >/dev/null || { echo "systemd-analyze not installed"; return 1; }
+    sed "s|/usr/local/bin/xgw|$XGW|g" configs/xgw.service >"$WORK/xgw.service"
+    local out; out=$(systemd-analyze verify "$WORK/xgw.service" 2>&1)
+    [ -z "$out" ] || { echo "$out"; return 1; }
+}
 if want_phase 9; then
     phase "control socket: show interfaces/errors/runtime/route/neighbors/config, route get, reload, clear counters"
+    check "configs/xgw.service passes systemd-analyze verify" unit_verifies
     "$LAB_SH" up 1 || { bad "lab up (control)"; exit 1; }
     make_config "$WORK/c.toml" 1500
     # No ARP during the counted pings: long reachable time here, static entries on the hosts.
@@ -544,11 +619,34 @@ if want_phase 9; then
         printf '[[route]]\nprefix = "192.0.2.0/24"\nvia = "198.19.0.2"\n' >>"$WORK/c.toml"
         expect "reload applies a new route and answers" 'applied \(generation 2\)' xc reload
         check "the reloaded route carries traffic" cli ping -c 2 -i 0.2 -W 2 192.0.2.1
+        check "metrics scraped with curl parse as OpenMetrics and match show errors" metrics_match
+        check "route add: applied at once, a ping goes through the new route" bash -c "ip netns exec $LAB-rtr $XGW --socket $WORK/xgw.sock route add 198.51.100.0/24 via 198.19.0.2 && ip netns exec $LAB-srv ip addr add 198.51.100.1/32 dev lo && ip netns exec $LAB-cli ping -c 2 -i 0.2 -W 2 198.51.100.1"
+        expect "show route marks it as a runtime route" '198\.51\.100\.0/24 +unicast +198\.19\.0\.2 +r1 +runtime' xc show route
+        expect "route add validates like the file" 'route\.via: .*198\.18\.9\.9' xc route add 198.51.100.0/25 via 198.18.9.9
+        check "route del: deleted" xc route del 198.51.100.0/24
+        expect "after route del: net unreachable" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 3 198.51.100.1
+        check "neighbor flush dev r1 forgets the server" bash -c "ip netns exec $LAB-rtr $XGW --socket $WORK/xgw.sock neighbor flush dev r1 && ! ip netns exec $LAB-rtr $XGW --socket $WORK/xgw.sock show neighbors | grep -q '^198\.19\.0\.2 '"
+        check "ping through after the flush (resolved again)" cli ping -c 2 -i 0.2 -W 2 198.19.0.2
         check "clear counters: show errors counts from zero" cleared_counts
         check "a silent client and an oversized request hold nobody up" slow_clients
         expect "a client verb without a router names the socket" 'nonexistent.sock: .*is xgw running' rtr "$XGW" --socket /nonexistent.sock show runtime
         stop_xgw
         check "the socket is removed at exit" test ! -e "$WORK/xgw.sock"
+        # sd_notify: READY=1, WATCHDOG=1 at half WATCHDOG_USEC, RELOADING=1/READY=1 around
+        # a reload, STOPPING=1, at a test NOTIFY_SOCKET.
+        notify_listen "$WORK/notify.sock" "$WORK/notify.log" 20
+        if NOTIFY_SOCKET="$WORK/notify.sock" WATCHDOG_USEC=400000 start_xgw "$WORK/c.toml"; then
+            sleep 1
+            xc reload >/dev/null
+            sleep 0.5
+            stop_xgw
+            sleep 0.3
+            kill "$NOTIFY_PID" 2>/dev/null; wait "$NOTIFY_PID" 2>/dev/null
+            check "sd_notify: READY, WATCHDOG, RELOADING/READY around reload, STOPPING" notified_in_order "$WORK/notify.log"
+        else
+            bad "xgw starts under NOTIFY_SOCKET" "$(cat "$WORK/xgw.log")"
+            kill "$NOTIFY_PID" 2>/dev/null
+        fi
     else
         bad "xgw starts (control)" "$(cat "$WORK/xgw.log")"
     fi
@@ -573,6 +671,9 @@ if want_phase 9; then
             xc show nat mappings --json
         expect "show nat sessions prints a table" '^udp +198\.18\.0\.2:40000 +198\.19\.0\.1:[0-9]+ +198\.19\.0\.2:5000 ' xc show nat sessions
         expect "a bad filter is refused" 'not tcp, udp or icmp' xc show nat sessions --proto sctp
+        expect "nat del session removes the UDP flow's session" '^1 sessions deleted' xc nat del session --inside 198.18.0.2:40000 --proto udp
+        check "the deleted session is gone from show nat sessions" jcheck 'v == []' xc show nat sessions --inside 198.18.0.2:40000 --json
+        check "the other sessions stay" jcheck 'len(v) == 2' xc show nat sessions --json
         stop_xgw
     else
         bad "xgw starts (control nat)" "$(cat "$WORK/xgw.log")"

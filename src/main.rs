@@ -65,6 +65,16 @@ enum Cmd {
         #[command(subcommand)]
         what: ShowCmd,
     },
+    /// The running router's ARP cache.
+    Neighbor {
+        #[command(subcommand)]
+        cmd: NeighborCmd,
+    },
+    /// The running router's NAT.
+    Nat {
+        #[command(subcommand)]
+        cmd: NatCmd,
+    },
     /// Re-read the configuration file, as SIGHUP does, and say how it ended (exit 1 with
     /// the reasons if it was refused; nothing changed then).
     Reload,
@@ -161,6 +171,53 @@ enum RouteCmd {
         /// Destination address.
         addr: Ipv4Addr,
     },
+    /// Add a route to the running router at once: `route add PREFIX via ADDR [dev PORT]`,
+    /// `route add PREFIX dev PORT`, `route add PREFIX blackhole|unreachable`.
+    Add {
+        /// `A.B.C.D/N`, host bits clear.
+        prefix: String,
+        /// `via ADDR`, `dev PORT`, `blackhole` or `unreachable`.
+        #[arg(num_args = 1.., required = true)]
+        target: Vec<String>,
+    },
+    /// Remove a route added with `route add`.
+    Del {
+        /// The route's prefix.
+        prefix: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NeighborCmd {
+    /// Forget the neighbours of every port, or `dev PORT`'s; they are resolved again on
+    /// the next packet.
+    Flush {
+        /// `dev PORT`.
+        #[arg(num_args = 0..=2)]
+        dev: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NatCmd {
+    /// Delete sessions.
+    Del {
+        #[command(subcommand)]
+        what: NatDelCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NatDelCmd {
+    /// Delete every session of an inside endpoint (and its mapping with the last one).
+    Session {
+        /// Inside ADDR:PORT.
+        #[arg(long)]
+        inside: String,
+        /// tcp, udp or icmp (default: all).
+        #[arg(long)]
+        proto: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,6 +311,40 @@ fn main() -> ExitCode {
                 },
             ),
         },
+        Cmd::Route {
+            cmd: RouteCmd::Add { prefix, target },
+        } => match route_add_verb(prefix, &target) {
+            Ok(v) => ask(&socket, cli.json, v),
+            Err(e) => {
+                eprintln!("xgw: route add: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Route {
+            cmd: RouteCmd::Del { prefix },
+        } => ask(&socket, cli.json, Verb::RouteDel { prefix }),
+        Cmd::Neighbor {
+            cmd: NeighborCmd::Flush { dev },
+        } => match dev.as_slice() {
+            [] => ask(&socket, cli.json, Verb::NeighborFlush { dev: None }),
+            [k, d] if k == "dev" => ask(
+                &socket,
+                cli.json,
+                Verb::NeighborFlush {
+                    dev: Some(d.clone()),
+                },
+            ),
+            _ => {
+                eprintln!("xgw: neighbor flush: expected nothing or `dev PORT`");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Nat {
+            cmd:
+                NatCmd::Del {
+                    what: NatDelCmd::Session { inside, proto },
+                },
+        } => ask(&socket, cli.json, Verb::NatDelSession { inside, proto }),
         Cmd::Show { what } => ask(&socket, cli.json, show_verb(what)),
         Cmd::Reload => ask(&socket, cli.json, Verb::Reload),
         Cmd::Clear {
@@ -330,6 +421,40 @@ fn loadgen(cmd: LoadgenCmd) -> ExitCode {
 fn loadgen(_: LoadgenCmd) -> ExitCode {
     eprintln!("xgw was built without the `xdp` feature: `loadgen` is unavailable");
     ExitCode::FAILURE
+}
+
+/// `route add PREFIX` and its iproute2-style words: `via ADDR`, `dev PORT`, `blackhole`,
+/// `unreachable`.
+fn route_add_verb(prefix: String, words: &[String]) -> Result<Verb, String> {
+    let (mut via, mut dev, mut kind) = (None, None, None);
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let slot = match w.as_str() {
+            "via" => &mut via,
+            "dev" => &mut dev,
+            "blackhole" | "unreachable" => {
+                if kind.replace(w.clone()).is_some() {
+                    return Err("more than one route type".into());
+                }
+                continue;
+            }
+            other => {
+                return Err(format!(
+                    "unexpected `{other}` (expected via ADDR, dev PORT, blackhole or unreachable)"
+                ))
+            }
+        };
+        let v = it.next().ok_or_else(|| format!("`{w}` needs a value"))?;
+        if slot.replace(v.clone()).is_some() {
+            return Err(format!("`{w}` given twice"));
+        }
+    }
+    Ok(Verb::RouteAdd {
+        prefix,
+        via,
+        dev,
+        kind,
+    })
 }
 
 fn show_verb(what: ShowCmd) -> Verb {

@@ -71,41 +71,60 @@ fn service(t: &Testbed) -> (Arc<Service>, crossbeam::channel::Receiver<Job>) {
     (Arc::new(Service::new(inv, jobs)), rx)
 }
 
-/// Ask `verb` on another thread while this one runs the control thread's jobs (and, if
-/// `busy` is given, keeps stepping it); returns the answer's lines.
-fn ask_with(
+/// Run `f` on another thread while this one runs the control thread's jobs (and calls
+/// `busy` between rounds).
+fn pump<R: Send>(
     t: &mut Testbed,
-    svc: &Arc<Service>,
     rx: &crossbeam::channel::Receiver<Job>,
-    verb: Verb,
+    f: impl FnOnce() -> R + Send,
     mut busy: impl FnMut(&mut Testbed),
-) -> Vec<Value> {
+) -> R {
     let mut cfg = ConfigState::new(None, "# testbed\n".into());
     let done = Arc::new(AtomicBool::new(false));
-    let out = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let h = {
-            let svc = svc.clone();
             let done = done.clone();
             s.spawn(move || {
-                let mut buf = Vec::new();
-                svc.handle(&verb, &mut buf).unwrap();
+                let r = f();
                 done.store(true, Ordering::Release);
-                buf
+                r
             })
         };
         while !done.load(Ordering::Acquire) {
             let xdp = Vec::new;
+            let mut hook = |_: Option<&Result<String, String>>| {};
             let mut cx = ControlCtx {
                 ctl: &mut t.ctl,
                 config: &mut cfg,
                 xdp_lines: &xdp,
+                reload_hook: &mut hook,
             };
             run_jobs(rx, &mut cx);
             busy(t);
             std::thread::yield_now();
         }
         h.join().unwrap()
-    });
+    })
+}
+
+/// Ask `verb` (see [`pump`]); returns the answer's lines.
+fn ask_with(
+    t: &mut Testbed,
+    svc: &Arc<Service>,
+    rx: &crossbeam::channel::Receiver<Job>,
+    verb: Verb,
+    busy: impl FnMut(&mut Testbed),
+) -> Vec<Value> {
+    let out = pump(
+        t,
+        rx,
+        || {
+            let mut buf = Vec::new();
+            svc.handle(&verb, &mut buf).unwrap();
+            buf
+        },
+        busy,
+    );
     String::from_utf8(out)
         .unwrap()
         .lines()
@@ -369,4 +388,395 @@ fn without_a_control_thread_job_verbs_fail_fast() {
     svc.handle(&Verb::ShowRuntime, &mut buf).unwrap();
     let v: Value = serde_json::from_slice(&buf).unwrap();
     assert_eq!(v["ok"], true, "{v}");
+}
+
+/// One sample of an OpenMetrics text: `name{labels} value`.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// A strict reader of the OpenMetrics text format as far as xgw uses it: `# HELP`/`# TYPE`
+/// before a family's samples, counters' samples named `<family>_total`, quoted label
+/// values, numeric values, `# EOF` last. Panics on anything else.
+fn parse_openmetrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let mut family: Option<(String, String)> = None;
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        if l == "# EOF" {
+            assert!(lines.peek().is_none(), "text after # EOF");
+            return out;
+        }
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.split_once(' ').expect("TYPE name type");
+            assert!(["counter", "gauge", "info"].contains(&ty), "{l}");
+            family = Some((name.to_owned(), ty.to_owned()));
+            continue;
+        }
+        if l.starts_with("# HELP ") || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let (fam, ty) = family
+            .as_ref()
+            .unwrap_or_else(|| panic!("sample before TYPE: {l}"));
+        let (series, value) = l
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {l}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {l}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels: {l}"));
+                let labels = body
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p
+                            .split_once("=\"")
+                            .unwrap_or_else(|| panic!("bad label: {l}"));
+                        (k.to_owned(), v.trim_end_matches('"').to_owned())
+                    })
+                    .collect();
+                (n, labels)
+            }
+            None => (series, Vec::new()),
+        };
+        let want = if ty == "counter" {
+            format!("{fam}_total")
+        } else {
+            fam.clone()
+        };
+        assert_eq!(name, want, "sample of family {fam}: {l}");
+        assert!(name.starts_with("xgw_"), "{l}");
+        out.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    panic!("no # EOF")
+}
+
+fn sample(ss: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    ss.iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+        })
+        .unwrap_or_else(|| panic!("no {name}{labels:?}"))
+        .value
+}
+
+/// A scrape, parsed back: interface counters, drops and punts equal what `show
+/// interfaces` and `show errors` say; NAT gauges equal the policy's own counts; a flood of
+/// scrapes while NAT sessions are created stays consistent (sessions only grow).
+#[test]
+fn metrics_parse_back_and_match_show() {
+    let mut t = bed_with_server(NAT);
+    let (svc, rx) = service(&t);
+    t.flood(0, (0..300u16).map(|i| udp_from(30_000 + i)));
+    t.push(0, &Ip::udp(client(), server(), 10).ttl(1).client_frame());
+    t.step();
+    let text = pump(&mut t, &rx, || svc.metrics().unwrap(), |_| {});
+    let ss = parse_openmetrics(&text);
+    let ifs = ask(&mut t, &svc, &rx, Verb::ShowInterfaces);
+    for (i, name) in ["r0", "r1"].iter().enumerate() {
+        for (m, k) in [
+            ("xgw_interface_rx_packets_total", "rx_packets"),
+            ("xgw_interface_tx_bytes_total", "tx_bytes"),
+        ] {
+            assert_eq!(
+                sample(&ss, m, &[("interface", name)]),
+                ifs[i][k].as_f64().unwrap(),
+                "{m} {name}"
+            );
+        }
+    }
+    let e = ask(&mut t, &svc, &rx, Verb::ShowErrors { per_worker: false });
+    for c in e["counters"].as_array().unwrap() {
+        let (kind, name, n) = (
+            c["kind"].as_str().unwrap(),
+            c["name"].as_str().unwrap(),
+            c["count"].as_f64().unwrap(),
+        );
+        let m = match kind {
+            "drop" => sample(&ss, "xgw_drops_total", &[("reason", name)]),
+            "punt" => sample(&ss, "xgw_punts_total", &[("reason", name)]),
+            "control" => sample(&ss, "xgw_control_events_total", &[("counter", name)]),
+            _ => continue,
+        };
+        assert_eq!(m, n, "{name}");
+    }
+    assert_eq!(
+        sample(&ss, "xgw_punts_total", &[("reason", "punt.ttl_expired")]),
+        1.0
+    );
+    let sessions = t.control().nat().unwrap().session_count() as f64;
+    assert_eq!(
+        sample(&ss, "xgw_nat_sessions", &[("proto", "udp")]),
+        sessions
+    );
+    assert_eq!(sample(&ss, "xgw_nat_sessions_created_total", &[]), sessions);
+    assert_eq!(
+        sample(
+            &ss,
+            "xgw_nat_ports_in_use",
+            &[("address", "198.19.0.1"), ("proto", "udp")]
+        ),
+        sessions
+    );
+    // The server answered our ARP (reachable); the client only asked (stale, as Linux).
+    assert_eq!(sample(&ss, "xgw_neighbors", &[("state", "reachable")]), 1.0);
+    assert_eq!(sample(&ss, "xgw_neighbors", &[("state", "stale")]), 1.0);
+    assert!(sample(&ss, "xgw_fib_routes", &[]) >= 7.0);
+    assert_eq!(
+        sample(
+            &ss,
+            "xgw_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    // Scrapes back to back while the control thread creates sessions.
+    let mut next = 40_000u16;
+    let texts = pump(
+        &mut t,
+        &rx,
+        || (0..20).map(|_| svc.metrics().unwrap()).collect::<Vec<_>>(),
+        |t| {
+            if next < 42_000 {
+                t.flood(0, (next..next + 50).map(udp_from));
+                next += 50;
+            }
+        },
+    );
+    let mut last = 0.0;
+    for text in &texts {
+        let s = sample(
+            &parse_openmetrics(text),
+            "xgw_nat_sessions",
+            &[("proto", "udp")],
+        );
+        assert!(s >= last, "sessions went back: {s} < {last}");
+        last = s;
+    }
+}
+
+#[test]
+#[should_panic(expected = "no value")]
+fn the_openmetrics_reader_rejects_garbage() {
+    parse_openmetrics("# TYPE xgw_a counter\nxgw_a_total\n# EOF\n");
+}
+
+/// `route add` applies at once and is validated like the file; `route del` takes it away
+/// (net unreachable again); file routes cannot be shadowed or deleted; `neighbor flush`
+/// and `nat del session` remove what they name.
+#[test]
+fn runtime_routes_flush_and_session_delete() {
+    let mut t = bed_with_server(NAT);
+    let (svc, rx) = service(&t);
+    let add = |prefix: &str, via: Option<&str>, kind: Option<&str>| Verb::RouteAdd {
+        prefix: prefix.into(),
+        via: via.map(Into::into),
+        dev: None,
+        kind: kind.map(Into::into),
+    };
+    let to = ip("192.0.2.5");
+    let probe = Ip::udp(client(), to, 10).client_frame();
+    t.push(0, &probe);
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 0, "unrouted before");
+    assert_eq!(t.take_tx(0).len(), 1, "net unreachable before");
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        add("192.0.2.0/24", Some("198.19.0.2"), None),
+    );
+    assert_eq!(r["message"], "192.0.2.0/24: added", "{r}");
+    t.step();
+    let g = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::RouteGet {
+            addr: "192.0.2.5".into(),
+        },
+    );
+    assert_eq!(
+        (g["prefix"].as_str(), g["via"].as_str()),
+        (Some("192.0.2.0/24"), Some("198.19.0.2"))
+    );
+    t.push(0, &probe);
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 1, "forwarded through the new route");
+    let routes = ask_with(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::ShowRoute {
+            prefix: Some("192.0.2.0/24".into()),
+        },
+        |_| {},
+    );
+    assert_eq!(routes[1]["item"]["source"], "runtime", "{routes:?}");
+    for (verb, want) in [
+        (
+            add("192.0.2.0/24", Some("198.19.0.2"), None),
+            "route exists",
+        ),
+        (
+            add("203.0.113.0/24", None, Some("blackhole")),
+            "from the configuration file",
+        ),
+        (
+            add("198.51.100.0/24", Some("192.0.2.9"), None),
+            "route add: route.via:",
+        ),
+        (
+            add("198.51.100.1/24", None, Some("blackhole")),
+            "host bits set",
+        ),
+        (
+            add("198.51.100.0/24", None, None),
+            "needs one of `via`, `dev` or `type`",
+        ),
+        (
+            add("198.51.100.0/24", None, Some("teleport")),
+            "unknown route type",
+        ),
+        (
+            Verb::RouteDel {
+                prefix: "203.0.113.0/24".into(),
+            },
+            "from the configuration file",
+        ),
+        (
+            Verb::RouteDel {
+                prefix: "198.51.100.0/24".into(),
+            },
+            "no such route",
+        ),
+        (
+            Verb::RouteDel {
+                prefix: "nonsense".into(),
+            },
+            "not an IPv4 prefix",
+        ),
+    ] {
+        let r = ask(&mut t, &svc, &rx, verb.clone());
+        let msg = r
+            .as_str()
+            .unwrap_or_else(|| panic!("{verb:?} accepted: {r}"));
+        assert!(msg.contains(want), "{verb:?}: {msg}");
+    }
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        add("198.51.100.0/24", None, Some("unreachable")),
+    );
+    assert_eq!(r["message"], "198.51.100.0/24: added");
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::RouteDel {
+            prefix: "192.0.2.0/24".into(),
+        },
+    );
+    assert_eq!(r["message"], "192.0.2.0/24: deleted");
+    t.step();
+    t.push(0, &probe);
+    t.step();
+    assert_eq!(t.take_tx(1).len(), 0, "unrouted again");
+    let icmp = t.take_tx(0);
+    assert_eq!(icmp.len(), 1, "net unreachable to the client");
+    // Neighbours.
+    let bad = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::NeighborFlush {
+            dev: Some("r9".into()),
+        },
+    );
+    assert_eq!(bad, "error: no interface named `r9`");
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::NeighborFlush {
+            dev: Some("r1".into()),
+        },
+    );
+    assert_eq!(r["flushed"], 1);
+    let n = ask(&mut t, &svc, &rx, Verb::ShowNeighbors);
+    assert!(
+        n.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["address"] != "198.19.0.2"),
+        "{n}"
+    );
+    assert!(t.control().neighbors().lookup(server()).is_none());
+    // Sessions: two of one endpoint (two destinations), one of another.
+    let s1 = Ip::udp_ports(client(), 7000, server(), 53, 8).client_frame();
+    let s2 = Ip::udp_ports(client(), 7000, ip("203.0.113.7"), 53, 8).client_frame();
+    let s3 = Ip::udp_ports(client(), 7001, server(), 53, 8).client_frame();
+    t.flood(0, [s1, s2, s3]);
+    let before = t.control().nat().unwrap().session_count();
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::NatDelSession {
+            inside: "198.18.0.2:7000".into(),
+            proto: Some("tcp".into()),
+        },
+    );
+    assert_eq!(r["deleted"], 0);
+    let r = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::NatDelSession {
+            inside: "198.18.0.2:7000".into(),
+            proto: None,
+        },
+    );
+    assert_eq!(r["deleted"], 2);
+    assert_eq!(t.control().nat().unwrap().session_count(), before - 2);
+    let left = ask_with(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::ShowNatSessions(SessionFilter {
+            inside: Some("198.18.0.2:7000".into()),
+            ..SessionFilter::default()
+        }),
+        |_| {},
+    );
+    assert_eq!(left.len(), 2, "none left: {left:?}");
+    for (inside, proto) in [("198.18.0.2", None), ("198.18.0.2:7000", Some("sctp"))] {
+        let r = ask(
+            &mut t,
+            &svc,
+            &rx,
+            Verb::NatDelSession {
+                inside: inside.into(),
+                proto: proto.map(Into::into),
+            },
+        );
+        assert!(
+            r.as_str().is_some_and(|m| m.starts_with("error: ")),
+            "{inside} {proto:?}: {r}"
+        );
+    }
 }

@@ -52,12 +52,17 @@ pub fn call(socket: &Path, verb: Verb) -> Result<Answer, String> {
     })
     .map_err(|e| e.to_string())?;
     line.push('\n');
-    (&stream)
-        .write_all(line.as_bytes())
-        .map_err(|e| format!("{}: {e}", socket.display()))?;
+    // A busy server answers before reading and closes: then the write fails, and the
+    // answer already waiting says why.
+    let sent = (&stream).write_all(line.as_bytes());
     let mut r = BufReader::new(&stream);
-    let header: Header = serde_json::from_str(&read_line(&mut r)?)
-        .map_err(|e| format!("bad answer from the server: {e}"))?;
+    let first = match (read_line(&mut r), sent) {
+        (Ok(l), _) => l,
+        (Err(_), Err(e)) => return Err(format!("{}: {e}", socket.display())),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    let header: Header =
+        serde_json::from_str(&first).map_err(|e| format!("bad answer from the server: {e}"))?;
     if header.version != VERSION {
         return Err(format!(
             "server speaks protocol version {}, this client {VERSION}",

@@ -24,6 +24,7 @@
 //! header; a line longer than [`proto::MAX_REQUEST`] bytes closes the connection.
 
 pub mod client;
+pub mod metrics_http;
 pub mod proto;
 pub mod render;
 pub mod server;

@@ -65,8 +65,42 @@ pub enum Verb {
         /// Destination address.
         addr: String,
     },
+    /// Add a route at once (`via`, `dev`, or `type` = blackhole | unreachable), validated
+    /// as the file's routes are.
+    RouteAdd {
+        /// `A.B.C.D/N`, host bits clear.
+        prefix: String,
+        /// Next hop on a connected subnet.
+        #[serde(default)]
+        via: Option<String>,
+        /// Interface (on-link route, or pins `via`).
+        #[serde(default)]
+        dev: Option<String>,
+        /// `blackhole` or `unreachable`.
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+    },
+    /// Remove a route added with `route_add`.
+    RouteDel {
+        /// The route's prefix.
+        prefix: String,
+    },
     /// The ARP cache.
     ShowNeighbors,
+    /// Forget neighbours (of one port, or all).
+    NeighborFlush {
+        /// Port name.
+        #[serde(default)]
+        dev: Option<String>,
+    },
+    /// Remove the NAT sessions of one inside endpoint.
+    NatDelSession {
+        /// Inside `ADDR:PORT`.
+        inside: String,
+        /// `tcp`, `udp` or `icmp` (all if absent).
+        #[serde(default)]
+        proto: Option<String>,
+    },
     /// NAT sessions (streamed).
     ShowNatSessions(SessionFilter),
     /// NAT aggregates: sessions by protocol and state, table fill, ports in use, ...

@@ -188,6 +188,12 @@ pub fn render(verb: &Verb, a: &Answer) -> String {
         }
         Verb::Reload => format!("{}\n", v["message"].as_str().unwrap_or("applied")),
         Verb::ClearCounters => "counters cleared\n".into(),
+        Verb::RouteAdd { .. }
+        | Verb::RouteDel { .. }
+        | Verb::NeighborFlush { .. }
+        | Verb::NatDelSession { .. } => {
+            format!("{}\n", v["message"].as_str().unwrap_or("done"))
+        }
         Verb::ShowRouteSummary | Verb::ShowNatSummary => {
             let mut s = String::new();
             pairs(v, "", &mut s);

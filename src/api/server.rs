@@ -211,7 +211,8 @@ mod tests {
     fn ask(path: &std::path::Path, line: &str) -> String {
         let mut s = UnixStream::connect(path).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(line.as_bytes()).unwrap();
+        // A server that is busy answers and closes at once: the write may fail then.
+        let _ = s.write_all(line.as_bytes());
         let mut r = BufReader::new(s);
         let mut out = String::new();
         r.read_line(&mut out).unwrap();

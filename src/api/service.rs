@@ -27,9 +27,11 @@ use crate::{
         DropReason, Event, LocalCounters, NatFast, NextHop, PortInfo, PuntReason, SharedCounters,
     },
     io::xsk_stats::{XskStats, XskStatsReader},
+    wire::ipv4::Cidr,
 };
 
 mod listing;
+mod metrics;
 
 /// How long a connection waits for the control thread to run its job.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,6 +73,9 @@ impl ConfigState {
     }
 }
 
+/// Told when a reload starts (`None`) and how it ended.
+pub type ReloadHook<'a> = dyn FnMut(Option<&Result<String, String>>) + 'a;
+
 /// What a job may touch: the control loop (and its control plane) and the configuration
 /// state, plus the steering program's counters (read when the job is run).
 pub struct ControlCtx<'a> {
@@ -80,6 +85,8 @@ pub struct ControlCtx<'a> {
     pub config: &'a mut ConfigState,
     /// The XDP program's counters, as counter lines.
     pub xdp_lines: &'a dyn Fn() -> Vec<CounterLine>,
+    /// Told when a reload starts (`None`) and how it ended (systemd's RELOADING=1/READY=1).
+    pub reload_hook: &'a mut ReloadHook<'a>,
 }
 
 impl std::fmt::Debug for ControlCtx<'_> {
@@ -130,7 +137,9 @@ pub fn run_jobs(rx: &Receiver<Job>, cx: &mut ControlCtx<'_>) -> usize {
 /// # Errors
 /// No file, a file that does not load, or a change that cannot be made while running.
 pub fn reload(cx: &mut ControlCtx<'_>) -> Result<String, String> {
+    (cx.reload_hook)(None);
     let result = reload_inner(cx);
+    (cx.reload_hook)(Some(&result));
     cx.config.last_reload = Some((
         SystemTime::now(),
         result.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -294,7 +303,21 @@ impl Service {
             Verb::ShowRuntime => Ok(self.runtime()),
             Verb::ShowRouteSummary => listing::route_summary(self),
             Verb::RouteGet { addr } => self.route_get(addr),
+            Verb::RouteAdd {
+                prefix,
+                via,
+                dev,
+                kind,
+            } => self.route_add(config::RouteConfig {
+                prefix: prefix.clone(),
+                via: via.clone(),
+                dev: dev.clone(),
+                kind: kind.clone(),
+            }),
+            Verb::RouteDel { prefix } => self.route_del(prefix),
             Verb::ShowNeighbors => self.neighbors(),
+            Verb::NeighborFlush { dev } => self.neighbor_flush(dev.clone()),
+            Verb::NatDelSession { inside, proto } => self.nat_del(inside, proto.as_deref()),
             Verb::ShowNatSummary => listing::nat_summary(self),
             Verb::ShowNatMappings => self.nat_mappings(),
             Verb::ShowConfig => self.config(),
@@ -485,6 +508,67 @@ impl Service {
                 .get(a)
                 .map(|r| route_json(a, &r, &names, owner))
                 .ok_or_else(|| format!("{a}: no route (network unreachable)"))
+        })?
+    }
+
+    fn route_add(&self, rc: config::RouteConfig) -> Result<Value, String> {
+        self.call(move |cx| {
+            let plane = &mut cx.ctl.plane;
+            let r = plane
+                .config()
+                .check_route("route add", &rc)
+                .map_err(|e| e.to_string())?;
+            let prefix = r.prefix;
+            plane.add_route(r)?;
+            Ok(json!({"prefix": prefix.to_string(), "message": format!("{prefix}: added")}))
+        })?
+    }
+
+    fn route_del(&self, prefix: &str) -> Result<Value, String> {
+        let p: Cidr = prefix
+            .parse()
+            .map_err(|_| format!("`{prefix}` is not an IPv4 prefix (a.b.c.d/n)"))?;
+        self.call(move |cx| {
+            cx.ctl.plane.del_route(p)?;
+            Ok(json!({"prefix": p.to_string(), "message": format!("{p}: deleted")}))
+        })?
+    }
+
+    fn neighbor_flush(&self, dev: Option<String>) -> Result<Value, String> {
+        self.call(move |cx| {
+            let plane = &mut cx.ctl.plane;
+            let port = match &dev {
+                None => None,
+                Some(d) => Some(
+                    plane
+                        .ports()
+                        .iter()
+                        .position(|p| &p.name == d)
+                        .and_then(|i| u16::try_from(i).ok())
+                        .ok_or_else(|| format!("no interface named `{d}`"))?,
+                ),
+            };
+            let n = plane.flush_neighbors(port);
+            Ok(json!({"flushed": n, "message": format!("{n} neighbours flushed")}))
+        })?
+    }
+
+    fn nat_del(&self, inside: &str, proto: Option<&str>) -> Result<Value, String> {
+        let sa: std::net::SocketAddrV4 = inside
+            .parse()
+            .map_err(|_| format!("--inside: `{inside}` is not ADDR:PORT"))?;
+        let proto = match proto {
+            None => None,
+            Some(p) => Some(listing::proto_number(p)?),
+        };
+        self.call(move |cx| {
+            let mut nat = cx
+                .ctl
+                .plane
+                .nat()
+                .ok_or_else(|| "NAT is not configured ([nat])".to_string())?;
+            let n = nat.delete_sessions(Instant::now(), (*sa.ip(), sa.port()), proto);
+            Ok(json!({"deleted": n, "message": format!("{n} sessions deleted")}))
         })?
     }
 

@@ -1,6 +1,7 @@
-//! `[control]`: the operator's Unix socket (`xgw show ...`, `xgw reload`, ...).
+//! `[control]`: the operator's Unix socket (`xgw show ...`, `xgw reload`, ...), and
+//! `[metrics]`: the Prometheus endpoint.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
@@ -41,6 +42,58 @@ impl Default for ControlSettings {
             socket: Some(PathBuf::from(DEFAULT_SOCKET)),
         }
     }
+}
+
+/// Where metrics are served unless `[metrics] listen` says otherwise (the port registered
+/// for VPP's exporter).
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9482";
+
+/// `[metrics]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `ADDR:PORT` to serve `GET /metrics` on; `""` turns it off.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: DEFAULT_METRICS.to_owned(),
+        }
+    }
+}
+
+/// Validated `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// The HTTP listener's address; `None`: no metrics endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            listen: DEFAULT_METRICS.parse().ok(),
+        }
+    }
+}
+
+pub(super) fn validate_metrics(
+    file: &str,
+    c: &MetricsConfig,
+) -> Result<MetricsSettings, ConfigError> {
+    if c.listen.is_empty() {
+        return Ok(MetricsSettings { listen: None });
+    }
+    let a: SocketAddr = c.listen.parse().map_err(|_| ConfigError::Invalid {
+        file: file.to_owned(),
+        line: None,
+        col: None,
+        field: "metrics.listen".into(),
+        message: format!("`{}` is not ADDR:PORT (e.g. \"127.0.0.1:9482\")", c.listen),
+    })?;
+    Ok(MetricsSettings { listen: Some(a) })
 }
 
 pub(super) fn validate_control(
@@ -115,5 +168,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn metrics_listen() {
+        let c = parse(R0, "t.toml").unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9482".parse().unwrap()));
+        let c = parse(&format!("{R0}[metrics]\nlisten = \"\"\n"), "t.toml").unwrap();
+        assert_eq!(c.metrics.listen, None);
+        let c = parse(
+            &format!("{R0}[metrics]\nlisten = \"[::1]:9100\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("[::1]:9100".parse().unwrap()));
+        for bad in ["9482", "localhost:9482", "127.0.0.1", "127.0.0.1:99999"] {
+            let e = parse(&format!("{R0}[metrics]\nlisten = \"{bad}\"\n"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("metrics.listen") && e.contains("is not ADDR:PORT"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -30,7 +30,9 @@ mod punt;
 mod span;
 mod validate;
 
-pub use control::{ControlConfig, ControlSettings, DEFAULT_SOCKET};
+pub use control::{
+    ControlConfig, ControlSettings, MetricsConfig, MetricsSettings, DEFAULT_METRICS, DEFAULT_SOCKET,
+};
 pub use duration::parse_duration;
 pub use nat::{
     Filtering, ForwardConfig, Inbound, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig,
@@ -90,6 +92,9 @@ pub struct Config {
     /// `[control]`: the operator's socket.
     #[serde(default)]
     pub control: ControlConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// `[dataplane]` as written; see [`DataplaneSettings`] for meanings.
@@ -351,6 +356,8 @@ pub struct ValidConfig {
     pub punt: PuntSettings,
     /// The control socket.
     pub control: ControlSettings,
+    /// The metrics endpoint.
+    pub metrics: MetricsSettings,
 }
 
 impl ValidConfig {
@@ -759,6 +766,7 @@ idle_poll = "1ms"
             },
             punt: PuntSettings::default(),
             control: crate::config::ControlSettings::default(),
+            metrics: crate::config::MetricsSettings::default(),
         };
         assert_eq!(c, want);
     }

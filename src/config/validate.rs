@@ -71,7 +71,7 @@ impl Config {
         let interfaces = interfaces(&cx, &self)?;
         let mut routes: Vec<Route> = Vec::with_capacity(self.route.len());
         for (k, r) in self.route.iter().enumerate() {
-            let route = route(&cx, k, r, &interfaces)?;
+            let route = route(&cx, &format!("route[{k}]"), r, &interfaces)?;
             if let Some(j) = routes.iter().position(|x| x.prefix == route.prefix) {
                 return Err(cx.err(
                     format!("route[{k}].prefix"),
@@ -89,6 +89,7 @@ impl Config {
         let dataplane = dataplane(&cx, &self.dataplane)?;
         let punt = super::punt::validate_punt(cx.file, &self.punt)?;
         let control = super::control::validate_control(cx.file, &self.control)?;
+        let metrics = super::control::validate_metrics(cx.file, &self.metrics)?;
         Ok(ValidConfig {
             interfaces,
             routes,
@@ -98,6 +99,7 @@ impl Config {
             dataplane,
             punt,
             control,
+            metrics,
         })
     }
 }
@@ -216,13 +218,25 @@ fn interface_address(cx: &Ctx<'_>, field: &str, text: &str) -> Result<Cidr, Conf
     Ok(cidr)
 }
 
+impl ValidConfig {
+    /// Validate `r` as a `[[route]]` of this configuration would be (`xgw route add`): the
+    /// same checks and messages, with fields named `route.<field>` and `file` as the
+    /// error's origin. Whether the prefix already has a route is the caller's check.
+    ///
+    /// # Errors
+    /// The first offending field.
+    pub fn check_route(&self, file: &str, r: &RouteConfig) -> Result<Route, ConfigError> {
+        route(&Ctx { file }, "route", r, &self.interfaces)
+    }
+}
+
 fn route(
     cx: &Ctx<'_>,
-    k: usize,
+    base: &str,
     r: &RouteConfig,
     ifaces: &[Interface],
 ) -> Result<Route, ConfigError> {
-    let field = |f: &str| format!("route[{k}].{f}");
+    let field = |f: &str| format!("{base}.{f}");
     let prefix: Cidr = r.prefix.parse().map_err(|_| {
         cx.err(
             field("prefix"),
@@ -240,7 +254,7 @@ fn route(
     }
     let target = match (&r.via, &r.dev, &r.kind) {
         (None, None, None) => {
-            return Err(cx.err(format!("route[{k}]"), "needs one of `via`, `dev` or `type`"));
+            return Err(cx.err(base, "needs one of `via`, `dev` or `type`"));
         }
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
             return Err(cx.err(
@@ -272,9 +286,7 @@ fn route(
             match (via, dev) {
                 (Some(v), dev) => gateway(cx, &field("via"), v, dev, ifaces)?,
                 (None, Some(interface)) => RouteTarget::Dev { interface },
-                (None, None) => {
-                    return Err(cx.err(format!("route[{k}]"), "needs one of `via`, `dev` or `type`"))
-                }
+                (None, None) => return Err(cx.err(base, "needs one of `via`, `dev` or `type`")),
             }
         }
     };

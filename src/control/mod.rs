@@ -6,6 +6,7 @@
 //! as an argument: it consumes [`Punt`]s and produces frames in an outbox, so tests drive
 //! it synchronously and the runtime wraps it in a thread.
 
+pub mod alarms;
 pub mod event_loop;
 pub mod frag;
 pub mod icmp;
@@ -25,7 +26,7 @@ use self::{
     routes::Routes,
 };
 use crate::{
-    config::ValidConfig,
+    config::{Route, ValidConfig},
     dataplane::{
         counters::{define_counters, Counts},
         NatFast, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
@@ -38,7 +39,7 @@ use crate::{
         arp,
         ethernet::{self, EtherType, MacAddr},
         icmpv4::dst_unreachable_code as unreach,
-        ipv4::{self, Packet, Protocol},
+        ipv4::{self, Cidr, Packet, Protocol},
     },
 };
 
@@ -82,6 +83,8 @@ pub struct ControlPlane {
     published_neigh: Option<u64>,
     /// Routes changed since the last snapshot.
     routes_changed: bool,
+    /// Routes added with `xgw route add` (kept across reloads).
+    runtime_routes: Vec<Route>,
     cfg: ValidConfig,
     out: Vec<(u16, Vec<u8>)>,
     epoch: Instant,
@@ -99,9 +102,10 @@ pub struct ControlPlane {
 /// flow; if the OS source fails (it does not on Linux after early boot), they are the
 /// fallback, with a warning.
 /// The routes' next hops: always resolvable, whatever fills the neighbour table.
-fn route_gateways(cfg: &ValidConfig) -> Vec<Ipv4Addr> {
+fn route_gateways(cfg: &ValidConfig, runtime: &[Route]) -> Vec<Ipv4Addr> {
     cfg.routes
         .iter()
+        .chain(runtime)
         .filter_map(|r| match r.target {
             crate::config::RouteTarget::Via { gateway, .. } => Some(gateway),
             _ => None,
@@ -148,7 +152,7 @@ impl ControlPlane {
             max_requests: n.max_requests,
             failed_hold: n.retrans_time * 3,
         });
-        neigh.set_pinned(route_gateways(cfg));
+        neigh.set_pinned(route_gateways(cfg, &[]));
         let epoch = Instant::now();
         let seed = port_key();
         let nat = cfg
@@ -166,6 +170,7 @@ impl ControlPlane {
             generation: 0,
             published_neigh: None,
             routes_changed: false,
+            runtime_routes: Vec::new(),
             cfg: cfg.clone(),
             out: Vec::new(),
             epoch,
@@ -240,14 +245,97 @@ impl ControlPlane {
         if cfg.control != self.cfg.control {
             return Err("control.socket changed: restart xgw to apply".into());
         }
-        self.routes = Routes::from_config(cfg);
-        self.neigh.set_pinned(route_gateways(cfg));
+        if cfg.metrics != self.cfg.metrics {
+            return Err("metrics.listen changed: restart xgw to apply".into());
+        }
+        // Runtime routes stay on top of the new file, except where it now has the prefix.
+        let before = self.runtime_routes.len();
+        self.runtime_routes
+            .retain(|r| cfg.routes.iter().all(|c| c.prefix != r.prefix));
+        if self.runtime_routes.len() != before {
+            tracing::warn!(
+                dropped = before - self.runtime_routes.len(),
+                "reload: runtime routes replaced by the file's routes of the same prefix"
+            );
+        }
+        self.routes = Routes::build(cfg, &self.runtime_routes);
+        self.neigh
+            .set_pinned(route_gateways(cfg, &self.runtime_routes));
         if cfg.icmp != self.cfg.icmp {
             self.icmp = IcmpLimiter::new(&cfg.icmp, port_key());
         }
         self.cfg = cfg.clone();
         self.routes_changed = true;
         Ok(())
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> &ValidConfig {
+        &self.cfg
+    }
+
+    /// Routes added at runtime (`xgw route add`), in the order added.
+    pub fn runtime_routes(&self) -> &[Route] {
+        &self.runtime_routes
+    }
+
+    /// Add a route at once (a new FIB goes out with the next snapshot). `r` is validated
+    /// by the caller ([`ValidConfig::check_route`]).
+    ///
+    /// # Errors
+    /// The prefix already has a route, from the file or added earlier.
+    pub fn add_route(&mut self, r: Route) -> Result<(), String> {
+        if self.cfg.routes.iter().any(|c| c.prefix == r.prefix) {
+            return Err(format!(
+                "{}: a route from the configuration file has this prefix (change it there and reload)",
+                r.prefix
+            ));
+        }
+        if self.runtime_routes.iter().any(|c| c.prefix == r.prefix) {
+            return Err(format!("{}: route exists (route del it first)", r.prefix));
+        }
+        self.runtime_routes.push(r);
+        self.rebuild_routes();
+        Ok(())
+    }
+
+    /// Remove a route added at runtime.
+    ///
+    /// # Errors
+    /// No runtime route has this prefix (routes from the file change through the file).
+    pub fn del_route(&mut self, prefix: Cidr) -> Result<(), String> {
+        let Some(i) = self.runtime_routes.iter().position(|r| r.prefix == prefix) else {
+            if self.cfg.routes.iter().any(|c| c.prefix == prefix) {
+                return Err(format!(
+                    "{prefix}: the route is from the configuration file (remove it there and reload)"
+                ));
+            }
+            return Err(format!("{prefix}: no such route"));
+        };
+        self.runtime_routes.remove(i);
+        self.rebuild_routes();
+        Ok(())
+    }
+
+    fn rebuild_routes(&mut self) {
+        self.routes = Routes::build(&self.cfg, &self.runtime_routes);
+        self.neigh
+            .set_pinned(route_gateways(&self.cfg, &self.runtime_routes));
+        self.routes_changed = true;
+    }
+
+    /// Forget the neighbours on `port` (every port if `None`), with their queued packets;
+    /// they are resolved again on the next packet. Returns how many went.
+    pub fn flush_neighbors(&mut self, port: Option<u16>) -> usize {
+        let before = self.neigh.len();
+        let ports = match port {
+            Some(p) => p..p + 1,
+            None => 0..u16::try_from(self.ports.len()).unwrap_or(u16::MAX),
+        };
+        for p in ports {
+            self.neigh.flush_port(PortId(p));
+        }
+        before - self.neigh.len()
     }
 
     /// Build the next snapshot from the current routes and resolved neighbours.

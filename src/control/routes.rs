@@ -5,7 +5,7 @@
 use std::{collections::HashMap, net::Ipv4Addr, sync::Arc};
 
 use crate::{
-    config::{RouteTarget, ValidConfig},
+    config::{Route, RouteTarget, ValidConfig},
     dataplane::NextHop,
     fib::{Fib, FibBuilder, Prefix},
     wire::ipv4::Cidr,
@@ -39,6 +39,12 @@ impl Routes {
     /// Precedence for equal prefixes: local /32 > broadcast /32 > connected > static
     /// (config validation rejects duplicate static prefixes).
     pub fn from_config(cfg: &ValidConfig) -> Routes {
+        Routes::build(cfg, &[])
+    }
+
+    /// The table for `cfg` plus `runtime` routes (`xgw route add`; their prefixes differ
+    /// from the configuration's, which the caller ensures), with the same precedence.
+    pub fn build(cfg: &ValidConfig, runtime: &[Route]) -> Routes {
         let mut nexthops: Vec<NextHop> = Vec::new();
         let mut ids: HashMap<NextHop, u32> = HashMap::new();
         let mut id = |nh: NextHop| -> u32 {
@@ -48,7 +54,7 @@ impl Routes {
             })
         };
         let mut b = FibBuilder::new();
-        for r in &cfg.routes {
+        for r in cfg.routes.iter().chain(runtime) {
             let nh = match r.target {
                 RouteTarget::Via { gateway, interface } => NextHop::Via {
                     gateway,

@@ -191,6 +191,8 @@ pub struct PortAllocator {
     fifo: VecDeque<Quarantined>,
     pairs: HashMap<Ipv4Addr, Pair, ahash::RandomState>,
     in_use: [usize; PROTOS],
+    /// Ports in use per pool (`addr * PROTOS + proto_index`).
+    pool_in_use: Vec<usize>,
     /// Keyed hash for random port starts and address choice.
     prf: ahash::RandomState,
     counter: u64,
@@ -227,6 +229,7 @@ impl PortAllocator {
             }
         }
         let pools = (0..addresses.len() * PROTOS).map(|_| Pool::new()).collect();
+        let pool_in_use = vec![0; addresses.len() * PROTOS];
         PortAllocator {
             addresses,
             addr_index,
@@ -237,6 +240,7 @@ impl PortAllocator {
             fifo: VecDeque::new(),
             pairs: HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8)),
             in_use: [0; PROTOS],
+            pool_in_use,
             prf: ahash::RandomState::with_seeds(s(1), s(2), s(3), s(4)),
             counter: 0,
         }
@@ -275,6 +279,7 @@ impl PortAllocator {
                 let pool = &mut self.pools[a as usize * PROTOS + p];
                 set(&mut pool.used, port, true);
                 self.in_use[p] += 1;
+                self.pool_in_use[a as usize * PROTOS + p] += 1;
                 self.pairs
                     .entry(int_addr)
                     .or_insert(Pair { addr: a, refs: 0 })
@@ -341,6 +346,7 @@ impl PortAllocator {
         }
         set(used, port, true);
         self.in_use[pool % PROTOS] += 1;
+        self.pool_in_use[pool] += 1;
         true
     }
 
@@ -386,6 +392,7 @@ impl PortAllocator {
         }
         set(&mut p.quarantined, port, true);
         self.in_use[pool % PROTOS] -= 1;
+        self.pool_in_use[pool] -= 1;
         self.fifo.push_back(Quarantined {
             until: now + self.quarantine,
             pool: pool as u32,
@@ -416,6 +423,23 @@ impl PortAllocator {
     /// Ports of `proto` currently allocated or reserved (quarantined ports not included).
     pub fn in_use(&self, proto: u8) -> usize {
         proto_index(proto).map_or(0, |p| self.in_use[p])
+    }
+
+    /// Ports allocated or reserved per external address and protocol (TCP, UDP, ICMP), in
+    /// pool order (O(addresses), for metrics).
+    pub fn in_use_by_address(&self) -> Vec<(Ipv4Addr, u8, usize)> {
+        let protos = [proto::TCP, proto::UDP, proto::ICMP];
+        self.addresses
+            .iter()
+            .enumerate()
+            .flat_map(|(a, &addr)| {
+                protos
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, &p)| (addr, p, a * PROTOS + i))
+            })
+            .map(|(addr, p, pool)| (addr, p, self.pool_in_use[pool]))
+            .collect()
     }
 
     /// Ports (all protocols) currently in quarantine.

@@ -730,6 +730,11 @@ impl<P: QueuedLen> NeighCache<P> {
         })
     }
 
+    /// Entries per state (O(1): kept as entries change).
+    pub fn state_counts(&self) -> [(State, usize); 4] {
+        State::ALL.map(|st| (st, self.counts[st.idx()]))
+    }
+
     /// Whether `ip` is one of the routes' next hops (never evicted).
     pub fn is_pinned(&self, ip: Ipv4Addr) -> bool {
         self.pinned.contains(&ip)

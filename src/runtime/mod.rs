@@ -2,6 +2,8 @@
 //! worker per queue id (each with one UMEM shared by its sockets on every port), starts the
 //! control thread and handles signals.
 
+#[cfg(feature = "xdp")]
+mod notify;
 pub mod testbed;
 pub mod worker;
 

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use crossbeam::channel::{bounded, Receiver};
 use tracing::{info, warn};
 
-use super::{punt_policy, worker::Worker};
+use super::{notify::Notify, punt_policy, worker::Worker};
 use crate::{
     api::{
         self,
@@ -24,13 +24,15 @@ use crate::{
     },
     config::{self, ValidConfig},
     control::{
+        alarms::{Alarms, Transition},
         event_loop::{ControlLoop, WorkerLink},
+        nat::NatEvent,
         publish::SnapshotCell,
-        ControlPlane,
+        ControlEvent, ControlPlane,
     },
     dataplane::{
         punt::{Doorbell, PuntQueues, PuntTx},
-        Pipeline, PortInfo, SharedCounters,
+        DropReason, Pipeline, PortInfo, SharedCounters,
     },
     io::{
         netdev::NetDev,
@@ -198,10 +200,6 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
                 .context("spawn worker")?,
         );
     }
-    info!(
-        workers = queues,
-        "xgw running; SIGUSR1 dumps counters, SIGINT/SIGTERM stops"
-    );
 
     let signals = Signals {
         stop: &stop,
@@ -213,7 +211,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         .as_deref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
-    let mut config_state = ConfigState::new(opts.config_path.clone(), text);
+    let config_state = ConfigState::new(opts.config_path.clone(), text);
     let bell = doorbell.clone();
     let (jobs, job_rx) = job_queue(Arc::new(move || bell.ring()));
     let inventory = Inventory {
@@ -227,27 +225,45 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let service = Arc::new(Service::new(inventory, jobs));
     let mut server = match opts.socket.as_ref().or(cfg.control.socket.as_ref()) {
         Some(path) => {
-            let s = api::server::start(path, service)
+            let s = api::server::start(path, service.clone())
                 .with_context(|| format!("control socket {}", path.display()))?;
             info!(socket = %path.display(), "control socket");
             Some(s)
         }
         None => None,
     };
-    let mut ctl = ControlLoop::new(control, cell, links);
-    control_loop(
-        &mut ctl,
-        &doorbell,
-        &signals,
-        &mut config_state,
-        &job_rx,
-        &counters,
-        &prog,
+    let mut metrics = match cfg.metrics.listen {
+        Some(addr) => {
+            let m = api::metrics_http::start(addr, service.clone())
+                .with_context(|| format!("metrics endpoint {addr}"))?;
+            info!(listen = %m.addr(), "metrics at http://{}/metrics", m.addr());
+            Some(m)
+        }
+        None => None,
+    };
+    drop(service);
+    info!(
+        workers = queues,
+        "xgw running; SIGUSR1 dumps counters, SIGINT/SIGTERM stops"
     );
+    let mut ops = Ops {
+        config: config_state,
+        jobs: job_rx,
+        notify: Notify::from_env(),
+        alarms: Alarms::default(),
+        next_alarm_check: Instant::now(),
+    };
+    ops.notify.ready();
+    let mut ctl = ControlLoop::new(control, cell, links);
+    control_loop(&mut ctl, &doorbell, &signals, &mut ops, &counters, &prog);
 
     info!("stopping");
+    ops.notify.stopping();
     if let Some(s) = server.as_mut() {
         s.stop();
+    }
+    if let Some(m) = metrics.as_mut() {
+        m.stop();
     }
     for h in handles {
         let _ = h.join();
@@ -367,14 +383,59 @@ fn ports_facts(
         .collect()
 }
 
+/// The control thread's operator-facing state: configuration, control-socket jobs,
+/// systemd notification and the alarms.
+struct Ops {
+    config: ConfigState,
+    jobs: Receiver<Job>,
+    notify: Notify,
+    alarms: Alarms,
+    next_alarm_check: Instant,
+}
+
+/// How often the alarms look at their counters.
+const ALARM_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The alarms' counters, in [`Condition::ALL`] order.
+fn alarm_values(ctl: &ControlLoop, counters: &[Arc<SharedCounters>]) -> [u64; 4] {
+    let totals = stats::sum_workers(counters.iter().map(|c| &**c));
+    let (table_full, ports) = ctl.plane.nat().map_or((0, 0), |n| {
+        (
+            n.counters.get(NatEvent::TableFull),
+            n.counters.get(NatEvent::PortsExhausted),
+        )
+    });
+    [
+        totals.dropped(DropReason::PuntQueueFull),
+        ctl.plane.counters.get(ControlEvent::NeighTableFull),
+        table_full,
+        ports,
+    ]
+}
+
+fn log_alarm(t: Transition) {
+    match t {
+        Transition::Raised { what, by } => warn!(count = by, "{}", what.describe()),
+        Transition::Ended {
+            what,
+            total,
+            lasted,
+        } => info!(
+            count = total,
+            seconds = lasted.as_secs(),
+            "ended: {}",
+            what.describe()
+        ),
+    }
+}
+
 /// The control thread: the shared [`ControlLoop::step`] until stopped, sleeping on the
 /// doorbell when idle; signals and the control socket's jobs are its other inputs.
 fn control_loop(
     ctl: &mut ControlLoop,
     doorbell: &Doorbell,
     sig: &Signals<'_>,
-    config: &mut ConfigState,
-    jobs: &Receiver<Job>,
+    ops: &mut Ops,
     counters: &[Arc<SharedCounters>],
     prog: &XdpProgram,
 ) {
@@ -383,19 +444,38 @@ fn control_loop(
         doorbell.clear();
         let now = Instant::now();
         let mut work = ctl.step(now);
-        let mut cx = ControlCtx {
-            ctl,
-            config,
-            xdp_lines: &xdp,
-        };
-        work += run_jobs(jobs, &mut cx);
-        if sig.reload.swap(false, Ordering::Relaxed) && cx.config.path.is_some() {
-            match reload(&mut cx) {
-                Ok(m) => info!("SIGHUP: {m}"),
-                Err(e) => warn!("SIGHUP: configuration not applied: {e}"),
+        let reload_due = sig.reload.swap(false, Ordering::Relaxed) && ops.config.path.is_some();
+        {
+            let notify = &mut ops.notify;
+            let mut hook = |r: Option<&Result<String, String>>| match r {
+                None => notify.reloading(),
+                Some(Ok(m)) => {
+                    info!("reload: {m}");
+                    notify.reloaded("forwarding; reload applied");
+                }
+                Some(Err(e)) => {
+                    warn!("reload: configuration not applied: {e}");
+                    notify.reloaded("forwarding; reload refused");
+                }
+            };
+            let mut cx = ControlCtx {
+                ctl: &mut *ctl,
+                config: &mut ops.config,
+                xdp_lines: &xdp,
+                reload_hook: &mut hook,
+            };
+            work += run_jobs(&ops.jobs, &mut cx);
+            if reload_due {
+                let _ = reload(&mut cx);
             }
         }
-        let ctl = &mut *cx.ctl;
+        ops.notify.tick(now);
+        if now >= ops.next_alarm_check {
+            ops.next_alarm_check = now + ALARM_PERIOD;
+            for t in ops.alarms.observe(now, alarm_values(ctl, counters)) {
+                log_alarm(t);
+            }
+        }
         if sig.dump.swap(false, Ordering::Relaxed) {
             let totals = stats::sum_workers(counters.iter().map(|c| &**c));
             let mut lines = ctl.plane.counter_lines();

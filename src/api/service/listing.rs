@@ -31,6 +31,16 @@ pub(super) fn proto_name(p: u8) -> String {
     }
 }
 
+/// The protocol number of `tcp`, `udp` or `icmp`.
+pub(super) fn proto_number(p: &str) -> Result<u8, String> {
+    match p {
+        "tcp" => Ok(proto::TCP),
+        "udp" => Ok(proto::UDP),
+        "icmp" => Ok(proto::ICMP),
+        p => Err(format!("--proto: `{p}` is not tcp, udp or icmp")),
+    }
+}
+
 /// An `ADDR` or `ADDR:PORT` filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Endpoint {
@@ -70,13 +80,7 @@ struct Filter {
 
 impl Filter {
     fn parse(f: &SessionFilter) -> Result<Filter, String> {
-        let proto = match f.proto.as_deref() {
-            None => None,
-            Some("tcp") => Some(proto::TCP),
-            Some("udp") => Some(proto::UDP),
-            Some("icmp") => Some(proto::ICMP),
-            Some(p) => return Err(format!("--proto: `{p}` is not tcp, udp or icmp")),
-        };
+        let proto = f.proto.as_deref().map(proto_number).transpose()?;
         Ok(Filter {
             proto,
             inside: f
@@ -202,8 +206,14 @@ pub(super) fn nat_summary(svc: &Service) -> Result<Value, String> {
     }))
 }
 
-/// One route as `show route` lists it.
-fn route_json(p: Prefix, nh: &NextHop, names: &[String], connected: &[Prefix]) -> Value {
+/// One route as `show route` lists it (`runtime`: the prefixes `route add` added).
+fn route_json(
+    p: Prefix,
+    nh: &NextHop,
+    names: &[String],
+    connected: &[Prefix],
+    runtime: &[Prefix],
+) -> Value {
     let name = |port: u16| names.get(usize::from(port)).cloned();
     let (kind, via, dev, source) = match *nh {
         NextHop::Via { gateway, port } => {
@@ -218,6 +228,11 @@ fn route_json(p: Prefix, nh: &NextHop, names: &[String], connected: &[Prefix]) -
         NextHop::Blackhole => ("blackhole", None, None, "static"),
         NextHop::Unreachable => ("unreachable", None, None, "static"),
     };
+    let source = if runtime.contains(&p) {
+        "runtime"
+    } else {
+        source
+    };
     json!({"prefix": p.to_string(), "type": kind, "via": via, "dev": dev, "source": source})
 }
 
@@ -227,6 +242,7 @@ type RouteView = (
     std::sync::Arc<crate::fib::FibBuilder>,
     Vec<NextHop>,
     Vec<String>,
+    Vec<Prefix>,
     Vec<Prefix>,
 );
 
@@ -240,11 +256,17 @@ fn route_view(svc: &Service) -> Result<RouteView, String> {
             .flat_map(|p| p.addresses.iter())
             .map(|c| Prefix::new(c.network().address(), c.prefix_len()))
             .collect();
+        let runtime = plane
+            .runtime_routes()
+            .iter()
+            .map(|r| Prefix::new(r.prefix.address(), r.prefix.prefix_len()))
+            .collect();
         (
             routes.route_set(),
             routes.nexthops().to_vec(),
             plane.ports().iter().map(|p| p.name.clone()).collect(),
             connected,
+            runtime,
         )
     })
 }
@@ -260,7 +282,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
             )
         }
     };
-    let (set, nexthops, names, connected) = match route_view(svc) {
+    let (set, nexthops, names, connected, runtime) = match route_view(svc) {
         Ok(v) => v,
         Err(e) => return write_line(out, &Header::error(e)),
     };
@@ -277,7 +299,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
         count += 1;
         write_line(
             &mut w,
-            &json!({"item": route_json(p, nh, &names, &connected)}),
+            &json!({"item": route_json(p, nh, &names, &connected, &runtime)}),
         )?;
     }
     write_line(
@@ -289,7 +311,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
 
 /// `show route summary`: routes by type and by prefix length.
 pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
-    let (set, nexthops, names, connected) = route_view(svc)?;
+    let (set, nexthops, names, connected, runtime) = route_view(svc)?;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_len: BTreeMap<u8, u64> = BTreeMap::new();
     let mut total = 0u64;
@@ -297,7 +319,7 @@ pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
         let Some(nh) = nexthops.get(v as usize) else {
             continue;
         };
-        let r = route_json(p, nh, &names, &connected);
+        let r = route_json(p, nh, &names, &connected, &runtime);
         let key = format!(
             "{}/{}",
             r["type"].as_str().unwrap_or("?"),

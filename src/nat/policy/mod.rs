@@ -131,6 +131,7 @@ define_counters! {
     pub enum NatEvent {
         SessionsCreated = "nat.sessions_created" => "sessions created",
         SessionsExpired = "nat.sessions_expired" => "sessions expired",
+        SessionsDeleted = "nat.sessions_deleted" => "sessions deleted by the operator (xgw nat del session)",
         MappingsCreated = "nat.mappings_created" => "endpoint-independent mappings created",
         MappingsReleased = "nat.mappings_released" => "mappings released (port quarantined 120 s)",
         SlowTranslated = "nat.slow_translated" => "packets translated on the slow path",
@@ -245,6 +246,8 @@ pub struct NatPolicy {
     frags: Reassembly,
     /// Sessions per inside host (every session shape's `k.src`).
     hosts: HashMap<Ipv4Addr, u32>,
+    /// Live sessions per protocol: TCP, UDP, ICMP (see [`proto_slot`]).
+    by_proto: [usize; 3],
     /// No reclaim pass before this.
     next_reclaim: Option<Instant>,
     epoch: Instant,
@@ -253,6 +256,15 @@ pub struct NatPolicy {
     quiet: bool,
     /// What it did.
     pub counters: NatCounters,
+}
+
+/// Index of `by_proto` for protocol `p` (the NAT translates TCP, UDP and ICMP only).
+fn proto_slot(p: u8) -> usize {
+    match p {
+        proto::TCP => 0,
+        proto::UDP => 1,
+        _ => 2,
+    }
 }
 
 fn secs(epoch: Instant, now: Instant) -> u32 {
@@ -336,6 +348,7 @@ impl NatPolicy {
             held_syns: VecDeque::new(),
             frags: Reassembly::new(cfg.reassembly_bytes),
             hosts: reserved(reserve),
+            by_proto: [0; 3],
             next_reclaim: None,
             epoch,
             quiet: false,
@@ -607,6 +620,7 @@ impl NatPolicy {
         };
         self.counters.inc(NatEvent::SessionsCreated);
         *self.hosts.entry(k.src).or_insert(0) += 1;
+        self.by_proto[proto_slot(k.proto)] += 1;
         *self
             .contacted
             .entry((k.proto, r.src, r.sport, r.dst))
@@ -983,6 +997,16 @@ impl NatPolicy {
         let n = expired.len();
         for (k, r) in expired {
             self.counters.inc(NatEvent::SessionsExpired);
+            self.forget_session(now, &k, &r);
+        }
+        n
+    }
+
+    /// What a removed session held: its filter entry, its host's count, its mapping (and a
+    /// hairpin's second mapping).
+    fn forget_session(&mut self, now: Instant, k: &FlowKey, r: &Rewrite) {
+        self.by_proto[proto_slot(k.proto)] -= 1;
+        {
             if let Some(c) = self.contacted.get_mut(&(k.proto, r.src, r.sport, r.dst)) {
                 *c -= 1;
                 if *c == 0 {
@@ -1001,7 +1025,6 @@ impl NatPolicy {
                 self.unref_mapping(now, k.proto, r.dst, r.dport);
             }
         }
-        n
     }
 
     /// Sessions of inside host `a`.
@@ -1015,7 +1038,7 @@ impl NatPolicy {
     }
 }
 
-pub mod inspect;
+pub mod operator;
 pub mod reassembly;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,198 @@
+//! The operator's views of the policy (`xgw show nat summary|mappings`: small aggregates
+//! computed on the control thread, never per packet) and actions (`xgw nat del session`).
+
+use std::{net::Ipv4Addr, time::Instant};
+
+use super::{FlowKey, NatEvent, NatPolicy, Rewrite};
+
+/// What `xgw show nat summary` and the metrics report from the policy: O(pool addresses)
+/// to compute (the TCP states come from a walk of the table, off the control thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySummary {
+    /// Live sessions.
+    pub sessions: usize,
+    /// The table's capacity (`[nat] max_sessions`).
+    pub capacity: u32,
+    /// External ports allocated (mapped, forwarded) per (external address, protocol
+    /// number), ascending; zeros left out.
+    pub ports_in_use: Vec<(Ipv4Addr, u8, usize)>,
+    /// Ports released less than the quarantine ago (not reusable yet).
+    pub quarantined: usize,
+    /// Unsolicited inbound SYNs held (RFC 5382 REQ-4).
+    pub held_syns: usize,
+    /// Bytes held by virtual reassembly.
+    pub reassembly_bytes: usize,
+    /// Endpoint-independent mappings (forwards included).
+    pub mappings: usize,
+    /// Static port forwards.
+    pub forwards: usize,
+}
+
+/// One mapping, as `xgw show nat mappings` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingView {
+    /// Protocol number.
+    pub proto: u8,
+    /// Inside endpoint.
+    pub inside: (Ipv4Addr, u16),
+    /// External endpoint.
+    pub external: (Ipv4Addr, u16),
+    /// Sessions that hold it.
+    pub sessions: u32,
+    /// A static forward's (never released).
+    pub forward: bool,
+}
+
+impl NatPolicy {
+    /// The aggregates of [`PolicySummary`].
+    pub fn summary(&self) -> PolicySummary {
+        let mut ports: Vec<(Ipv4Addr, u8, usize)> = self
+            .ports
+            .in_use_by_address()
+            .into_iter()
+            .filter(|p| p.2 != 0)
+            .collect();
+        ports.sort_unstable();
+        PolicySummary {
+            sessions: self.sessions.len(),
+            capacity: self.sessions.capacity(),
+            ports_in_use: ports,
+            quarantined: self.ports.quarantined(),
+            held_syns: self.held_syns.len(),
+            reassembly_bytes: self.frags.used(),
+            mappings: self.mappings.len(),
+            forwards: self.forwards.len(),
+        }
+    }
+
+    /// Remove every session of inside endpoint `inside` (of protocol `proto`, or all),
+    /// releasing what they held as expiry does; a mapping whose last session goes is
+    /// released too (its port quarantined). Port forwards' own mappings stay. One pass over
+    /// the table (`max_sessions` slots) on the control thread. Returns the sessions removed.
+    pub fn delete_sessions(
+        &mut self,
+        now: Instant,
+        inside: (Ipv4Addr, u16),
+        proto: Option<u8>,
+    ) -> usize {
+        let mut gone: Vec<(FlowKey, Rewrite)> = Vec::new();
+        let cap = self.sessions.capacity() as usize;
+        self.sessions.sweep(cap, |_, k, r, _, _| {
+            let hit =
+                k.src == inside.0 && k.sport == inside.1 && proto.is_none_or(|p| p == k.proto);
+            if hit {
+                gone.push((*k, *r));
+            }
+            hit
+        });
+        for (k, r) in &gone {
+            self.counters.inc(NatEvent::SessionsDeleted);
+            self.forget_session(now, k, r);
+        }
+        gone.len()
+    }
+
+    /// Live sessions of TCP, UDP and ICMP (kept as sessions come and go: O(1)).
+    pub fn sessions_by_proto(&self) -> [(u8, usize); 3] {
+        [
+            (super::proto::TCP, self.by_proto[0]),
+            (super::proto::UDP, self.by_proto[1]),
+            (super::proto::ICMP, self.by_proto[2]),
+        ]
+    }
+
+    /// External ports in use per (address, protocol): O(addresses) (see
+    /// [`crate::nat::ports::PortAllocator::in_use_by_address`]).
+    pub fn ports_in_use_by_address(&self) -> Vec<(Ipv4Addr, u8, usize)> {
+        self.ports.in_use_by_address()
+    }
+
+    /// Every mapping, sorted by protocol, then inside endpoint.
+    pub fn mapping_views(&self) -> Vec<MappingView> {
+        let mut v: Vec<MappingView> = self
+            .mappings
+            .iter()
+            .map(|(&(proto, addr, port), m)| MappingView {
+                proto,
+                inside: (addr, port),
+                external: (m.ext, m.eport),
+                sessions: m.sessions,
+                forward: m.permanent,
+            })
+            .collect();
+        v.sort_by_key(|m| (m.proto, m.inside));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::nat::policy::{
+        tests::{open_udp, policy_for_inspect},
+        NatPolicy,
+    };
+
+    /// A forward and two outbound flows of one host: the counts add up by address and
+    /// protocol, and the forward shows as a permanent mapping.
+    #[test]
+    fn summary_and_mappings_count_what_exists() {
+        let now = Instant::now();
+        let mut p: NatPolicy = policy_for_inspect(now);
+        let s0 = p.summary();
+        assert_eq!(s0.sessions, 0);
+        assert_eq!(s0.forwards, 1);
+        assert_eq!(s0.mappings, 1);
+        assert_eq!(s0.ports_in_use.len(), 1, "{s0:?}");
+        open_udp(&mut p, now, 1000);
+        open_udp(&mut p, now + Duration::from_millis(1), 1001);
+        let s = p.summary();
+        assert_eq!(s.sessions, 2);
+        assert_eq!(s.mappings, 3);
+        assert_eq!(p.sessions_by_proto(), [(6, 0), (17, 2), (1, 0)]);
+        let by_addr = p.ports_in_use_by_address();
+        assert_eq!(by_addr.len(), 3, "one pool address x 3 protocols");
+        assert!(
+            by_addr.contains(&("198.19.0.1".parse().unwrap(), 17, 2)),
+            "{by_addr:?}"
+        );
+        let udp: usize = s
+            .ports_in_use
+            .iter()
+            .filter(|(_, proto, _)| *proto == 17)
+            .map(|(_, _, n)| n)
+            .sum();
+        assert_eq!(udp, 2, "{s:?}");
+        let m = p.mapping_views();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.iter().filter(|m| m.forward).count(), 1);
+        assert!(m.iter().filter(|m| !m.forward).all(|m| m.sessions == 1));
+        // Deleting one endpoint's sessions releases its mapping and port, nothing else.
+        let a: std::net::Ipv4Addr = "198.18.0.5".parse().unwrap();
+        assert_eq!(
+            p.delete_sessions(now, (a, 1000), Some(6)),
+            0,
+            "wrong protocol"
+        );
+        assert_eq!(
+            p.delete_sessions(now, (a, 999), None),
+            0,
+            "no such endpoint"
+        );
+        assert_eq!(p.delete_sessions(now, (a, 1000), None), 1);
+        let s = p.summary();
+        assert_eq!((s.sessions, s.mappings), (1, 2));
+        assert_eq!(s.quarantined, 1, "its port is quarantined");
+        assert_eq!(p.sessions_by_proto()[1], (17, 1));
+        assert_eq!(p.host_sessions(a), 1);
+        assert_eq!(
+            p.counters
+                .get(crate::nat::policy::NatEvent::SessionsDeleted),
+            1
+        );
+        // The same flow again gets a new session.
+        open_udp(&mut p, now + Duration::from_millis(2), 1000);
+        assert_eq!(p.summary().sessions, 2);
+    }
+}
