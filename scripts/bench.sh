@@ -31,6 +31,11 @@
 # arrive. Each trial starts from empty state (xgw restarted, conntrack flushed).
 # XDP_PREFILTER=false runs xgw's trials with `[nat] xdp_prefilter = false` (default: as
 # configs/nat.toml, on).
+# OPS=1 adds the operator-load scenario (issue 11's budget: under 2%): xgw-nat with
+# OPS_SESSIONS (1M) NAT sessions made first (4096 inside hosts from 198.18.32.0, the
+# connection-rate lab's pool), measured as xgw-nat-1m, then again while a scrape of
+# /metrics runs every 100 ms and `xgw show nat sessions` lists the whole table back to
+# back, as xgw-nat-1m-ops; the report gives the ratio.
 # FLOOD=1 adds the flood scenario for xgw-nat and kernel-nat (nftables masquerade): while
 # the outside floods the external address with unmapped UDP (a second generator in the sink's
 # namespace, full speed, 60000 destination ports, on the generator's core), established
@@ -61,6 +66,9 @@ CPS_STEPS=${CPS_STEPS:-8}
 CPS_MAX=${CPS_MAX:-1000000}
 CPS_HOSTS=${CPS_HOSTS:-4096}
 FLOOD=${FLOOD:-0}
+OPS=${OPS:-0}
+OPS_SESSIONS=${OPS_SESSIONS:-1000000}
+OPS_RATE=${OPS_RATE:-250000}
 FLOOD_SECS=${FLOOD_SECS:-3}
 FLOOD_EST_RATE=${FLOOD_EST_RATE:-300000}
 FLOOD_NEW=${FLOOD_NEW:-200}
@@ -297,6 +305,52 @@ NFT
 done
 kernel_off
 
+# ops_load SECONDS: scrape /metrics every 100 ms and list every NAT session back to back
+# for SECONDS; writes "scrapes listings sessions_last_listing" to $WORK/ops.
+ops_load() {
+    local end=$((SECONDS + $1)) scrapes=0 listings=0 n=0
+    (
+        while [ $SECONDS -lt "$end" ]; do
+            rtr curl -s --max-time 2 -o /dev/null http://127.0.0.1:9482/metrics && scrapes=$((scrapes + 1))
+            sleep 0.1
+        done
+        echo "$scrapes" >"$WORK/ops-scrapes"
+    ) &
+    local sp=$!
+    while [ $SECONDS -lt "$end" ]; do
+        n=$(timeout 60 ip netns exec "$LAB-rtr" "$XGW" --socket "$WORK/xgw.sock" show nat sessions --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))') || break
+        listings=$((listings + 1))
+    done
+    wait "$sp"
+    echo "$(cat "$WORK/ops-scrapes") $listings $n" >"$WORK/ops"
+}
+
+if [ "$OPS" = 1 ]; then
+    echo "== xgw-nat with $OPS_SESSIONS sessions, then with operator load"
+    kernel_off
+    make_cps_config
+    start_xgw "$WORK/cps.toml" --queues "$QUEUES"
+    cli ping -c 2 -i 0.1 -W 2 198.19.0.2 >/dev/null
+    flows=$(( OPS_SESSIONS / CPS_HOSTS + 1 ))
+    cli taskset -c "$GEN_CPU" "$XGW" loadgen gen --dev c0 --dst-mac "$R0_MAC" \
+        --src 198.18.32.0 --src-hosts "$CPS_HOSTS" --dst 198.19.0.2 --flows "$flows" --sport 20000 \
+        --rate "$OPS_RATE" --max-frames "$OPS_SESSIONS" --secs $(( OPS_SESSIONS / OPS_RATE + 10 )) >/dev/null
+    sleep 1
+    have=$(ip netns exec "$LAB-rtr" "$XGW" --socket "$WORK/xgw.sock" show nat summary --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["sessions"])')
+    echo "sessions: $have"
+    measure xgw-nat-1m
+    # The operator load starts first and outlasts the measurement.
+    ops_load $((SECS + 4)) &
+    ops=$!
+    sleep 1
+    measure xgw-nat-1m-ops
+    wait "$ops"
+    read -r scrapes listings listed <"$WORK/ops"
+    echo "{\"sessions\": $have, \"scrapes\": $scrapes, \"listings\": $listings, \"listed\": $listed, \"secs\": $((SECS + 4))}" >"$WORK/opsinfo"
+    cat "$WORK/opsinfo"
+    stop_xgw
+fi
+
 if [ "$FLOOD" = 1 ]; then
     echo "== flood: unmapped UDP to the external address while flows run and open"
     kernel_off
@@ -334,7 +388,7 @@ NFT
 fi
 
 mkdir -p "$OUT"
-python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" "$WORK/cps" "$WORK/flood" <<'PY' | tee "$OUT/bench.txt"
+python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" "$WORK/cps" "$WORK/flood" "$WORK/opsinfo" <<'PY' | tee "$OUT/bench.txt"
 import json, os, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 idle = {r["mode"]: r["idle_cpu_pct"] for r in map(json.loads, open(sys.argv[2]))} if os.path.exists(sys.argv[2]) else {}
@@ -376,7 +430,12 @@ if flood:
     print("|---|---|---|---|")
     for r in flood:
         print(f"| {r['mode']} | {r['flood_mpps']:.3f} | {r['established_share'] * 100:.1f}% | {r['new_first_try'] * 100:.1f}% |")
-json.dump({"flood": flood, "cps": list(cps.values()), "kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
+ops = json.load(open(sys.argv[10])) if os.path.exists(sys.argv[10]) else None
+if ops and by.get("xgw-nat-1m") and by.get("xgw-nat-1m-ops") and by["xgw-nat-1m"]["delivered_mpps"]:
+    ops["ratio"] = round(by["xgw-nat-1m-ops"]["delivered_mpps"] / by["xgw-nat-1m"]["delivered_mpps"], 4)
+    print(f"operator load ({ops['sessions']} sessions; {ops['scrapes']} scrapes at 100 ms and {ops['listings']} "
+          f"full listings of {ops['listed']} sessions in {ops['secs']} s): xgw-nat-1m-ops / xgw-nat-1m = {ops['ratio']:.3f}x")
+json.dump({"ops": ops, "flood": flood, "cps": list(cps.values()), "kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
            "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
            "flows": flows, "seconds": secs, "results": rows,
            "idle_cpu_pct": idle}, open(sys.argv[6], "w"), indent=1)

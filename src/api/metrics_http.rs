@@ -40,6 +40,7 @@ pub fn start(addr: SocketAddr, svc: Arc<Service>) -> io::Result<MetricsServer> {
     let thread = thread::Builder::new()
         .name("xgw-metrics".into())
         .spawn(move || {
+            let _ = crate::io::sched::set_current_thread_idle();
             while !st.load(Ordering::Relaxed) {
                 match s.recv_timeout(Duration::from_millis(200)) {
                     Ok(Some(req)) => respond(req, &svc),

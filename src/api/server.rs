@@ -130,6 +130,8 @@ fn accept_loop(l: &UnixListener, svc: &Arc<Service>, stop: &AtomicBool, active: 
             .name("xgw-api-conn".into())
             .spawn(move || {
                 let _slot = slot;
+                // Never a fair share of a worker's core (see io::sched).
+                let _ = crate::io::sched::set_current_thread_idle();
                 if let Err(e) = serve(s, &svc) {
                     debug!(error = %e, "control connection ended");
                 }

@@ -18,6 +18,7 @@ pub mod hugealloc;
 pub mod loadgen;
 pub mod mem;
 pub mod netdev;
+pub mod sched;
 pub mod waker;
 #[cfg(feature = "xdp")]
 pub mod xdp;
