@@ -571,6 +571,29 @@ unit_verifies() {
     local out; out=$(systemd-analyze verify "$WORK/xgw.service" 2>&1)
     [ -z "$out" ] || { echo "$out"; return 1; }
 }
+# forward_moved_live: a slow 4 MiB download from the inside server through the forward
+# (198.19.0.1:8080 -> 198.18.0.2:80), and meanwhile a reload moving the forward to 9090:
+# the download completes intact, 9090 answers, 8080 takes no new connection.
+forward_moved_live() {
+    head -c 4194304 /dev/urandom >"$WORK/fwdblob"
+    (cd "$WORK" && exec ip netns exec "$LAB-cli" timeout 60 python3 -m http.server 80 --bind 198.18.0.2) >/dev/null 2>&1 &
+    local web=$! i
+    for i in $(seq 50); do cli bash -c 'exec 3<>/dev/tcp/198.18.0.2/80' 2>/dev/null && break; sleep 0.1; done
+    # 1 MiB/s: the transfer takes ~4 s, the reload lands in its middle.
+    srv timeout 30 curl -s --limit-rate 1M -o "$WORK/fwd-dl" http://198.19.0.1:8080/fwdblob &
+    local dl=$!
+    sleep 1.5
+    sed -i 's/^port = 8080$/port = 9090/' "$WORK/cn.toml"
+    local r; r=$(xc reload 2>&1) || { echo "reload refused: $r"; kill "$web" "$dl"; return 1; }
+    local rc=0
+    wait "$dl" || { echo "download failed"; rc=1; }
+    cmp -s "$WORK/fwdblob" "$WORK/fwd-dl" || { echo "download corrupt: $(stat -c %s "$WORK/fwd-dl" 2>/dev/null) bytes"; rc=1; }
+    srv curl -s --max-time 5 -o /dev/null http://198.19.0.1:9090/fwdblob || { echo "9090 not forwarded"; rc=1; }
+    if srv curl -s --max-time 3 -o /dev/null http://198.19.0.1:8080/fwdblob; then echo "8080 still forwarded"; rc=1; fi
+    kill "$web" 2>/dev/null; wait "$web" 2>/dev/null
+    echo "$r"
+    return $rc
+}
 if want_phase 9; then
     phase "control socket: show interfaces/errors/runtime/route/neighbors/config, route get, reload, clear counters"
     check "configs/xgw.service passes systemd-analyze verify" unit_verifies
@@ -674,6 +697,7 @@ if want_phase 9; then
         expect "nat del session removes the UDP flow's session" '^1 sessions deleted' xc nat del session --inside 198.18.0.2:40000 --proto udp
         check "the deleted session is gone from show nat sessions" jcheck 'v == []' xc show nat sessions --inside 198.18.0.2:40000 --json
         check "the other sessions stay" jcheck 'len(v) == 2' xc show nat sessions --json
+        check "reload moves the forward 8080 -> 9090 while a transfer through 8080 goes on unbroken" forward_moved_live
         stop_xgw
     else
         bad "xgw starts (control nat)" "$(cat "$WORK/xgw.log")"

@@ -1223,3 +1223,152 @@ fn split_counters_name_one_thing_each() {
     assert_eq!(c.punted(PuntReason::NatTooBig), 1);
     assert_eq!(c.punted(PuntReason::NatMiss), misses, "not a session miss");
 }
+
+/// `reload` changes a running NAT without dropping a session (issue 11): a forward moved
+/// from port 8080 to 9090 (the established connection through 8080 goes on, new ones to
+/// 8080 are refused, 9090 reaches the inside), filtering and timeouts changed, `inside`
+/// narrowed; what cannot change live (the table size, the pool) is refused by name and the
+/// whole reload with it.
+#[test]
+fn reload_changes_the_nat_and_keeps_its_sessions() {
+    let base = cfg("address-dependent", "1024-65535");
+    let mut t = bed_with_server(&base);
+    let r = ip("203.0.113.7");
+    // An outbound UDP flow and a TCP connection in through the forward.
+    let o = out(&mut t, &Ip::udp_ports(client(), 5000, r, 53, 16));
+    assert_eq!(o.len(), 1);
+    let i = inbound(&mut t, &Ip::tcp(r, 3333, ext(), 8080, flags::SYN));
+    assert_eq!(i.len(), 1);
+    let o = out(
+        &mut t,
+        &Ip::tcp(client(), 80, r, 3333, flags::SYN | flags::ACK),
+    );
+    assert_eq!(o.len(), 1);
+    // (bed_with_server's own packet made a third.)
+    let sessions = t.control().nat().unwrap().session_count();
+    assert_eq!(sessions, 3);
+
+    let moved = base
+        .replace("port = 8080", "port = 9090")
+        .replace(
+            "filtering = \"address-dependent\"",
+            "filtering = \"endpoint-independent\"",
+        )
+        .replace(
+            "max_sessions = 1024",
+            "max_sessions = 1024\n[nat.timeouts]\nudp = \"600s\"",
+        );
+    let cfg2 = xgw::config::parse(&moved, "reload.toml").unwrap();
+    t.control_mut().reload(&cfg2).unwrap();
+    t.step();
+    assert_eq!(
+        t.control().nat().unwrap().session_count(),
+        sessions,
+        "no session dropped"
+    );
+    // The established connection through the old forward goes on, both ways.
+    let i = inbound(&mut t, &Ip::tcp(r, 3333, ext(), 8080, flags::ACK));
+    assert_eq!(i.len(), 1, "established through the removed forward");
+    assert_eq!(tcp_of(&i[0]), (r, 3333, client(), 80, flags::ACK));
+    // A new connection to the old port is not forwarded; to the new one it is.
+    assert!(inbound(&mut t, &Ip::tcp(r, 4444, ext(), 8080, flags::SYN)).is_empty());
+    let i = inbound(&mut t, &Ip::tcp(r, 4445, ext(), 9090, flags::SYN));
+    assert_eq!(i.len(), 1, "the added forward");
+    assert_eq!(tcp_of(&i[0]), (r, 4445, client(), 80, flags::SYN));
+    // Endpoint-independent filtering now admits another remote to the UDP mapping.
+    let i = inbound(
+        &mut t,
+        &Ip::udp_ports(ip("203.0.113.99"), 777, ext(), 5000, 16),
+    );
+    assert_eq!(i.len(), 1, "EIF after the reload");
+    // The UDP session outlives the old 300 s timeout.
+    t.advance(Duration::from_secs(400));
+    let o = out(&mut t, &Ip::udp_ports(client(), 5000, r, 53, 16));
+    // (The SYN to the old port, held unanswered, got its ICMP port unreachable meanwhile.)
+    let u: Vec<_> = o
+        .iter()
+        .filter(|f| l3(f).protocol() == Protocol::Udp)
+        .collect();
+    assert_eq!(udp_ports(u[0]).1, 5000, "same mapping after 400 s idle");
+
+    // Refused, by field, and nothing of the reload applied (its new route included).
+    for (from, to, field) in [
+        (
+            "max_sessions = 1024",
+            "max_sessions = 2048",
+            "nat.max_sessions",
+        ),
+        (
+            "ports = \"1024-65535\"",
+            "ports = \"2000-65535\"",
+            "nat.ports",
+        ),
+        (
+            "inside = [\"198.18.0.0/24\"]",
+            "inside = [\"198.18.0.0/24\"]\naddresses = [\"198.19.0.1\", \"198.19.0.9\"]",
+            "nat.addresses",
+        ),
+        (
+            "address = \"198.19.0.1/24\"",
+            "address = \"198.19.0.1/24\"\nmtu = 1300",
+            "interface",
+        ),
+    ] {
+        let bad = format!(
+            "{}\n[[route]]\nprefix = \"192.0.2.0/24\"\nvia = \"198.19.0.2\"\n",
+            moved.replace(from, to)
+        );
+        let c = xgw::config::parse(&bad, "reload.toml").unwrap();
+        let e = t.control_mut().reload(&c).unwrap_err();
+        assert!(e.contains(field), "{field}: {e}");
+        assert!(
+            t.control().routes().get(ip("192.0.2.1")).is_none(),
+            "{field}: route applied"
+        );
+    }
+    // Narrowing `inside` applies: the client is no longer translated.
+    let narrow = moved
+        .replace(
+            "inside = [\"198.18.0.0/24\"]",
+            "inside = [\"198.18.0.128/25\"]",
+        )
+        .replace(
+            "[[nat.forward]]\nprotocol = \"tcp\"\nport = 9090\nto = \"198.18.0.2:80\"\n",
+            "",
+        );
+    t.control_mut()
+        .reload(&xgw::config::parse(&narrow, "reload.toml").unwrap())
+        .unwrap();
+    t.step();
+    let o = out(&mut t, &Ip::udp_ports(client(), 6000, r, 53, 16));
+    assert_eq!(
+        udp_ports(&o[0]).0,
+        client(),
+        "not translated after inside narrowed"
+    );
+    // When the connection on the moved forward's old port expires, that port is freed.
+    let tcp_ports = |t: &Testbed| {
+        let s = t.control().nat().unwrap().summary();
+        s.ports_in_use
+            .iter()
+            .filter(|p| p.1 == proto::TCP)
+            .map(|p| p.2)
+            .sum::<usize>()
+    };
+    let before = tcp_ports(&t);
+    t.advance(Duration::from_secs(8000));
+    for _ in 0..4 {
+        t.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        tcp_ports(&t),
+        before - 1,
+        "the old forward port released with its session"
+    );
+    assert!(!t
+        .control()
+        .nat_fast()
+        .unwrap()
+        .mapped
+        .may_be_mapped(ext(), proto::TCP, 8080));
+}

@@ -113,6 +113,21 @@ fn route_gateways(cfg: &ValidConfig, runtime: &[Route]) -> Vec<Ipv4Addr> {
         .collect()
 }
 
+/// The neighbour cache's configuration from `[neighbor]`.
+fn neigh_config(n: &crate::config::NeighborSettings) -> NeighConfig {
+    NeighConfig {
+        max_entries: n.max_entries,
+        max_entries_per_port: n.max_entries_per_port,
+        queue_len: n.queue_len,
+        queue_bytes: n.queue_bytes,
+        total_queue_bytes: n.total_queue_bytes,
+        reachable_time: n.reachable_time,
+        retrans_time: n.retrans_time,
+        max_requests: n.max_requests,
+        failed_hold: n.retrans_time * 3,
+    }
+}
+
 fn port_key() -> u64 {
     let mut b = [0u8; 8];
     match getrandom::getrandom(&mut b) {
@@ -140,18 +155,7 @@ impl ControlPlane {
         ports: Vec<PortInfo>,
         port_words: Option<crate::nat::portmap::Words>,
     ) -> Self {
-        let n = &cfg.neighbor;
-        let mut neigh = NeighCache::new(NeighConfig {
-            max_entries: n.max_entries,
-            max_entries_per_port: n.max_entries_per_port,
-            queue_len: n.queue_len,
-            queue_bytes: n.queue_bytes,
-            total_queue_bytes: n.total_queue_bytes,
-            reachable_time: n.reachable_time,
-            retrans_time: n.retrans_time,
-            max_requests: n.max_requests,
-            failed_hold: n.retrans_time * 3,
-        });
+        let mut neigh = NeighCache::new(neigh_config(&cfg.neighbor));
         neigh.set_pinned(route_gateways(cfg, &[]));
         let epoch = Instant::now();
         let seed = port_key();
@@ -227,26 +231,60 @@ impl ControlPlane {
         self.routes_changed || self.published_neigh != Some(self.neigh.generation())
     }
 
-    /// Apply a re-read configuration: routes and ICMP limits change at once (the next
-    /// snapshot carries the new FIB); interface and NAT changes need a restart.
+    /// Apply a re-read configuration without a restart, keeping every session and
+    /// neighbour: routes, `[icmp]`, `[dataplane]`, `[neighbor]` limits and timers, and in
+    /// `[nat]` the timeouts, filtering, `inside`, `inbound`, the per-host limit and forwards
+    /// added or removed (the next snapshot carries them). Everything is checked before
+    /// anything changes.
     ///
     /// # Errors
-    /// A message naming what cannot change while running; nothing is applied then.
+    /// A message naming the first field that cannot change while running (interfaces,
+    /// `[control]`, `[metrics]`, and see [`NatPolicy::check_reconfigure`]); nothing is
+    /// applied then.
     pub fn reload(&mut self, cfg: &ValidConfig) -> Result<(), String> {
         if cfg.interfaces != self.cfg.interfaces {
             return Err("[[interface]] sections changed: restart xgw to apply".into());
-        }
-        if cfg.nat != self.cfg.nat {
-            return Err("[nat] changed: restart xgw to apply".into());
-        }
-        if cfg.neighbor != self.cfg.neighbor {
-            return Err("[neighbor] changed: restart xgw to apply".into());
         }
         if cfg.control != self.cfg.control {
             return Err("control.socket changed: restart xgw to apply".into());
         }
         if cfg.metrics != self.cfg.metrics {
             return Err("metrics.listen changed: restart xgw to apply".into());
+        }
+        if cfg.punt != self.cfg.punt {
+            return Err(
+                "[punt] changed: the workers' policers are set at start; restart xgw to apply"
+                    .into(),
+            );
+        }
+        let nat_new = match (&self.cfg.nat, &cfg.nat) {
+            (None, None) => None,
+            (Some(_), None) => return Err("[nat] removed: restart xgw to apply".into()),
+            (None, Some(_)) => return Err("[nat] added: restart xgw to apply".into()),
+            (Some(o), Some(n)) => {
+                if o.sessions_in_workers != n.sessions_in_workers {
+                    return Err("nat.sessions_in_workers changed: restart xgw to apply".into());
+                }
+                if o.xdp_prefilter != n.xdp_prefilter {
+                    return Err("nat.xdp_prefilter changed: restart xgw to apply".into());
+                }
+                let pc = nat::policy_config(n);
+                if let Some(p) = self.nat() {
+                    p.check_reconfigure(&pc)?;
+                }
+                Some(pc)
+            }
+        };
+        // Checked; now apply.
+        if let Some(pc) = nat_new {
+            let fast = self.nat().map(|mut p| {
+                p.reconfigure(Instant::now(), &pc);
+                p.fast()
+            });
+            self.nat_fast = fast;
+        }
+        if cfg.neighbor != self.cfg.neighbor {
+            self.neigh.set_config(neigh_config(&cfg.neighbor));
         }
         // Runtime routes stay on top of the new file, except where it now has the prefix.
         let before = self.runtime_routes.len();
@@ -371,6 +409,7 @@ impl ControlPlane {
             neigh_failed: self.neigh.iter_failed().map(u32::from).collect(),
             neigh_retrans_ns: u64::try_from(self.cfg.neighbor.retrans_time.as_nanos())
                 .unwrap_or(u64::MAX),
+            idle_poll: self.cfg.dataplane.idle_poll,
             ports: self.ports.clone(),
             nat: self.nat_fast.clone(),
             nat_policy: self

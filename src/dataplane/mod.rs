@@ -119,6 +119,9 @@ pub struct Snapshot {
     pub neigh_failed: ahash::HashSet<u32>,
     /// The ARP retransmit interval, in nanoseconds (`[neighbor] retrans_time`).
     pub neigh_retrans_ns: u64,
+    /// How long a worker polls after its last frame before sleeping (`[dataplane]
+    /// idle_poll`; reloadable, so it travels with the snapshot).
+    pub idle_poll: std::time::Duration,
     /// Ports by index.
     pub ports: Arc<[PortInfo]>,
     /// NAT44, when configured.

@@ -32,10 +32,12 @@ pub const WORDS: usize = 65536 / 64;
 /// Storage of the bitmap: any shared slice of atomic words.
 pub type Words = Box<dyn AsRef<[AtomicU64]> + Send + Sync>;
 
-/// The mapped-port bitmap of a NAT pool.
+/// The mapped-port bitmap of a NAT pool. Clones share the bits (a reconfigured
+/// [`crate::nat::fast::NatFast`] keeps the same map).
+#[derive(Clone)]
 pub struct PortMap {
     pool: Vec<Ipv4Addr>,
-    bits: Words,
+    bits: std::sync::Arc<dyn AsRef<[AtomicU64]> + Send + Sync>,
 }
 
 impl std::fmt::Debug for PortMap {
@@ -60,7 +62,7 @@ impl PortMap {
             .collect();
         PortMap {
             pool: pool.to_vec(),
-            bits: Box::new(bits),
+            bits: std::sync::Arc::new(bits),
         }
     }
 
@@ -80,7 +82,7 @@ impl PortMap {
         }
         PortMap {
             pool: pool.to_vec(),
-            bits: words,
+            bits: std::sync::Arc::from(words),
         }
     }
 

@@ -371,14 +371,7 @@ fn candidate<P>(victims: &mut Vec<Victims>, ip: Ipv4Addr, e: &mut Entry<P>) {
 impl<P: QueuedLen> NeighCache<P> {
     /// An empty cache. Zero `max_entries`, `queue_len` and `max_requests` are raised to 1.
     pub fn new(cfg: NeighConfig) -> Self {
-        let max_entries = cfg.max_entries.max(1);
-        let cfg = NeighConfig {
-            max_entries,
-            max_entries_per_port: cfg.max_entries_per_port.clamp(1, max_entries),
-            queue_len: cfg.queue_len.max(1),
-            max_requests: cfg.max_requests.max(1),
-            ..cfg
-        };
+        let cfg = Self::clamped(cfg);
         NeighCache {
             cfg,
             map: HashMap::with_hasher(ahash::RandomState::new()),
@@ -391,6 +384,24 @@ impl<P: QueuedLen> NeighCache<P> {
             per_port: Vec::new(),
             victims: Vec::new(),
         }
+    }
+
+    fn clamped(cfg: NeighConfig) -> NeighConfig {
+        let max_entries = cfg.max_entries.max(1);
+        NeighConfig {
+            max_entries,
+            max_entries_per_port: cfg.max_entries_per_port.clamp(1, max_entries),
+            queue_len: cfg.queue_len.max(1),
+            max_requests: cfg.max_requests.max(1),
+            ..cfg
+        }
+    }
+
+    /// New limits and timers (`xgw reload`), keeping every entry: a smaller table keeps
+    /// what it has and admits nothing new until below the limit; timers apply from each
+    /// entry's next deadline.
+    pub fn set_config(&mut self, cfg: NeighConfig) {
+        self.cfg = Self::clamped(cfg);
     }
 
     /// The addresses that must always be resolvable (the routes' next hops): their entries

@@ -191,7 +191,6 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             c,
             epoch,
         );
-        w.set_idle_poll(cfg.dataplane.idle_poll);
         let stop = stop.clone();
         handles.push(
             thread::Builder::new()

@@ -13,7 +13,6 @@ use std::{
 use crossbeam::channel::Receiver;
 
 use crate::{
-    config::DataplaneSettings,
     control::publish::SnapshotCell,
     dataplane::{Event, Pipeline, PortCounter, SharedCounters, Snapshot},
     io::{waker::Waker, PacketIo, BATCH},
@@ -52,6 +51,7 @@ impl<I: PacketIo> Worker<I> {
         epoch: Instant,
     ) -> Self {
         let snap = cell.load();
+        let idle_poll = snap.idle_poll;
         Worker {
             io,
             pipeline,
@@ -60,14 +60,9 @@ impl<I: PacketIo> Worker<I> {
             inject,
             waker,
             counters,
-            idle_poll: DataplaneSettings::default().idle_poll,
+            idle_poll,
             epoch,
         }
-    }
-
-    /// Keep polling for `d` after the last frame before sleeping (`[dataplane] idle_poll`).
-    pub fn set_idle_poll(&mut self, d: Duration) {
-        self.idle_poll = d;
     }
 
     /// The exception queues this worker punts into.
@@ -80,6 +75,7 @@ impl<I: PacketIo> Worker<I> {
         self.pipeline.set_clock(now, self.epoch);
         if self.cell.refresh(&mut self.snap) {
             self.pipeline.counters.event(Event::SnapshotSwaps, 1);
+            self.idle_poll = self.snap.idle_poll;
         }
         let mut work = 0;
         for port in 0..self.io.port_count() {

@@ -191,6 +191,8 @@ struct Mapping {
     eport: u16,
     sessions: u32,
     permanent: bool,
+    /// A forward's: its port was reserved, not allocated (released as reserved).
+    reserved: bool,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,9 @@ pub struct NatPolicy {
     hosts: HashMap<Ipv4Addr, u32>,
     /// Live sessions per protocol: TCP, UDP, ICMP (see [`proto_slot`]).
     by_proto: [usize; 3],
+    /// External ports of forwards a reload moved elsewhere, with the sessions still on
+    /// them: `(proto, external, port) -> sessions`.
+    retired: HashMap<MapKey, u32>,
     /// No reclaim pass before this.
     next_reclaim: Option<Instant>,
     epoch: Instant,
@@ -307,7 +312,7 @@ impl NatPolicy {
             mapped,
             inbound_route: cfg.inbound_route,
         });
-        let mut ports = PortAllocator::new(
+        let ports = PortAllocator::new(
             PortConfig {
                 addresses: cfg.addresses.clone(),
                 min_port: cfg.min_port,
@@ -317,26 +322,10 @@ impl NatPolicy {
             seed,
         );
         let reserve = MAP_RESERVE.min(cfg.max_sessions as usize);
-        let mut mappings = reserved(reserve);
-        let mut by_ext = reserved(reserve);
-        let mut forwards = HashMap::default();
-        for f in &cfg.forwards {
-            ports.reserve(f.proto, f.external, f.port);
-            forwards.insert((f.proto, f.external, f.port), (f.to, f.to_port));
-            // The forward target's own outbound traffic from that port uses the same mapping.
-            mappings.insert(
-                (f.proto, f.to, f.to_port),
-                Mapping {
-                    ext: f.external,
-                    eport: f.port,
-                    sessions: 0,
-                    permanent: true,
-                },
-            );
-            by_ext.insert((f.proto, f.external, f.port), (f.to, f.to_port));
-            fast.mapped.set(f.external, f.proto, f.port, true);
-        }
-        NatPolicy {
+        let mappings = reserved(reserve);
+        let by_ext = reserved(reserve);
+        let forwards = HashMap::default();
+        let mut policy = NatPolicy {
             cfg: cfg.clone(),
             sessions,
             fast,
@@ -349,11 +338,16 @@ impl NatPolicy {
             frags: Reassembly::new(cfg.reassembly_bytes),
             hosts: reserved(reserve),
             by_proto: [0; 3],
+            retired: HashMap::default(),
             next_reclaim: None,
             epoch,
             quiet: false,
             counters: NatCounters::default(),
+        };
+        for f in &cfg.forwards {
+            policy.install_forward(f);
         }
+        policy
     }
 
     /// The fast path's view (shared by every snapshot).
@@ -733,6 +727,7 @@ impl NatPolicy {
                         eport,
                         sessions: 1,
                         permanent: false,
+                        reserved: false,
                     },
                 );
                 self.by_ext.insert((proto_, ext, eport), (addr, port));
@@ -759,6 +754,7 @@ impl NatPolicy {
                 eport,
                 sessions: 0,
                 permanent: false,
+                reserved: false,
             })
             .sessions += 1;
     }
@@ -769,13 +765,43 @@ impl NatPolicy {
         };
         m.sessions = m.sessions.saturating_sub(1);
         if m.sessions == 0 && !m.permanent {
-            let m = *m;
-            self.mappings.remove(&(proto_, addr, port));
-            self.by_ext.remove(&(proto_, m.ext, m.eport));
-            self.fast.mapped.set(m.ext, proto_, m.eport, false);
-            self.ports.release(now, proto_, addr, m.ext, m.eport);
-            self.counters.inc(NatEvent::MappingsReleased);
+            self.release_mapping(now, proto_, addr, port);
         }
+    }
+
+    /// Start forward `f`: its external port reserved and marked mapped, a permanent mapping
+    /// for its inside endpoint (whose own outbound traffic from that port uses it too).
+    fn install_forward(&mut self, f: &Forward) {
+        let key = (f.proto, f.external, f.port);
+        self.ports.reserve(f.proto, f.external, f.port);
+        self.forwards.insert(key, (f.to, f.to_port));
+        self.mappings.insert(
+            (f.proto, f.to, f.to_port),
+            Mapping {
+                ext: f.external,
+                eport: f.port,
+                sessions: 0,
+                permanent: true,
+                reserved: true,
+            },
+        );
+        self.by_ext.insert(key, (f.to, f.to_port));
+        self.fast.mapped.set(f.external, f.proto, f.port, true);
+    }
+
+    /// Remove the mapping of inside `(proto_, addr, port)` and free its external port.
+    fn release_mapping(&mut self, now: Instant, proto_: u8, addr: Ipv4Addr, port: u16) {
+        let Some(m) = self.mappings.remove(&(proto_, addr, port)) else {
+            return;
+        };
+        self.by_ext.remove(&(proto_, m.ext, m.eport));
+        self.fast.mapped.set(m.ext, proto_, m.eport, false);
+        if m.reserved {
+            self.ports.release_reserved(now, proto_, m.ext, m.eport);
+        } else {
+            self.ports.release(now, proto_, addr, m.ext, m.eport);
+        }
+        self.counters.inc(NatEvent::MappingsReleased);
     }
 
     /// RFC 5508 §4: translate an ICMP error about a session's packet, in either direction.
@@ -1019,12 +1045,31 @@ impl NatPolicy {
                     self.hosts.remove(&k.src);
                 }
             }
-            self.unref_mapping(now, k.proto, k.src, k.sport);
-            if self.is_pool(k.dst) {
+            if !self.unref_retired(now, k.proto, r.src, r.sport) {
+                self.unref_mapping(now, k.proto, k.src, k.sport);
+            }
+            if self.is_pool(k.dst) && !self.unref_retired(now, k.proto, k.dst, k.dport) {
                 // A hairpin session: it also held the target's mapping (`r.dst:r.dport`).
                 self.unref_mapping(now, k.proto, r.dst, r.dport);
             }
         }
+    }
+
+    /// A session on external `(ext, eport)` whose forward was moved by a reload: counted
+    /// against the retired port (released with its last session) instead of the inside
+    /// endpoint's new mapping. Returns whether it was such a session.
+    fn unref_retired(&mut self, now: Instant, proto_: u8, ext: Ipv4Addr, eport: u16) -> bool {
+        let Some(n) = self.retired.get_mut(&(proto_, ext, eport)) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.retired.remove(&(proto_, ext, eport));
+            self.fast.mapped.set(ext, proto_, eport, false);
+            self.ports.release_reserved(now, proto_, ext, eport);
+            self.counters.inc(NatEvent::MappingsReleased);
+        }
+        true
     }
 
     /// Sessions of inside host `a`.

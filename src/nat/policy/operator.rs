@@ -3,7 +3,8 @@
 
 use std::{net::Ipv4Addr, time::Instant};
 
-use super::{FlowKey, NatEvent, NatPolicy, Rewrite};
+use super::{FlowKey, NatEvent, NatPolicy, PolicyConfig, Rewrite};
+use crate::nat::fast::NatFast;
 
 /// What `xgw show nat summary` and the metrics report from the policy: O(pool addresses)
 /// to compute (the TCP states come from a walk of the table, off the control thread).
@@ -105,6 +106,146 @@ impl NatPolicy {
     /// [`crate::nat::ports::PortAllocator::in_use_by_address`]).
     pub fn ports_in_use_by_address(&self) -> Vec<(Ipv4Addr, u8, usize)> {
         self.ports.in_use_by_address()
+    }
+
+    /// Whether a running NAT can take `new` without a restart (`xgw reload`): timeouts,
+    /// filtering, `inside`, `inbound`, the per-host limit and forwards added or removed
+    /// can; the outside port, the pool, the port range, the table size and the reassembly
+    /// budget cannot (the table and the allocator are sized for them).
+    ///
+    /// # Errors
+    /// The first field that cannot change, with why.
+    pub fn check_reconfigure(&self, new: &PolicyConfig) -> Result<(), String> {
+        let c = &self.cfg;
+        let restart =
+            |field: &str, why: &str| Err(format!("{field} changed: {why}; restart xgw to apply"));
+        if new.outside != c.outside {
+            return restart("nat.outside", "sessions are bound to the outside port");
+        }
+        if new.addresses != c.addresses {
+            return restart(
+                "nat.addresses",
+                "the port allocator and the XDP prefilter are sized for the pool",
+            );
+        }
+        if (new.min_port, new.max_port) != (c.min_port, c.max_port) {
+            return restart("nat.ports", "mapped ports may fall outside a new range");
+        }
+        if new.max_sessions != c.max_sessions {
+            return restart(
+                "nat.max_sessions",
+                "the session table is allocated at start",
+            );
+        }
+        if new.reassembly_bytes != c.reassembly_bytes {
+            return restart(
+                "nat.reassembly_bytes",
+                "virtual reassembly is sized at start",
+            );
+        }
+        for (i, f) in new.forwards.iter().enumerate() {
+            let key = (f.proto, f.external, f.port);
+            let existing = c
+                .forwards
+                .iter()
+                .find(|o| (o.proto, o.external, o.port) == key);
+            match existing {
+                Some(o) if (o.to, o.to_port) == (f.to, f.to_port) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "nat.forward[{i}]: {}:{} now forwards elsewhere; remove it, reload, then add it",
+                        f.external, f.port
+                    ))
+                }
+                None if self.by_ext.contains_key(&key) => {
+                    return Err(format!(
+                        "nat.forward[{i}]: {}:{} is in use by a dynamic mapping; try again when it is released",
+                        f.external, f.port
+                    ))
+                }
+                // The target's mapping is a forward's that this reload removes: it moves.
+                None if self
+                    .mappings
+                    .get(&(f.proto, f.to, f.to_port))
+                    .is_some_and(|m| !(m.reserved && self.forward_removed(new, f.proto, m.ext, m.eport))) =>
+                {
+                    return Err(format!(
+                        "nat.forward[{i}]: {}:{} already has a mapping; try again when its sessions end",
+                        f.to, f.to_port
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the forward on external `(proto, ext, eport)` exists now and not in `new`.
+    fn forward_removed(&self, new: &PolicyConfig, proto: u8, ext: Ipv4Addr, eport: u16) -> bool {
+        let key = (proto, ext, eport);
+        self.forwards.contains_key(&key)
+            && !new
+                .forwards
+                .iter()
+                .any(|f| (f.proto, f.external, f.port) == key)
+    }
+
+    /// Apply `new` (checked by [`NatPolicy::check_reconfigure`]) keeping every session:
+    /// removed forwards stop taking new sessions (their mapping goes with its last
+    /// session), added ones start. Returns whether the fast path's view changed (a new
+    /// [`NatPolicy::fast`] to publish).
+    pub fn reconfigure(&mut self, now: Instant, new: &PolicyConfig) -> bool {
+        let key = |f: &super::Forward| (f.proto, f.external, f.port);
+        let removed: Vec<super::Forward> = self
+            .cfg
+            .forwards
+            .iter()
+            .filter(|o| !new.forwards.iter().any(|f| key(f) == key(o)))
+            .cloned()
+            .collect();
+        for f in removed {
+            self.forwards.remove(&key(&f));
+            let inside = (f.proto, f.to, f.to_port);
+            let moved = new
+                .forwards
+                .iter()
+                .any(|n| (n.proto, n.to, n.to_port) == inside);
+            let Some(m) = self.mappings.get_mut(&inside) else {
+                continue;
+            };
+            if m.sessions == 0 {
+                self.release_mapping(now, f.proto, f.to, f.to_port);
+            } else if moved {
+                // The inside endpoint gets the new forward's port; its sessions stay on
+                // the old one, which no new connection reaches and which goes with them.
+                let sessions = m.sessions;
+                self.mappings.remove(&inside);
+                self.by_ext.remove(&key(&f));
+                self.retired.insert(key(&f), sessions);
+            } else {
+                m.permanent = false;
+            }
+        }
+        for f in &new.forwards {
+            if !self.forwards.contains_key(&key(f)) {
+                self.install_forward(f);
+            }
+        }
+        let fast_changed =
+            new.inside != self.cfg.inside || new.inbound_route != self.cfg.inbound_route;
+        self.cfg = new.clone();
+        if fast_changed {
+            let old = &self.fast;
+            self.fast = std::sync::Arc::new(NatFast {
+                outside: old.outside,
+                pool: old.pool.clone(),
+                inside: new.inside.clone(),
+                sessions: old.sessions.clone(),
+                mapped: old.mapped.clone(),
+                inbound_route: new.inbound_route,
+            });
+        }
+        fast_changed
     }
 
     /// Every mapping, sorted by protocol, then inside endpoint.
