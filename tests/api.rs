@@ -132,6 +132,20 @@ fn ask_with(
         .collect()
 }
 
+/// `show nat sessions --inside ENDPOINT`, as answer lines.
+fn sessions_inside(
+    t: &mut Testbed,
+    svc: &Arc<Service>,
+    rx: &crossbeam::channel::Receiver<Job>,
+    inside: &str,
+) -> Vec<Value> {
+    let f = SessionFilter {
+        inside: Some(inside.into()),
+        ..SessionFilter::default()
+    };
+    ask_with(t, svc, rx, Verb::ShowNatSessions(f), |_| {})
+}
+
 fn ask(
     t: &mut Testbed,
     svc: &Arc<Service>,
@@ -280,16 +294,7 @@ fn nat_sessions_stream_while_the_writer_goes_on() {
             "{i}"
         );
     }
-    let one = ask_with(
-        &mut t,
-        &svc,
-        &rx,
-        Verb::ShowNatSessions(SessionFilter {
-            inside: Some("198.18.0.2:10007".into()),
-            ..SessionFilter::default()
-        }),
-        |_| {},
-    );
+    let one = sessions_inside(&mut t, &svc, &rx, "198.18.0.2:10007");
     assert_eq!(one.len(), 3, "{one:?}");
     assert_eq!(one[1]["item"]["inside"], "198.18.0.2:10007");
     let limited = ask_with(
@@ -753,16 +758,7 @@ fn runtime_routes_flush_and_session_delete() {
     );
     assert_eq!(r["deleted"], 2);
     assert_eq!(t.control().nat().unwrap().session_count(), before - 2);
-    let left = ask_with(
-        &mut t,
-        &svc,
-        &rx,
-        Verb::ShowNatSessions(SessionFilter {
-            inside: Some("198.18.0.2:7000".into()),
-            ..SessionFilter::default()
-        }),
-        |_| {},
-    );
+    let left = sessions_inside(&mut t, &svc, &rx, "198.18.0.2:7000");
     assert_eq!(left.len(), 2, "none left: {left:?}");
     for (inside, proto) in [("198.18.0.2", None), ("198.18.0.2:7000", Some("sctp"))] {
         let r = ask(
