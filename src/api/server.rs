@@ -39,6 +39,7 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
     accept: Option<thread::JoinHandle<()>>,
 }
 
@@ -73,17 +74,25 @@ pub fn start(path: &Path, svc: Arc<Service>) -> io::Result<Server> {
     let stop = Arc::new(AtomicBool::new(false));
     let active = Arc::new(AtomicUsize::new(0));
     let st = stop.clone();
+    let act = active.clone();
     let accept = thread::Builder::new()
         .name("xgw-api".into())
-        .spawn(move || accept_loop(&listener, &svc, &st, &active))?;
+        .spawn(move || accept_loop(&listener, &svc, &st, &act))?;
     Ok(Server {
         path: path.to_owned(),
         stop,
+        active,
         accept: Some(accept),
     })
 }
 
 impl Server {
+    /// Connections being served now (at most [`MAX_CLIENTS`]).
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Stop accepting, remove the socket file. Connections in progress end with their
     /// deadlines.
     pub fn stop(&mut self) {
@@ -239,11 +248,24 @@ mod tests {
             ask(&path, req).starts_with("{\"version\":1,\"ok\":true"),
             "served"
         );
+        // Connection threads run SCHED_IDLE: on a loaded machine the one just served
+        // may hold its slot a while after the answer. Wait for the slots, not a time.
+        let settle = |n: usize| {
+            let t0 = Instant::now();
+            while server.connections() != n {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(20),
+                    "{} slots held, want {n}",
+                    server.connections()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        settle(0);
         let idle: Vec<UnixStream> = (0..MAX_CLIENTS)
             .map(|_| UnixStream::connect(&path).unwrap())
             .collect();
-        // Let the accept thread take them all.
-        std::thread::sleep(Duration::from_millis(200));
+        settle(MAX_CLIENTS);
         let busy = ask(&path, req);
         assert!(
             busy.contains("busy: too many control connections"),
