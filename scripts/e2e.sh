@@ -677,6 +677,10 @@ if want_phase 9; then
     # NAT views: sessions with their endpoints, the summary, the mappings.
     "$LAB_SH" up 1 || { bad "lab up (control nat)"; exit 1; }
     make_nat_config "$WORK/cn.toml" address-dependent
+    # The NAT event log to a Unix datagram socket (a syslog daemon's /dev/log stand-in).
+    printf '[nat.log]\ntarget = "unix:%s"\ndestinations = true\n' "$WORK/natlog.sock" >>"$WORK/cn.toml"
+    notify_listen "$WORK/natlog.sock" "$WORK/natlog.rcv" 90
+    NATLOG_PID=$NOTIFY_PID
     if start_xgw "$WORK/cn.toml"; then
         cli python3 scripts/natprobe.py send 198.18.0.2 40000 198.19.0.2 5000
         cli python3 scripts/natprobe.py send 198.18.0.2 40001 198.19.0.2 5001
@@ -696,11 +700,36 @@ if want_phase 9; then
         expect "a bad filter is refused" 'not tcp, udp or icmp' xc show nat sessions --proto sctp
         expect "nat del session removes the UDP flow's session" '^1 sessions deleted' xc nat del session --inside 198.18.0.2:40000 --proto udp
         check "the deleted session is gone from show nat sessions" jcheck 'v == []' xc show nat sessions --inside 198.18.0.2:40000 --json
+        sleep 0.3
+        expect "NAT log at a unix socket: RFC 5424 APMADD for the UDP flow's mapping" \
+            '^<134>1 [0-9T:.-]+Z [^ ]+ xgw [0-9]+ APMADD \[APMADD SSUBIX="0" SVLAN="0" IATYP="IPv4" ISADDR="198\.18\.0\.2" ISPORT="40000" XATYP="IPv4" XSADDR="198\.19\.0\.1" XSPORT="[0-9]+" PROTO="17"\]$' \
+            cat "$WORK/natlog.rcv"
+        expect "NAT log: SADD with the destination (destinations = true)" \
+            ' SADD \[SADD .*ISPORT="40000" .*PROTO="17" XDADDR="198\.19\.0\.2" XDPORT="5000"\]$' cat "$WORK/natlog.rcv"
+        expect "NAT log: nat del session logs SDEL, then APMDEL for the released mapping" \
+            ' APMDEL \[APMDEL .*ISPORT="40000" ' bash -c "grep -A1 'SDEL.*ISPORT=\"40000\"' $WORK/natlog.rcv" 
         check "the other sessions stay" jcheck 'len(v) == 2' xc show nat sessions --json
         check "reload moves the forward 8080 -> 9090 while a transfer through 8080 goes on unbroken" forward_moved_live
+        check "nat.log_written in show errors" jcheck '{c["name"]: c["count"] for c in v["counters"]}.get("nat.log_written", 0) >= 4' xc show errors --json
         stop_xgw
     else
         bad "xgw starts (control nat)" "$(cat "$WORK/xgw.log")"
+    fi
+    kill "$NATLOG_PID" 2>/dev/null; wait "$NATLOG_PID" 2>/dev/null
+    # The NAT event log in a file, as JSON lines; what is buffered at exit is written.
+    make_nat_config "$WORK/cf.toml" address-dependent
+    printf '[nat.log]\ntarget = "file:%s"\nformat = "json"\n' "$WORK/natlog.json" >>"$WORK/cf.toml"
+    if start_xgw "$WORK/cf.toml"; then
+        cli python3 scripts/natprobe.py send 198.18.0.2 40002 198.19.0.2 5000
+        stop_xgw
+        check "NAT log in a file: a JSON APMADD line for the flow's mapping" python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+m = [l for l in lines if l["event"] == "APMADD" and l["inside"] == "198.18.0.2:40002"]
+assert len(m) == 1 and m[0]["proto"] == "udp" and m[0]["external"].startswith("198.19.0.1:") and m[0]["time"].endswith("Z"), lines
+' "$WORK/natlog.json"
+    else
+        bad "xgw starts (NAT log to a file)" "$(cat "$WORK/xgw.log")"
     fi
     "$LAB_SH" down
 fi

@@ -1372,3 +1372,68 @@ fn reload_changes_the_nat_and_keeps_its_sessions() {
         .mapped
         .may_be_mapped(ext(), proto::TCP, 8080));
 }
+
+/// The NAT event log through the whole router: a worker-created mapping reaches the log
+/// writer's queue as APMADD with its inside and external endpoints on the next timer tick;
+/// a flood of new flows against a writer that never catches up is bounded by the buffer,
+/// the rest dropped and counted in `nat.log_dropped`, and forwarding goes on.
+#[test]
+fn nat_event_log_through_the_control_loop_and_a_flood() {
+    use std::sync::Arc;
+    use xgw::{
+        control::natlog::{LogStats, NatLogLink},
+        nat::log::LogKind,
+    };
+    let mut t = nat_bed("address-dependent");
+    let line = |t: &Testbed, name: &str| {
+        t.control()
+            .counter_lines()
+            .iter()
+            .find(|l| l.0 == name)
+            .map_or(0, |l| l.1)
+    };
+    // What the bed's setup made before the log was on.
+    let made = |t: &Testbed| line(t, "nat.sessions_created") + line(t, "nat.mappings_created");
+    let before = made(&t);
+    let (tx, rx) = crossbeam::channel::bounded(1024);
+    let stats = Arc::new(LogStats::default());
+    t.control_mut().set_nat_log(Some(NatLogLink {
+        tx,
+        stats: stats.clone(),
+        buffer: 100,
+        destinations: true,
+    }));
+    let remote = ip("203.0.113.7");
+    let o = out(&mut t, &Ip::udp_ports(client(), 40020, remote, 5000, 64));
+    assert_eq!(o.len(), 1);
+    t.advance(Duration::from_millis(60));
+    let ev: Vec<_> = rx.try_iter().flatten().collect();
+    let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [LogKind::MappingAdd, LogKind::SessionAdd], "{ev:?}");
+    assert_eq!(ev[0].inside, (client(), 40020));
+    assert_eq!(ev[0].external, (ext(), 40020));
+    assert_eq!(ev[1].remote, Some((remote, 5000)));
+    // Nobody writes: after 100 events in flight, the rest are dropped.
+    stats
+        .in_flight
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    t.flood(
+        0,
+        (0..2000u16).map(|i| Ip::udp_ports(client(), 10000 + i, remote, 5000, 64).client_frame()),
+    );
+    // Two ticks: events recorded after the first one's hand-off go with the second.
+    t.advance(Duration::from_millis(60));
+    t.advance(Duration::from_millis(60));
+    let queued: usize = rx.try_iter().map(|b| b.len()).sum();
+    assert!(queued <= 100, "{queued}");
+    let dropped = line(&t, "nat.log_dropped");
+    let events = made(&t) - before - 2;
+    assert!(events > 1000, "{events}");
+    assert_eq!(
+        queued as u64 + dropped,
+        events,
+        "every event of the flood queued or counted"
+    );
+    let translated = t.take_tx(1).len() as u64;
+    assert_eq!(translated, events / 2, "forwarding goes on");
+}

@@ -26,6 +26,7 @@
 mod control;
 mod duration;
 mod nat;
+mod natlog;
 mod punt;
 mod span;
 mod validate;
@@ -38,6 +39,7 @@ pub use nat::{
     Filtering, ForwardConfig, Inbound, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig,
     PortForward,
 };
+pub use natlog::{LogFormat, LogTarget, NatLogConfig, NatLogSettings};
 pub use punt::{PuntClassConfig, PuntClassSettings, PuntConfig, PuntSettings, PUNT_CLASSES};
 
 use std::fmt;

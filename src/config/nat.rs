@@ -19,6 +19,8 @@
 //! tcp_transitory = "240s"          # RFC 5382 REQ-5: >= 4 min
 //! tcp_inbound_open = "30s"         # an inbound SYN the inside has not answered (RFC 7857 §2.1 MAY be < 4 min), >= 6 s
 //! icmp = "60s"                     # RFC 5508 REQ-2: >= 60 s
+//! [nat.log]                        # the event log, see config::natlog
+//! target = "unix:/dev/log"
 //! [[nat.forward]]                  # static port forward (DNAT)
 //! protocol = "tcp"                 # tcp | udp
 //! port = 8080                      # on the external address (the first pool address unless `address` is given)
@@ -84,6 +86,9 @@ pub struct NatConfig {
     /// `[[nat.forward]]` static port forwards.
     #[serde(default)]
     pub forward: Vec<ForwardConfig>,
+    /// `[nat.log]`: the event log (off when absent).
+    #[serde(default)]
+    pub log: Option<super::natlog::NatLogConfig>,
 }
 
 fn default_ports() -> String {
@@ -201,6 +206,8 @@ pub struct NatSettings {
     pub timeouts: NatTimeouts,
     /// Static port forwards.
     pub forwards: Vec<PortForward>,
+    /// The event log.
+    pub log: Option<super::natlog::NatLogSettings>,
 }
 
 /// Validated idle timeouts.
@@ -471,6 +478,7 @@ fn nat(n: &NatConfig, interfaces: &[Interface]) -> Result<NatSettings, Err> {
         inbound: n.inbound,
         timeouts,
         forwards,
+        log: n.log.as_ref().map(super::natlog::validate).transpose()?,
     })
 }
 

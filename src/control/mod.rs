@@ -11,6 +11,7 @@ pub mod event_loop;
 pub mod frag;
 pub mod icmp;
 pub mod nat;
+pub mod natlog;
 pub mod publish;
 pub mod routes;
 
@@ -93,6 +94,8 @@ pub struct ControlPlane {
     nat: Option<Arc<Mutex<NatPolicy>>>,
     /// The NAT's read-only view, for checks that need no lock.
     nat_fast: Option<Arc<NatFast>>,
+    /// The NAT event log's writer, when `[nat.log]` is on.
+    nat_log: Option<natlog::NatLogLink>,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -180,6 +183,7 @@ impl ControlPlane {
             epoch,
             nat,
             nat_fast,
+            nat_log: None,
             counters: ControlCounters::default(),
         }
     }
@@ -203,7 +207,44 @@ impl ControlPlane {
         if let Some(n) = self.nat() {
             v.extend(n.counters.nonzero());
         }
+        if let Some(s) = self.nat_log_stats() {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (name, value, what) in [
+                (
+                    "nat.log_written",
+                    s.written.load(Relaxed),
+                    "NAT log events written",
+                ),
+                (
+                    "nat.log_failed",
+                    s.failed.load(Relaxed),
+                    "NAT log events the target refused (write or send failed)",
+                ),
+            ] {
+                if value != 0 {
+                    v.push((name, value, what));
+                }
+            }
+        }
         v
+    }
+
+    /// Send the NAT's events to `link` from now on (None: stop recording them).
+    /// The events still buffered go to the old link first.
+    pub fn set_nat_log(&mut self, link: Option<natlog::NatLogLink>) {
+        if let Some(mut n) = self.nat() {
+            if let Some(old) = &self.nat_log {
+                let dropped = old.offer(n.take_log());
+                n.counters.add(nat::NatEvent::LogDropped, dropped as u64);
+            }
+            n.set_log(link.as_ref().map(|l| (l.buffer, l.destinations)));
+        }
+        self.nat_log = link;
+    }
+
+    /// The NAT event log writer's figures, when the log is on.
+    pub fn nat_log_stats(&self) -> Option<&Arc<natlog::LogStats>> {
+        self.nat_log.as_ref().map(|l| &l.stats)
     }
 
     /// The ports (names, MACs, MTUs, addresses).
@@ -267,6 +308,9 @@ impl ControlPlane {
                 }
                 if o.xdp_prefilter != n.xdp_prefilter {
                     return Err("nat.xdp_prefilter changed: restart xgw to apply".into());
+                }
+                if o.log != n.log {
+                    return Err("nat.log changed: restart xgw to apply".into());
                 }
                 let pc = nat::policy_config(n);
                 if let Some(p) = self.nat() {
@@ -524,7 +568,18 @@ impl ControlPlane {
 
     /// Timers: ARP retransmission, neighbour ageing and failure.
     pub fn tick(&mut self, now: Instant) {
-        let refused = self.nat().map(|mut n| n.tick(now)).unwrap_or_default();
+        let log = self.nat_log.as_ref();
+        let refused = self
+            .nat()
+            .map(|mut n| {
+                let refused = n.tick(now);
+                if let Some(l) = log {
+                    let dropped = l.offer(n.take_log());
+                    n.counters.add(nat::NatEvent::LogDropped, dropped as u64);
+                }
+                refused
+            })
+            .unwrap_or_default();
         {
             // RFC 5382 REQ-4: a held unsolicited SYN nobody opened gets port unreachable.
             for syn in refused {

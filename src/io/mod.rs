@@ -17,6 +17,7 @@ pub mod hugealloc;
 #[cfg(feature = "xdp")]
 pub mod loadgen;
 pub mod mem;
+pub mod natlog;
 pub mod netdev;
 pub mod sched;
 pub mod waker;

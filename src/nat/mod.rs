@@ -5,6 +5,7 @@
 //!   "does the NAT handle this packet".
 //! - [`policy`]: the NAT policy as a sans-I/O state machine — mappings, filtering, the SYN
 //!   hold, virtual reassembly, ICMP errors, expiry — the only writer of the session table.
+//! - [`log`]: the NAT event log's events and line formats (RFC 5424 as VPP, JSON).
 //! - [`flow`]: flow keys and rewrites (what a session changes in a packet).
 //! - [`table`]: the session table — written only by the control thread, read lock-free by
 //!   every worker (seqlock per slot); the answer to DESIGN's "NAT and multiple queues": a
@@ -18,6 +19,7 @@
 
 pub mod fast;
 pub mod flow;
+pub mod log;
 pub mod policy;
 pub mod portmap;
 pub mod ports;

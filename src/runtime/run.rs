@@ -35,6 +35,7 @@ use crate::{
         DropReason, Pipeline, PortInfo, SharedCounters,
     },
     io::{
+        natlog::NatLogWriter,
         netdev::NetDev,
         waker::Waker,
         xdp::{NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
@@ -115,6 +116,16 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         info!("NAT prefilter in XDP: inbound TCP/UDP to unmapped external ports dropped there");
     }
     let mut control = ControlPlane::with_port_words(&cfg, ports, port_words);
+    let nat_log = match cfg.nat.as_ref().and_then(|n| n.log.as_ref()) {
+        Some(s) => {
+            let (w, link) = NatLogWriter::start(s).context("[nat.log] target")?;
+            info!(target = ?s.target, format = ?s.format, destinations = s.destinations, "NAT event log on");
+            let stats = link.stats.clone();
+            control.set_nat_log(Some(link));
+            Some((w, stats))
+        }
+        None => None,
+    };
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
     // The control loop runs on this thread; workers ring it when they queue punts.
     let doorbell = Doorbell::new(thread::current());
@@ -279,6 +290,16 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let mut lines = ctl.plane.counter_lines();
     lines.extend(xdp_lines(xs));
     info!("final counters:\n{}", stats::render(&totals, &lines));
+    if let Some((w, s)) = nat_log {
+        // The events still buffered go to the writer, which writes them and ends.
+        ctl.plane.set_nat_log(None);
+        w.join();
+        info!(
+            written = s.written.load(std::sync::atomic::Ordering::Relaxed),
+            failed = s.failed.load(std::sync::atomic::Ordering::Relaxed),
+            "NAT event log closed"
+        );
+    }
     Ok(())
 }
 

@@ -103,6 +103,8 @@ struct NatPart {
     by_proto: [(u8, usize); 3],
     ports: Vec<(std::net::Ipv4Addr, u8, usize)>,
     summary: PolicySummary,
+    /// The event log's written, failed, dropped events, when `[nat.log]` is on.
+    log: Option<[u64; 3]>,
 }
 
 /// The class and outcome of a `punt.<class>.<outcome>` counter.
@@ -127,6 +129,14 @@ impl Service {
                     by_proto: n.sessions_by_proto(),
                     ports: n.ports_in_use_by_address(),
                     summary: n.summary(),
+                    log: plane.nat_log_stats().map(|s| {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        [
+                            s.written.load(Relaxed),
+                            s.failed.load(Relaxed),
+                            n.counters.get(crate::control::nat::NatEvent::LogDropped),
+                        ]
+                    }),
                 }),
             }
         })?;
@@ -348,6 +358,20 @@ impl Service {
         ] {
             let mut f = Family::gauge(name, help);
             f.push(&[], v);
+            fams.push(f);
+        }
+        if let Some([written, failed, dropped]) = n.log {
+            let mut f = Family::counter(
+                "xgw_nat_log_events",
+                "NAT event log: events written, refused by the target, dropped (buffer full)",
+            );
+            for (result, v) in [
+                ("written", written),
+                ("failed", failed),
+                ("dropped", dropped),
+            ] {
+                f.push(&[("result", result)], v as f64);
+            }
             fams.push(f);
         }
     }

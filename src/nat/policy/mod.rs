@@ -29,6 +29,7 @@ use self::reassembly::{Accepted, FragKey, Reassembly, Refused};
 use super::{
     fast::NatFast,
     flow::{out2in_rewrite, proto, Direction, FlowKey, Rewrite},
+    log::{LogEvent, LogKind},
     portmap::PortMap,
     ports::{PortAllocator, PortConfig},
     table::{session_table, Hit, SessionIndex, SessionWriter},
@@ -158,6 +159,7 @@ define_counters! {
         Untranslatable = "nat.untranslatable" => "packets the NAT could not key or rewrite",
         BadUdpLength = "nat.bad_udp_length" => "UDP length < 8 or beyond the IP payload, dropped",
         BadTcpOffset = "nat.bad_tcp_offset" => "TCP data offset < 5 or beyond the segment, dropped",
+        LogDropped = "nat.log_dropped" => "NAT log events dropped: the log buffer was full ([nat.log] buffer)",
     }
 }
 
@@ -259,8 +261,20 @@ pub struct NatPolicy {
     /// Set while a worker tries to create a session: a failure is not counted there, the
     /// slow path that the packet then goes to counts it (and answers it).
     quiet: bool,
+    /// The NAT event log's buffer, when `[nat.log]` is on.
+    log: Option<LogBuf>,
     /// What it did.
     pub counters: NatCounters,
+}
+
+/// Events waiting for the control thread to hand them to the log writer.
+#[derive(Debug)]
+struct LogBuf {
+    events: Vec<LogEvent>,
+    /// At most this many wait; more are dropped (and counted).
+    cap: usize,
+    /// Session events too, not only mappings.
+    destinations: bool,
 }
 
 /// Index of `by_proto` for protocol `p` (the NAT translates TCP, UDP and ICMP only).
@@ -342,6 +356,7 @@ impl NatPolicy {
             next_reclaim: None,
             epoch,
             quiet: false,
+            log: None,
             counters: NatCounters::default(),
         };
         for f in &cfg.forwards {
@@ -613,6 +628,7 @@ impl NatPolicy {
             }
         };
         self.counters.inc(NatEvent::SessionsCreated);
+        self.log_session(LogKind::SessionAdd, now, &k, &r);
         *self.hosts.entry(k.src).or_insert(0) += 1;
         self.by_proto[proto_slot(k.proto)] += 1;
         *self
@@ -720,6 +736,14 @@ impl NatPolicy {
         match self.ports.allocate(now, proto_, addr, port) {
             Ok((ext, eport)) => {
                 self.counters.inc(NatEvent::MappingsCreated);
+                self.log(
+                    LogKind::MappingAdd,
+                    now,
+                    proto_,
+                    (addr, port),
+                    (ext, eport),
+                    None,
+                );
                 self.mappings.insert(
                     (proto_, addr, port),
                     Mapping {
@@ -800,6 +824,14 @@ impl NatPolicy {
             self.ports.release_reserved(now, proto_, m.ext, m.eport);
         } else {
             self.ports.release(now, proto_, addr, m.ext, m.eport);
+            self.log(
+                LogKind::MappingDel,
+                now,
+                proto_,
+                (addr, port),
+                (m.ext, m.eport),
+                None,
+            );
         }
         self.counters.inc(NatEvent::MappingsReleased);
     }
@@ -1031,6 +1063,7 @@ impl NatPolicy {
     /// What a removed session held: its filter entry, its host's count, its mapping (and a
     /// hairpin's second mapping).
     fn forget_session(&mut self, now: Instant, k: &FlowKey, r: &Rewrite) {
+        self.log_session(LogKind::SessionDel, now, k, r);
         self.by_proto[proto_slot(k.proto)] -= 1;
         {
             if let Some(c) = self.contacted.get_mut(&(k.proto, r.src, r.sport, r.dst)) {
@@ -1070,6 +1103,63 @@ impl NatPolicy {
             self.counters.inc(NatEvent::MappingsReleased);
         }
         true
+    }
+
+    /// Turn the NAT event log on (`Some((buffer, destinations))`: at most `buffer` events
+    /// wait for [`NatPolicy::take_log`]; session events too if `destinations`) or off.
+    pub fn set_log(&mut self, log: Option<(usize, bool)>) {
+        self.log = log.map(|(cap, destinations)| LogBuf {
+            events: Vec::new(),
+            cap,
+            destinations,
+        });
+    }
+
+    /// The events recorded since the last call (empty when the log is off).
+    pub fn take_log(&mut self) -> Vec<LogEvent> {
+        self.log
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.events))
+            .unwrap_or_default()
+    }
+
+    fn log(
+        &mut self,
+        kind: LogKind,
+        at: Instant,
+        proto_: u8,
+        inside: (Ipv4Addr, u16),
+        external: (Ipv4Addr, u16),
+        remote: Option<(Ipv4Addr, u16)>,
+    ) {
+        let Some(l) = self.log.as_mut() else { return };
+        if l.events.len() >= l.cap {
+            self.counters.inc(NatEvent::LogDropped);
+            return;
+        }
+        l.events.push(LogEvent {
+            kind,
+            at,
+            proto: proto_,
+            inside,
+            external,
+            remote,
+        });
+    }
+
+    /// A session event: inside `k.src:k.sport`, external `r.src:r.sport`, the remote as
+    /// seen outside `r.dst:r.dport` (the session's stored shape, either direction).
+    fn log_session(&mut self, kind: LogKind, at: Instant, k: &FlowKey, r: &Rewrite) {
+        if self.log.as_ref().is_some_and(|l| l.destinations) {
+            self.log(
+                kind,
+                at,
+                k.proto,
+                (k.src, k.sport),
+                (r.src, r.sport),
+                Some((r.dst, r.dport)),
+            );
+        }
     }
 
     /// Sessions of inside host `a`.

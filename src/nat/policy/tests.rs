@@ -525,3 +525,99 @@ pub(super) fn open_udp(n: &mut NatPolicy, now: Instant, sport: u16) {
     );
     assert!(matches!(o, NatOutcome::Forward(_)), "{o:?}");
 }
+
+/// The event log: a mapping's creation and release (APMADD/APMDEL) with inside and external
+/// endpoints; sessions (SADD/SDEL) with the remote only when destinations are on; forwards'
+/// permanent mappings are configuration, not events; a flood past the buffer is dropped and
+/// counted, never grown.
+#[test]
+fn event_log_mappings_sessions_and_a_bounded_buffer() {
+    use crate::nat::log::LogKind;
+    let t0 = Instant::now();
+    let mut n = NatPolicy::new(&cfg(Filtering::AddressDependent), t0, 1);
+    assert!(n.take_log().is_empty(), "off by default");
+    n.set_log(Some((8, false)));
+    n.handle(
+        t0,
+        Exception::Miss,
+        &udp4("198.18.0.5", 40000, "203.0.113.1", 53),
+        INSIDE,
+    );
+    n.handle(
+        t0,
+        Exception::Miss,
+        &udp4("198.18.0.5", 40000, "203.0.113.2", 53),
+        INSIDE,
+    );
+    let ev = n.take_log();
+    assert_eq!(ev.len(), 1, "one mapping, two sessions: {ev:?}");
+    assert_eq!(ev[0].kind, LogKind::MappingAdd);
+    assert_eq!(ev[0].proto, proto::UDP);
+    assert_eq!(ev[0].inside, (a("198.18.0.5"), 40000));
+    assert_eq!(ev[0].external, (a("198.19.0.1"), 40000));
+    assert_eq!(ev[0].remote, None);
+    assert!(n.take_log().is_empty(), "taken");
+    // Both sessions expire: the mapping goes with the last.
+    let later = t0 + Duration::from_secs(400);
+    n.tick(later);
+    let ev = n.take_log();
+    assert_eq!(
+        ev.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [LogKind::MappingDel]
+    );
+    assert_eq!(ev[0].external, (a("198.19.0.1"), 40000));
+    assert_eq!(ev[0].at, later);
+
+    // Destinations on: sessions too, an inbound forward's with the remote client.
+    n.set_log(Some((8, true)));
+    n.handle(
+        later,
+        Exception::Miss,
+        &udp4("198.18.0.6", 5000, "203.0.113.1", 53),
+        INSIDE,
+    );
+    n.handle(
+        later,
+        Exception::Miss,
+        &tcp4("203.0.113.7", 33000, "198.19.0.1", 8080, tcp::flags::SYN),
+        OUTSIDE,
+    );
+    let ev = n.take_log();
+    let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            LogKind::MappingAdd,
+            LogKind::SessionAdd,
+            LogKind::SessionAdd
+        ],
+        "{ev:?}"
+    );
+    assert_eq!(ev[1].remote, Some((a("203.0.113.1"), 53)));
+    assert_eq!(ev[2].inside, (a("198.18.0.2"), 80));
+    assert_eq!(ev[2].external, (a("198.19.0.1"), 8080));
+    assert_eq!(ev[2].remote, Some((a("203.0.113.7"), 33000)));
+    assert_eq!(n.delete_sessions(later, (a("198.18.0.6"), 5000), None), 1);
+    let kinds: Vec<_> = n.take_log().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [LogKind::SessionDel, LogKind::MappingDel]);
+
+    // A flood of new mappings: 8 buffered, the rest dropped and counted.
+    for port in 0..100u16 {
+        n.handle(
+            later,
+            Exception::Miss,
+            &udp4("198.18.0.7", 10000 + port, "203.0.113.1", 53),
+            INSIDE,
+        );
+    }
+    assert_eq!(n.take_log().len(), 8);
+    assert_eq!(n.counters.get(NatEvent::LogDropped), 192);
+    n.set_log(None);
+    n.handle(
+        later,
+        Exception::Miss,
+        &udp4("198.18.0.8", 1, "203.0.113.1", 53),
+        INSIDE,
+    );
+    assert!(n.take_log().is_empty(), "off again");
+}
