@@ -651,6 +651,12 @@ if want_phase 9; then
         check "neighbor flush dev r1 forgets the server" bash -c "ip netns exec $LAB-rtr $XGW --socket $WORK/xgw.sock neighbor flush dev r1 && ! ip netns exec $LAB-rtr $XGW --socket $WORK/xgw.sock show neighbors | grep -q '^198\.19\.0\.2 '"
         check "ping through after the flush (resolved again)" cli ping -c 2 -i 0.2 -W 2 198.19.0.2
         check "clear counters: show errors counts from zero" cleared_counts
+        check "trace add 5 --port r0: armed" xc trace add 5 --port r0
+        cli ping -c 7 -i 0.1 -W 2 -q 198.19.0.2 >/dev/null
+        check "show trace: 5 ping requests, each through every stage to tx r1, TTL 64 in and 63 out" jcheck \
+            'len(v["packets"]) == 5 and v["pending"] == 0 and all(p["rx"] == "r0" and "ICMP echo request" in p["input"] and " ttl 64 " in p["input"] and p["result"] == "tx r1" and " ttl 63 " in p["output"] and [s["stage"] for s in p["stages"]] == ["ethernet-input", "ip4-input", "ip4-lookup", "nat44", "ip4-rewrite"] for p in v["packets"])' \
+            xc show trace --json
+        expect "show trace prints each packet's stages" '^  ip4-rewrite +tx r1$' xc show trace
         check "a silent client and an oversized request hold nobody up" slow_clients
         expect "a client verb without a router names the socket" 'nonexistent.sock: .*is xgw running' rtr "$XGW" --socket /nonexistent.sock show runtime
         stop_xgw

@@ -75,6 +75,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NatCmd,
     },
+    /// Packet trace: record the next packets' path through the stages (`show trace`).
+    Trace {
+        #[command(subcommand)]
+        cmd: TraceCmd,
+    },
     /// Re-read the configuration file, as SIGHUP does, and say how it ended (exit 1 with
     /// the reasons if it was refused; nothing changed then).
     Reload,
@@ -246,6 +251,8 @@ enum ShowCmd {
     },
     /// The running configuration, its generation and the last reload.
     Config,
+    /// The packets `xgw trace add` traced: input, verdict per stage, rewrite, output.
+    Trace,
 }
 
 #[derive(Subcommand, Debug)]
@@ -275,6 +282,21 @@ enum ShowNatCmd {
 enum ClearCmd {
     /// Count `show errors|interfaces|runtime` from zero again (metrics are not reset).
     Counters,
+    /// Stop tracing and forget the traced packets.
+    Trace,
+}
+
+#[derive(Subcommand, Debug)]
+enum TraceCmd {
+    /// Trace the next COUNT packets received (1..=1024), on one port or any; read them with
+    /// `xgw show trace`. Replaces an earlier trace.
+    Add {
+        /// Packets to trace.
+        count: u32,
+        /// Only packets received on this port.
+        #[arg(long)]
+        port: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -350,6 +372,12 @@ fn main() -> ExitCode {
         Cmd::Clear {
             what: ClearCmd::Counters,
         } => ask(&socket, cli.json, Verb::ClearCounters),
+        Cmd::Clear {
+            what: ClearCmd::Trace,
+        } => ask(&socket, cli.json, Verb::ClearTrace),
+        Cmd::Trace {
+            cmd: TraceCmd::Add { count, port },
+        } => ask(&socket, cli.json, Verb::TraceAdd { count, port }),
         Cmd::Run {
             config,
             generic,
@@ -486,6 +514,7 @@ fn show_verb(what: ShowCmd) -> Verb {
             what: ShowNatCmd::Mappings,
         } => Verb::ShowNatMappings,
         ShowCmd::Config => Verb::ShowConfig,
+        ShowCmd::Trace => Verb::ShowTrace,
     }
 }
 

@@ -114,6 +114,18 @@ pub enum Verb {
     /// Zero what `show errors`, `show interfaces` and `show runtime` count from (metrics
     /// stay monotonic).
     ClearCounters,
+    /// Trace the next `count` packets received (on port `port`, or any).
+    TraceAdd {
+        /// Packets, 1..=1024.
+        count: u32,
+        /// Port name.
+        #[serde(default)]
+        port: Option<String>,
+    },
+    /// The packets traced: input, verdict per stage, rewrite, output.
+    ShowTrace,
+    /// Stop tracing, forget the records.
+    ClearTrace,
 }
 
 /// The first line of every answer.

@@ -84,6 +84,43 @@ fn pairs(v: &Value, prefix: &str, out: &mut String) {
     }
 }
 
+/// `show trace` as VPP prints it: per packet its arrival, then each stage it crossed with
+/// its verdict, then what left.
+fn trace(v: &Value) -> String {
+    let mut s = String::new();
+    for p in array(&v["packets"]) {
+        let _ = writeln!(
+            s,
+            "Packet {} (worker {}, {:.6} s)\n  {} rx: {}",
+            p["seq"],
+            p["worker"],
+            p["time"].as_f64().unwrap_or(0.0),
+            p["rx"].as_str().unwrap_or("?"),
+            p["input"].as_str().unwrap_or("")
+        );
+        for st in array(&p["stages"]) {
+            let _ = writeln!(
+                s,
+                "  {:<15} {}",
+                st["stage"].as_str().unwrap_or(""),
+                st["verdict"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(o) = p["output"].as_str() {
+            let _ = writeln!(s, "  out: {o}");
+        }
+        s.push('\n');
+    }
+    let _ = writeln!(
+        s,
+        "{} packets traced, {} still to trace, {} lost",
+        array(&v["packets"]).len(),
+        v["pending"],
+        v["lost"]
+    );
+    s
+}
+
 /// The table (or text) the CLI prints for `verb`'s answer.
 pub fn render(verb: &Verb, a: &Answer) -> String {
     let (v, items) = match a {
@@ -188,6 +225,15 @@ pub fn render(verb: &Verb, a: &Answer) -> String {
         }
         Verb::Reload => format!("{}\n", v["message"].as_str().unwrap_or("applied")),
         Verb::ClearCounters => "counters cleared\n".into(),
+        Verb::TraceAdd { .. } => format!(
+            "tracing the next {} packets{}\n",
+            v["armed"],
+            v["port"]
+                .as_str()
+                .map_or(String::new(), |p| format!(" received on {p}"))
+        ),
+        Verb::ShowTrace => trace(v),
+        Verb::ClearTrace => "trace cleared\n".into(),
         Verb::RouteAdd { .. }
         | Verb::RouteDel { .. }
         | Verb::NeighborFlush { .. }
@@ -328,6 +374,25 @@ mod tests {
     }
 
     #[test]
+    fn trace_golden() {
+        let a = Answer::Result(json!({"pending": 1, "lost": 0, "packets": [{
+            "seq": 0, "worker": 0, "time": 1.5, "rx": "r0", "len": 42,
+            "input": "42 bytes a > b IPv4 198.18.0.2 > 198.19.0.2 ttl 64 id 1 len 28 ICMP echo request id 1 seq 1",
+            "stages": [{"stage": "ethernet-input", "verdict": "pass"}, {"stage": "ip4-rewrite", "verdict": "tx r1"}],
+            "result": "tx r1",
+            "output": "42 bytes c > d IPv4 198.18.0.2 > 198.19.0.2 ttl 63 id 1 len 28 ICMP echo request id 1 seq 1"}]}));
+        assert_eq!(
+            render(&Verb::ShowTrace, &a),
+            "Packet 0 (worker 0, 1.500000 s)\n  \
+             r0 rx: 42 bytes a > b IPv4 198.18.0.2 > 198.19.0.2 ttl 64 id 1 len 28 ICMP echo request id 1 seq 1\n  \
+             ethernet-input  pass\n  \
+             ip4-rewrite     tx r1\n  \
+             out: 42 bytes c > d IPv4 198.18.0.2 > 198.19.0.2 ttl 63 id 1 len 28 ICMP echo request id 1 seq 1\n\n\
+             1 packets traced, 1 still to trace, 0 lost\n"
+        );
+    }
+
+    #[test]
     fn sessions_and_route_get_golden() {
         let a = Answer::Items {
             kind: "nat_sessions".into(),
@@ -392,6 +457,7 @@ mod tests {
             json!("x"),
             json!([1, {"a": []}]),
             json!({"counters": 7}),
+            json!({"packets": [{"stages": 3}, 4]}),
         ] {
             for verb in [
                 Verb::ShowInterfaces,
@@ -401,6 +467,11 @@ mod tests {
                 Verb::ShowNatMappings,
                 Verb::ShowConfig,
                 Verb::ShowNatSummary,
+                Verb::ShowTrace,
+                Verb::TraceAdd {
+                    count: 1,
+                    port: None,
+                },
                 Verb::RouteGet {
                     addr: String::new(),
                 },

@@ -215,6 +215,7 @@ mod tests {
             nat: None,
             epoch: Instant::now(),
             started: SystemTime::now(),
+            trace: Arc::default(),
         };
         (Arc::new(Service::new(inv, jobs)), rx)
     }

@@ -32,6 +32,7 @@ use crate::{
 
 mod listing;
 mod metrics;
+mod trace;
 
 /// How long a connection waits for the control thread to run its job.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,6 +193,8 @@ pub struct Inventory {
     pub epoch: Instant,
     /// When xgw started.
     pub started: SystemTime,
+    /// The workers' packet trace.
+    pub trace: Arc<crate::dataplane::trace::Trace>,
 }
 
 /// What `clear counters` zeroed from.
@@ -209,6 +212,8 @@ pub struct Service {
     inv: Inventory,
     jobs: JobSender,
     baseline: Mutex<Baseline>,
+    /// Packet-trace records read out so far (see `trace`).
+    traces: Mutex<Vec<crate::dataplane::trace::TraceRecord>>,
 }
 
 fn unix_secs(t: SystemTime) -> f64 {
@@ -263,6 +268,7 @@ impl Service {
             inv,
             jobs,
             baseline: Mutex::new(Baseline::default()),
+            traces: Mutex::new(Vec::new()),
         }
     }
 
@@ -325,6 +331,9 @@ impl Service {
                 .call(reload)
                 .and_then(|r| r.map(|m| json!({"message": m}))),
             Verb::ClearCounters => self.clear_counters(),
+            Verb::TraceAdd { count, port } => self.trace_add(*count, port.as_deref()),
+            Verb::ShowTrace => Ok(self.show_trace()),
+            Verb::ClearTrace => Ok(self.clear_trace()),
         };
         match answer {
             Ok(v) => write_line(out, &Header::result(v)),

@@ -22,6 +22,7 @@ mod ip4_lookup;
 mod ip4_rewrite;
 mod nat44;
 pub mod punt;
+pub mod trace;
 
 use std::{net::Ipv4Addr, sync::Arc};
 
@@ -183,6 +184,8 @@ pub struct Pipeline {
     now_ns: u64,
     /// The same instant (NAT sessions created in the worker).
     now_instant: Option<std::time::Instant>,
+    /// The packet trace and this worker's index, if tracing is possible.
+    trace: Option<(Arc<trace::Trace>, u16)>,
     /// Counts of the batches processed since the last [`SharedCounters::publish`].
     pub counters: LocalCounters,
 }
@@ -195,8 +198,14 @@ impl Pipeline {
             now: 0,
             now_ns: 0,
             now_instant: None,
+            trace: None,
             counters: LocalCounters::default(),
         }
+    }
+
+    /// Record packets into `t` when it is armed (`xgw trace add`), as worker `worker`.
+    pub fn set_trace(&mut self, t: Arc<trace::Trace>, worker: u16) {
+        self.trace = Some((t, worker));
     }
 
     /// Set the clock (time since the control plane's epoch): seconds refresh NAT sessions,
@@ -232,12 +241,29 @@ impl Pipeline {
         c.event(Event::RxBursts, 1);
         let rx_bytes: usize = frames.iter().map(|f| f.len()).sum();
         c.port(rx_port, PortCounter::RxPackets, n as u64, rx_bytes as u64);
+        // One atomic load per burst when the trace is off.
+        let traced = self.trace.as_ref().map_or(0, |(t, _)| t.claim(rx_port, n));
+        let mut bt = (traced > 0).then(|| trace::BurstTrace::new(frames, traced));
+        let mut stage = |i: u8, meta: &Meta| {
+            if let Some(b) = bt.as_mut() {
+                b.after(i, &meta.next);
+            }
+        };
         ethernet_input::run(frames, &mut meta, snap, c);
+        stage(0, &meta);
         ip4_input::run::<true>(frames, &mut meta, c);
+        stage(1, &meta);
         ip4_lookup::run(frames, &mut meta, snap, c);
+        stage(2, &meta);
         nat44::run(frames, &mut meta, snap, (self.now, self.now_instant), c);
+        stage(3, &meta);
         ip4_rewrite::run(frames, &mut meta, snap, c);
+        stage(4, &meta);
         punt::run(frames, &mut meta, snap, &mut self.punt_tx, self.now_ns, c);
+        stage(5, &meta);
+        if let (Some(b), Some((t, worker))) = (bt, self.trace.as_ref()) {
+            record(t, *worker, self.now_ns, rx_port, b, &meta, frames);
+        }
         let mut tx = 0;
         for ((v, next), f) in verdicts.iter_mut().zip(&meta.next[..n]).zip(frames.iter()) {
             *v = match *next {
@@ -250,5 +276,36 @@ impl Pipeline {
             };
         }
         c.event(Event::TxPackets, tx);
+    }
+}
+
+/// The traced packets of a finished burst into the trace's queue.
+#[cold]
+fn record(
+    t: &trace::Trace,
+    worker: u16,
+    now_ns: u64,
+    rx_port: u16,
+    b: trace::BurstTrace,
+    meta: &Meta,
+    frames: &[&mut [u8]],
+) {
+    for (i, input) in b.input.into_iter().enumerate() {
+        let next = meta.next[i];
+        let output = match next {
+            Next::Tx(_) => frames[i][..frames[i].len().min(trace::SNAP)].to_vec(),
+            _ => Vec::new(),
+        };
+        t.push(trace::TraceRecord {
+            seq: 0,
+            worker,
+            at_ns: now_ns,
+            rx_port,
+            len: b.lens[i],
+            input,
+            decided_by: b.decided_by[i],
+            next,
+            output,
+        });
     }
 }

@@ -181,6 +181,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let mut counters = Vec::new();
     let mut handles = Vec::new();
     let epoch = control.epoch();
+    let trace = Arc::new(crate::dataplane::trace::Trace::default());
     for (q, io) in ios.into_iter().enumerate() {
         let (itx, irx) = bounded(INJECT_QUEUE);
         let c = Arc::new(SharedCounters::default());
@@ -193,15 +194,9 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             wake: Box::new(move || wake.wake()),
         });
         counters.push(c.clone());
-        let mut w = Worker::new(
-            io,
-            Pipeline::new(PuntTx::new(queues, &policy)),
-            cell.clone(),
-            irx,
-            waker,
-            c,
-            epoch,
-        );
+        let mut pipeline = Pipeline::new(PuntTx::new(queues, &policy));
+        pipeline.set_trace(trace.clone(), u16::try_from(q).unwrap_or(u16::MAX));
+        let mut w = Worker::new(io, pipeline, cell.clone(), irx, waker, c, epoch);
         let stop = stop.clone();
         handles.push(
             thread::Builder::new()
@@ -231,6 +226,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         nat: control.nat_fast().cloned(),
         epoch,
         started: std::time::SystemTime::now(),
+        trace,
     };
     let service = Arc::new(Service::new(inventory, jobs));
     let mut server = match opts.socket.as_ref().or(cfg.control.socket.as_ref()) {

@@ -39,6 +39,7 @@ pub struct Testbed {
     counters: Vec<Arc<SharedCounters>>,
     /// The virtual clock.
     pub now: Instant,
+    trace: Arc<crate::dataplane::trace::Trace>,
 }
 
 /// The MAC address the testbed gives port `i`: `02:00:00:00:01:<i>`.
@@ -92,7 +93,8 @@ impl Testbed {
         let mut links = Vec::new();
         let mut ws = Vec::new();
         let mut counters = Vec::new();
-        for _ in 0..workers.max(1) {
+        let trace = Arc::new(crate::dataplane::trace::Trace::default());
+        for w in 0..workers.max(1) {
             let queues = PuntQueues::new(&policy, doorbell.clone());
             let (inject_tx, inject_rx) = bounded(INJECT_QUEUE);
             let c = Arc::new(SharedCounters::default());
@@ -101,9 +103,11 @@ impl Testbed {
                 inject: inject_tx,
                 wake: Box::new(|| {}),
             });
+            let mut pipeline = Pipeline::new(PuntTx::new(queues, &policy));
+            pipeline.set_trace(trace.clone(), u16::try_from(w).unwrap_or(u16::MAX));
             ws.push(Worker::new(
                 MemIo::new(n),
-                Pipeline::new(PuntTx::new(queues, &policy)),
+                pipeline,
                 cell.clone(),
                 inject_rx,
                 Arc::new(Waker::new().expect("eventfd")),
@@ -117,7 +121,13 @@ impl Testbed {
             ctl: ControlLoop::new(control, cell, links),
             counters,
             now: epoch,
+            trace,
         }
+    }
+
+    /// The workers' packet trace (`xgw trace add`).
+    pub fn trace(&self) -> &Arc<crate::dataplane::trace::Trace> {
+        &self.trace
     }
 
     /// The control plane.
