@@ -574,6 +574,17 @@ unit_verifies() {
 # forward_moved_live: a slow 4 MiB download from the inside server through the forward
 # (198.19.0.1:8080 -> 198.18.0.2:80), and meanwhile a reload moving the forward to 9090:
 # the download completes intact, 9090 answers, 8080 takes no new connection.
+# A larger table applied by reload: same sessions (none expires in between), new capacity.
+table_grown_live() {
+    local before after
+    before=$(xc show nat summary --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"])')
+    sed -i 's/^max_sessions = 65536$/max_sessions = 131072/' "$WORK/cn.toml"
+    xc reload || return 1
+    after=$(xc show nat summary --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["sessions"], v["capacity"])')
+    [ "$after" = "$before 131072" ] || { echo "before: $before sessions; after: $after"; return 1; }
+    # The operator's view follows the new table.
+    [ "$(xc show nat sessions --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = "$before" ]
+}
 forward_moved_live() {
     head -c 4194304 /dev/urandom >"$WORK/fwdblob"
     (cd "$WORK" && exec ip netns exec "$LAB-cli" timeout 60 python3 -m http.server 80 --bind 198.18.0.2) >/dev/null 2>&1 &
@@ -716,6 +727,7 @@ if want_phase 9; then
             ' APMDEL \[APMDEL .*ISPORT="40000" ' bash -c "grep -A1 'SDEL.*ISPORT=\"40000\"' $WORK/natlog.rcv" 
         check "the other sessions stay" jcheck 'len(v) == 2' xc show nat sessions --json
         check "reload moves the forward 8080 -> 9090 while a transfer through 8080 goes on unbroken" forward_moved_live
+        check "reload with a larger nat.max_sessions: the table grows, every session kept" table_grown_live
         check "nat.log_written in show errors" jcheck '{c["name"]: c["count"] for c in v["counters"]}.get("nat.log_written", 0) >= 4' xc show errors --json
         stop_xgw
     else

@@ -64,7 +64,7 @@ fn service(t: &Testbed) -> (Arc<Service>, crossbeam::channel::Receiver<Job>) {
             .collect(),
         workers: t.shared_counters().to_vec(),
         xsk: XskStatsReader::default(),
-        nat: plane.nat_fast().cloned(),
+        nat: plane.nat_view().clone(),
         epoch: plane.epoch(),
         started: SystemTime::now(),
         trace: t.trace().clone(),

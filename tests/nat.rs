@@ -1295,7 +1295,7 @@ fn reload_changes_the_nat_and_keeps_its_sessions() {
     for (from, to, field) in [
         (
             "max_sessions = 1024",
-            "max_sessions = 2048",
+            "max_sessions = 512",
             "nat.max_sessions",
         ),
         (
@@ -1436,4 +1436,86 @@ fn nat_event_log_through_the_control_loop_and_a_flood() {
     );
     let translated = t.take_tx(1).len() as u64;
     assert_eq!(translated, events / 2, "forwarding goes on");
+}
+
+/// `nat.max_sessions` grows live: a table full at 1024 sessions is moved whole into one of
+/// 4096 by a reload; every existing session keeps translating both ways (the workers read
+/// the new table), new flows get sessions again, `show nat sessions`' view follows, and a
+/// smaller table is refused by name with nothing changed.
+#[test]
+fn max_sessions_grows_live_keeping_every_session() {
+    let base = cfg("address-dependent", "1024-65535");
+    let mut t = bed_with_server(&base);
+    let r = ip("203.0.113.7");
+    let mut sent = 0u16;
+    for port in 20_000..21_100u16 {
+        t.push(0, &Ip::udp_ports(client(), port, r, 5000, 8).client_frame());
+        sent += 1;
+        if port % 64 == 0 {
+            t.advance(Duration::from_millis(1));
+            t.take_tx(1);
+        }
+    }
+    t.step();
+    t.take_tx(1);
+    let full = t.control().nat().unwrap().session_count();
+    assert_eq!(full, 1024, "{sent} flows into a 1024-session table");
+    // The newest flows found the table full.
+    let grown = base.replace(
+        "max_sessions = 1024",
+        "max_sessions = 4096\nmax_sessions_per_host = 4096",
+    );
+    let before_view = t.control().nat_view().lock().clone().unwrap();
+    t.control_mut()
+        .reload(&xgw::config::parse(&grown, "reload.toml").unwrap())
+        .unwrap();
+    t.step();
+    let nat_summary = t.control().nat().unwrap().summary();
+    assert_eq!((nat_summary.sessions, nat_summary.capacity), (full, 4096));
+    let view = t.control().nat_view().lock().clone().unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&before_view, &view),
+        "a new view for the operator"
+    );
+    assert_eq!(view.sessions.capacity(), 4096);
+    // Old sessions: replies come in through the workers (no punt), outbound reuses the
+    // mapping.
+    t.take_tx(0); // the ICMP 3/13 answers to the refused flows
+    let punts = t.counters().punted(xgw::dataplane::PuntReason::NatMiss);
+    let mut back = 0;
+    for port in (20_000..21_000u16).step_by(50) {
+        back += inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), port, 8)).len();
+    }
+    assert_eq!(
+        back, 20,
+        "every sampled session translated inbound after the move"
+    );
+    assert_eq!(
+        t.counters().punted(xgw::dataplane::PuntReason::NatMiss),
+        punts,
+        "found by the workers in the new table"
+    );
+    // New flows get sessions again.
+    for port in 30_000..30_100u16 {
+        t.push(0, &Ip::udp_ports(client(), port, r, 5000, 8).client_frame());
+    }
+    t.advance(Duration::from_millis(5));
+    assert_eq!(t.take_tx(1).len(), 100);
+    assert_eq!(t.control().nat().unwrap().session_count(), full + 100);
+    // Shrinking is refused, by name, and nothing changes.
+    let small = grown
+        .replace("max_sessions = 4096\n", "max_sessions = 2048\n")
+        .replace(
+            "max_sessions_per_host = 4096",
+            "max_sessions_per_host = 2048",
+        );
+    let e = t
+        .control_mut()
+        .reload(&xgw::config::parse(&small, "reload.toml").unwrap())
+        .unwrap_err();
+    assert!(
+        e.contains("nat.max_sessions") && e.contains("does not shrink"),
+        "{e}"
+    );
+    assert_eq!(t.control().nat().unwrap().summary().capacity, 4096);
 }

@@ -212,7 +212,7 @@ mod tests {
             ports: Vec::new(),
             workers: Vec::new(),
             xsk: XskStatsReader::default(),
-            nat: None,
+            nat: Arc::default(),
             epoch: Instant::now(),
             started: SystemTime::now(),
             trace: Arc::default(),

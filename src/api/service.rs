@@ -187,8 +187,8 @@ pub struct Inventory {
     pub workers: Vec<Arc<SharedCounters>>,
     /// The AF_XDP sockets' statistics (`[queue][port]`).
     pub xsk: XskStatsReader,
-    /// The NAT's lock-free view.
-    pub nat: Option<Arc<NatFast>>,
+    /// The NAT's lock-free view (the current one: a reload may replace it).
+    pub nat: crate::control::NatView,
     /// The control plane's epoch (NAT session times count from it).
     pub epoch: Instant,
     /// When xgw started.
@@ -294,6 +294,11 @@ impl Service {
                 JOB_TIMEOUT.as_secs()
             )
         })
+    }
+
+    /// The NAT's current lock-free view, if NAT is configured.
+    pub(super) fn nat_fast(&self) -> Option<Arc<NatFast>> {
+        self.inv.nat.lock().clone()
     }
 
     /// Answer one request, writing its lines to `out`.

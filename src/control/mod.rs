@@ -72,6 +72,10 @@ define_counters! {
 /// Control-plane counters.
 pub type ControlCounters = Counts<ControlEvent>;
 
+/// The NAT's read-only view as the operator's threads see it (None: no NAT). The control
+/// thread replaces it on a reload that changes it; readers clone the `Arc` and let go.
+pub type NatView = Arc<parking_lot::Mutex<Option<Arc<NatFast>>>>;
+
 /// The slow path's state machine (no threads, no I/O).
 #[derive(Debug)]
 pub struct ControlPlane {
@@ -94,6 +98,9 @@ pub struct ControlPlane {
     nat: Option<Arc<Mutex<NatPolicy>>>,
     /// The NAT's read-only view, for checks that need no lock.
     nat_fast: Option<Arc<NatFast>>,
+    /// The same, for the operator's threads (`show nat sessions` walks its table): replaced
+    /// when a reload gives the NAT a new view (a grown session table).
+    nat_view: NatView,
     /// The NAT event log's writer, when `[nat.log]` is on.
     nat_log: Option<natlog::NatLogLink>,
     /// What it did.
@@ -182,6 +189,7 @@ impl ControlPlane {
             out: Vec::new(),
             epoch,
             nat,
+            nat_view: Arc::new(parking_lot::Mutex::new(nat_fast.clone())),
             nat_fast,
             nat_log: None,
             counters: ControlCounters::default(),
@@ -240,6 +248,11 @@ impl ControlPlane {
             n.set_log(link.as_ref().map(|l| (l.buffer, l.destinations)));
         }
         self.nat_log = link;
+    }
+
+    /// The NAT's current read-only view, shared with the operator's threads.
+    pub fn nat_view(&self) -> &NatView {
+        &self.nat_view
     }
 
     /// The NAT event log writer's figures, when the log is on.
@@ -325,6 +338,7 @@ impl ControlPlane {
                 p.reconfigure(Instant::now(), &pc);
                 p.fast()
             });
+            *self.nat_view.lock() = fast.clone();
             self.nat_fast = fast;
         }
         if cfg.neighbor != self.cfg.neighbor {

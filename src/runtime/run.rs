@@ -223,7 +223,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         ports: ports_facts(&cfg, &devs, &control, opts.generic),
         workers: counters.clone(),
         xsk: xsk_stats,
-        nat: control.nat_fast().cloned(),
+        nat: control.nat_view().clone(),
         epoch,
         started: std::time::SystemTime::now(),
         trace,

@@ -130,7 +130,7 @@ pub(super) fn nat_sessions(
     f: &SessionFilter,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let Some(nat) = svc.inv.nat.as_ref() else {
+    let Some(nat) = svc.nat_fast() else {
         return write_line(out, &Header::error("NAT is not configured ([nat])"));
     };
     let filter = match Filter::parse(f) {
@@ -170,7 +170,7 @@ fn secs_since(epoch: std::time::Instant) -> u32 {
 /// `show nat summary`: the policy's aggregates (a job) and a walk of the table for the
 /// sessions by protocol and TCP state.
 pub(super) fn nat_summary(svc: &Service) -> Result<Value, String> {
-    let Some(nat) = svc.inv.nat.as_ref() else {
+    let Some(nat) = svc.nat_fast() else {
         return Err("NAT is not configured ([nat])".into());
     };
     let s = svc

@@ -109,9 +109,9 @@ impl NatPolicy {
     }
 
     /// Whether a running NAT can take `new` without a restart (`xgw reload`): timeouts,
-    /// filtering, `inside`, `inbound`, the per-host limit and forwards added or removed
-    /// can; the outside port, the pool, the port range, the table size and the reassembly
-    /// budget cannot (the table and the allocator are sized for them).
+    /// filtering, `inside`, `inbound`, the per-host limit, forwards added or removed and a
+    /// larger `max_sessions` can; the outside port, the pool, the port range, a smaller
+    /// table and the reassembly budget cannot (the allocator is sized for them).
     ///
     /// # Errors
     /// The first field that cannot change, with why.
@@ -131,11 +131,11 @@ impl NatPolicy {
         if (new.min_port, new.max_port) != (c.min_port, c.max_port) {
             return restart("nat.ports", "mapped ports may fall outside a new range");
         }
-        if new.max_sessions != c.max_sessions {
-            return restart(
-                "nat.max_sessions",
-                "the session table is allocated at start",
-            );
+        if new.max_sessions < c.max_sessions {
+            return Err(format!(
+                "nat.max_sessions: {} is smaller than the running table ({}): it grows live but does not shrink; restart xgw to apply",
+                new.max_sessions, c.max_sessions
+            ));
         }
         if new.reassembly_bytes != c.reassembly_bytes {
             return restart(
@@ -231,8 +231,11 @@ impl NatPolicy {
                 self.install_forward(f);
             }
         }
-        let fast_changed =
-            new.inside != self.cfg.inside || new.inbound_route != self.cfg.inbound_route;
+        let reader = (new.max_sessions > self.cfg.max_sessions)
+            .then(|| self.grow_sessions(new.max_sessions));
+        let fast_changed = reader.is_some()
+            || new.inside != self.cfg.inside
+            || new.inbound_route != self.cfg.inbound_route;
         self.cfg = new.clone();
         if fast_changed {
             let old = &self.fast;
@@ -240,12 +243,36 @@ impl NatPolicy {
                 outside: old.outside,
                 pool: old.pool.clone(),
                 inside: new.inside.clone(),
-                sessions: old.sessions.clone(),
+                sessions: reader.unwrap_or_else(|| old.sessions.clone()),
                 mapped: old.mapped.clone(),
                 inbound_route: new.inbound_route,
             });
         }
         fast_changed
+    }
+
+    /// Move every session into a new table of `capacity` slots (larger than now): one pass
+    /// over the old table, each session with its key, rewrite, state and last-seen time.
+    /// Returns the new table's reader for the fast path's next view. Until the workers
+    /// pick that up they read the old table, which no longer changes: a session created
+    /// meanwhile is missed there and punted, and the slow path finds it in the new one; a
+    /// refresh of the old table in that window is lost (at most the packets of the next
+    /// snapshot's latency). Costs O(old capacity) on the control thread and both tables'
+    /// memory until the old one's last reader is gone.
+    fn grow_sessions(&mut self, capacity: u32) -> crate::nat::table::SessionReader {
+        let (mut table, reader) = crate::nat::table::session_table(capacity);
+        let old_capacity = self.sessions.capacity() as usize;
+        let mut lost = 0u64;
+        self.sessions.sweep(old_capacity, |_, k, r, state, last| {
+            if table.insert(*k, *r, state, last).is_err() {
+                lost += 1;
+            }
+            false
+        });
+        debug_assert_eq!(lost, 0, "a larger table holds every session");
+        debug_assert_eq!(table.len(), self.sessions.len());
+        self.sessions = table;
+        reader
     }
 
     /// Every mapping, sorted by protocol, then inside endpoint.
