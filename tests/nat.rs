@@ -1305,7 +1305,7 @@ fn reload_changes_the_nat_and_keeps_its_sessions() {
         ),
         (
             "inside = [\"198.18.0.0/24\"]",
-            "inside = [\"198.18.0.0/24\"]\naddresses = [\"198.19.0.1\", \"198.19.0.9\"]",
+            "inside = [\"198.18.0.0/24\"]\naddresses = [\"198.19.0.9\"]",
             "nat.addresses",
         ),
         (
@@ -1518,4 +1518,107 @@ fn max_sessions_grows_live_keeping_every_session() {
         "{e}"
     );
     assert_eq!(t.control().nat().unwrap().summary().capacity, 4096);
+}
+
+/// Pool addresses added live: a reload appends 198.19.0.9 to the pool; hosts that already
+/// have mappings keep their address (paired pooling, RFC 4787 REQ-2) and their sessions,
+/// new hosts are spread over both, replies to the new address come back in, and an address
+/// removed (or the room of 16 more exceeded) is refused by name.
+#[test]
+fn pool_addresses_added_live() {
+    let base = cfg("address-dependent", "1024-65535");
+    let mut t = bed_with_server(&base);
+    let r = ip("203.0.113.7");
+    let o = out(&mut t, &Ip::udp_ports(client(), 40200, r, 5000, 8));
+    assert_eq!(udp_ports(&o[0]).0, ext());
+    let grown = base.replace(
+        "inside = [\"198.18.0.0/24\"]",
+        "inside = [\"198.18.0.0/24\"]\naddresses = [\"198.19.0.1\", \"198.19.0.9\"]",
+    );
+    t.control_mut()
+        .reload(&xgw::config::parse(&grown, "reload.toml").unwrap())
+        .unwrap();
+    t.step();
+    assert!(t.control().nat_fast().unwrap().is_pool(ip("198.19.0.9")));
+    // The paired host stays on its address, its session goes on.
+    let o = out(&mut t, &Ip::udp_ports(client(), 40201, r, 5000, 8));
+    assert_eq!(udp_ports(&o[0]).0, ext(), "paired pooling");
+    let i = inbound(&mut t, &Ip::udp_ports(r, 5000, ext(), 40200, 8));
+    assert_eq!(i.len(), 1, "the old session after the reload");
+    // New hosts: some get the new address.
+    let mut on_new = Vec::new();
+    for h in 10..60u8 {
+        let src = std::net::Ipv4Addr::new(198, 18, 0, h);
+        t.push(
+            0,
+            &eth(
+                port_mac(0),
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &Ip::udp_ports(src, 7000, r, 5000, 8).bytes(),
+            ),
+        );
+        t.step();
+        for f in t.take_tx(1) {
+            let (s, sp, _, _) = udp_ports(&f);
+            if s == ip("198.19.0.9") {
+                on_new.push(sp);
+            }
+        }
+    }
+    assert!(
+        on_new.len() >= 5,
+        "{} of 50 hosts on the added address",
+        on_new.len()
+    );
+    // A reply to the added address is translated back (to the host's MAC once resolved:
+    // the router asks for it on the inside).
+    t.push(
+        1,
+        &server_frame(&Ip::udp_ports(r, 5000, ip("198.19.0.9"), on_new[0], 8).bytes()),
+    );
+    t.step();
+    let asked = t.take_tx(0);
+    assert_eq!(
+        asked.len(),
+        1,
+        "ARP for the inside host: the reply was translated"
+    );
+    assert_eq!(
+        parse_arp(&asked[0]).target_protocol_addr.octets()[..3],
+        [198, 18, 0]
+    );
+    // Removing one, or more than the room, is refused by name.
+    let removed = base.replace(
+        "inside = [\"198.18.0.0/24\"]",
+        "inside = [\"198.18.0.0/24\"]\naddresses = [\"198.19.0.9\", \"198.19.0.1\"]",
+    );
+    let e = t
+        .control_mut()
+        .reload(&xgw::config::parse(&removed, "reload.toml").unwrap())
+        .unwrap_err();
+    assert!(
+        e.contains("nat.addresses") && e.contains("first and in order"),
+        "{e}"
+    );
+    let many: Vec<String> = [1, 9]
+        .into_iter()
+        .chain(10..=30)
+        .map(|i| format!("\"198.19.0.{i}\""))
+        .collect();
+    let too_many = base.replace(
+        "inside = [\"198.18.0.0/24\"]",
+        &format!(
+            "inside = [\"198.18.0.0/24\"]\naddresses = [{}]",
+            many.join(", ")
+        ),
+    );
+    let e = t
+        .control_mut()
+        .reload(&xgw::config::parse(&too_many, "reload.toml").unwrap())
+        .unwrap_err();
+    assert!(
+        e.contains("nat.addresses") && e.contains("room for 17"),
+        "{e}"
+    );
 }

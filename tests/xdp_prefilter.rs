@@ -132,6 +132,7 @@ fn prefilter_in_netns() {
         Some(&NatPrefilter {
             outside_ifindex: outside,
             pool: vec![POOL, other_pool],
+            capacity: 3,
         }),
     )
     .expect("load");
@@ -263,4 +264,28 @@ fn prefilter_in_netns() {
     // Every frame passed for want of a socket is counted: the passes, the inside port's,
     // the new mapping's and the flood's two.
     assert_eq!(prog.stats().no_socket, passes.len() as u64 + 1 + 1 + 2);
+
+    // A pool address a reload adds: unfiltered until the program is told, then filtered by
+    // its own (clear) bits; past the capacity loaded the map refuses it.
+    let added = Ipv4Addr::new(198, 19, 0, 3);
+    assert_eq!(
+        v(&frame(proto::UDP, added, &udp(40001), 5, 0), outside),
+        XDP_PASS
+    );
+    let grown = map.with_pool(&[POOL, other_pool, added]).expect("room");
+    prog.add_pool_address(added, 2).expect("within capacity");
+    assert_eq!(
+        v(&frame(proto::UDP, added, &udp(40001), 5, 0), outside),
+        XDP_DROP
+    );
+    grown.set(added, proto::UDP, 40001, true);
+    assert_eq!(
+        v(&frame(proto::UDP, added, &udp(40001), 5, 0), outside),
+        XDP_PASS
+    );
+    assert!(
+        prog.add_pool_address(Ipv4Addr::new(198, 19, 0, 4), 3)
+            .is_err(),
+        "map full"
+    );
 }

@@ -51,6 +51,9 @@ pub struct NatPrefilter {
     pub outside_ifindex: u32,
     /// The pool, in pool order (an address's position is its index in the bitmap).
     pub pool: Vec<std::net::Ipv4Addr>,
+    /// Pool addresses the maps are sized for (room for addresses a reload adds:
+    /// [`XdpProgram::add_pool_address`]); at least `pool.len()`.
+    pub capacity: usize,
 }
 
 /// XDP attach mode.
@@ -134,7 +137,9 @@ impl XdpProgram {
             .as_deref_mut()
             .ok_or_else(|| err("BPF object", "no .rodata"))?;
         ro.port_ifindex[..ifindexes.len()].copy_from_slice(ifindexes);
-        let words = nat.map_or(1, |n| (n.pool.len() * 2 * PORT_WORDS).max(1));
+        let words = nat.map_or(1, |n| {
+            (n.capacity.max(n.pool.len()) * 2 * PORT_WORDS).max(1)
+        });
         if let Some(n) = nat {
             if !ifindexes.contains(&n.outside_ifindex) || n.pool.is_empty() {
                 return Err(err(
@@ -149,7 +154,10 @@ impl XdpProgram {
         };
         open.maps
             .nat_pool
-            .set_max_entries(entries(nat.map_or(1, |n| n.pool.len()), "nat_pool")?)
+            .set_max_entries(entries(
+                nat.map_or(1, |n| n.capacity.max(n.pool.len())),
+                "nat_pool",
+            )?)
             .map_err(|e| err("nat_pool map size", e))?;
         open.maps
             .nat_ports
@@ -186,6 +194,20 @@ impl XdpProgram {
             tx,
             nat_ports,
         })
+    }
+
+    /// Tell the NAT prefilter that `addr` is pool address number `index` (a reload added
+    /// it; its bits in the bitmap are clear until it has mappings). Until then the program
+    /// passes traffic to it to the workers unfiltered.
+    ///
+    /// # Errors
+    /// The map refused the update (full: beyond the capacity loaded).
+    pub fn add_pool_address(&self, addr: std::net::Ipv4Addr, index: u32) -> io::Result<()> {
+        self.skel
+            .maps
+            .nat_pool
+            .update(&addr.octets(), &index.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| err("nat_pool map", e))
     }
 
     /// The NAT prefilter's port bitmap, shared with the program: the NAT's mapped-port map

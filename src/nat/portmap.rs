@@ -54,10 +54,21 @@ pub fn words_for(pool_len: usize) -> usize {
     pool_len * 2 * WORDS
 }
 
+/// Addresses a reload may add to the pool without a restart (16 KiB of bitmap each, kept
+/// from the start).
+pub const POOL_HEADROOM: usize = 16;
+
+/// Pool addresses the bitmap of a `pool_len`-address pool is sized for (room for
+/// [`POOL_HEADROOM`] more).
+pub fn capacity_for(pool_len: usize) -> usize {
+    pool_len + POOL_HEADROOM
+}
+
 impl PortMap {
-    /// An empty map over `pool` (in pool order), on the heap.
+    /// An empty map over `pool` (in pool order), on the heap, with room for
+    /// [`POOL_HEADROOM`] more addresses.
     pub fn new(pool: &[Ipv4Addr]) -> PortMap {
-        let bits: Box<[AtomicU64]> = (0..words_for(pool.len()))
+        let bits: Box<[AtomicU64]> = (0..words_for(capacity_for(pool.len())))
             .map(|_| AtomicU64::new(0))
             .collect();
         PortMap {
@@ -126,6 +137,33 @@ impl PortMap {
         }
     }
 
+    /// Addresses the storage has room for.
+    pub fn capacity(&self) -> usize {
+        (*self.bits).as_ref().len() / (2 * WORDS)
+    }
+
+    /// The same bits over `pool`, which extends this map's pool (the same addresses first,
+    /// in order) within [`PortMap::capacity`]: the added addresses' bits are all clear.
+    ///
+    /// # Errors
+    /// `pool` does not start with this map's pool, or does not fit.
+    pub fn with_pool(&self, pool: &[Ipv4Addr]) -> Result<PortMap, String> {
+        if !pool.starts_with(&self.pool) {
+            return Err("the running addresses must stay, first and in order".into());
+        }
+        if pool.len() > self.capacity() {
+            return Err(format!(
+                "room for {} addresses ({} at start + {POOL_HEADROOM})",
+                self.capacity(),
+                self.capacity() - POOL_HEADROOM.min(self.capacity())
+            ));
+        }
+        Ok(PortMap {
+            pool: pool.to_vec(),
+            bits: self.bits.clone(),
+        })
+    }
+
     /// Heap bytes.
     pub fn memory_bytes(&self) -> usize {
         (*self.bits).as_ref().len() * 8
@@ -136,12 +174,38 @@ impl PortMap {
 mod tests {
     use super::*;
 
+    /// A reload's larger pool: the same bits (a mapping set before is still seen), the
+    /// added address clear, room for POOL_HEADROOM more; reordering or overflow refused.
+    #[test]
+    fn with_pool_extends_within_the_room() {
+        let a = Ipv4Addr::new(198, 19, 0, 1);
+        let b = Ipv4Addr::new(198, 19, 0, 9);
+        let m = PortMap::new(&[a]);
+        assert_eq!(m.capacity(), 1 + POOL_HEADROOM);
+        m.set(a, proto::UDP, 5000, true);
+        let g = m.with_pool(&[a, b]).unwrap();
+        assert!(g.may_be_mapped(a, proto::UDP, 5000));
+        assert!(!g.may_be_mapped(b, proto::UDP, 5000));
+        g.set(b, proto::TCP, 80, true);
+        assert!(!g.may_be_mapped(a, proto::TCP, 80), "own bits");
+        assert!(m.with_pool(&[b, a]).is_err(), "reordered");
+        assert!(m.with_pool(&[b]).is_err(), "removed");
+        let many: Vec<Ipv4Addr> = (1..=(2 + POOL_HEADROOM as u8))
+            .map(|i| Ipv4Addr::new(198, 19, 0, i))
+            .collect();
+        assert!(m.with_pool(&many).unwrap_err().contains("room for 17"));
+    }
+
     #[test]
     fn set_clear_per_address_protocol_and_port() {
         let a = Ipv4Addr::new(198, 19, 0, 1);
         let b = Ipv4Addr::new(198, 19, 0, 2);
         let m = PortMap::new(&[a, b]);
-        assert_eq!(m.memory_bytes(), 2 * 2 * 8192);
+        assert_eq!(
+            m.memory_bytes(),
+            (2 + POOL_HEADROOM) * 2 * 8192,
+            "16 KiB per address, room for more"
+        );
         for port in [0u16, 1, 63, 64, 1024, 65535] {
             assert!(!m.may_be_mapped(a, proto::UDP, port));
             m.set(a, proto::UDP, port, true);

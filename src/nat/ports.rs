@@ -246,6 +246,17 @@ impl PortAllocator {
         }
     }
 
+    /// Add `a` to the pool (a reload): new hosts may be given it; paired hosts keep their
+    /// address (RFC 4787 REQ-2). No-op if it is in the pool already.
+    pub fn add_address(&mut self, a: Ipv4Addr) {
+        if let Entry::Vacant(e) = self.addr_index.entry(a) {
+            e.insert(self.addresses.len() as u32);
+            self.addresses.push(a);
+            self.pools.extend((0..PROTOS).map(|_| Pool::new()));
+            self.pool_in_use.extend([0; PROTOS]);
+        }
+    }
+
     /// Choose the external (address, port) for a NEW mapping of inside endpoint (int_addr, int_port, proto).
     ///
     /// Paired pooling, port preservation, parity and range class as in the module docs.

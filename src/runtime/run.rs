@@ -106,6 +106,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         .map(|n| NatPrefilter {
             outside_ifindex: ifindexes[n.outside],
             pool: n.addresses.clone(),
+            capacity: crate::nat::portmap::capacity_for(n.addresses.len()),
         });
     let mut prog = XdpProgram::load(&ifindexes, queues, prefilter.as_ref())?;
     let policy = punt_policy(&cfg, &ports);
@@ -258,6 +259,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         notify: Notify::from_env(),
         alarms: Alarms::default(),
         next_alarm_check: Instant::now(),
+        xdp_pool: prefilter.as_ref().map_or(0, |p| p.pool.len()),
     };
     ops.notify.ready();
     let mut ctl = ControlLoop::new(control, cell, links);
@@ -407,6 +409,29 @@ struct Ops {
     notify: Notify,
     alarms: Alarms,
     next_alarm_check: Instant,
+    /// Pool addresses the XDP prefilter knows (0: no prefilter).
+    xdp_pool: usize,
+}
+
+/// Tell the XDP prefilter about pool addresses a reload added (they reach the workers
+/// unfiltered until then).
+fn sync_xdp_pool(ctl: &ControlLoop, prog: &XdpProgram, known: &mut usize) {
+    let Some(f) = ctl.plane.nat_fast() else {
+        return;
+    };
+    if f.pool.len() <= *known {
+        return;
+    }
+    for (i, a) in f.pool.iter().enumerate().skip(*known) {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        match prog.add_pool_address(*a, index) {
+            Ok(()) => info!(address = %a, "NAT prefilter: pool address added"),
+            Err(e) => {
+                warn!(address = %a, error = %e, "NAT prefilter: pool address not added; its traffic is filtered by the workers")
+            }
+        }
+    }
+    *known = f.pool.len();
 }
 
 /// How often the alarms look at their counters.
@@ -484,6 +509,9 @@ fn control_loop(
             if reload_due {
                 let _ = reload(&mut cx);
             }
+        }
+        if ops.xdp_pool > 0 {
+            sync_xdp_pool(ctl, prog, &mut ops.xdp_pool);
         }
         ops.notify.tick(now);
         if now >= ops.next_alarm_check {

@@ -109,9 +109,11 @@ impl NatPolicy {
     }
 
     /// Whether a running NAT can take `new` without a restart (`xgw reload`): timeouts,
-    /// filtering, `inside`, `inbound`, the per-host limit, forwards added or removed and a
-    /// larger `max_sessions` can; the outside port, the pool, the port range, a smaller
-    /// table and the reassembly budget cannot (the allocator is sized for them).
+    /// filtering, `inside`, `inbound`, the per-host limit, forwards added or removed, a
+    /// larger `max_sessions` and pool addresses added at the end (up to
+    /// [`crate::nat::portmap::POOL_HEADROOM`] more than at start) can; the outside port,
+    /// removed or reordered pool addresses, the port range, a smaller table and the
+    /// reassembly budget cannot.
     ///
     /// # Errors
     /// The first field that cannot change, with why.
@@ -123,10 +125,11 @@ impl NatPolicy {
             return restart("nat.outside", "sessions are bound to the outside port");
         }
         if new.addresses != c.addresses {
-            return restart(
-                "nat.addresses",
-                "the port allocator and the XDP prefilter are sized for the pool",
-            );
+            if let Err(why) = self.fast.mapped.with_pool(&new.addresses) {
+                return Err(format!(
+                    "nat.addresses: addresses may be added at the end, live: {why}; restart xgw to apply"
+                ));
+            }
         }
         if (new.min_port, new.max_port) != (c.min_port, c.max_port) {
             return restart("nat.ports", "mapped ports may fall outside a new range");
@@ -233,7 +236,17 @@ impl NatPolicy {
         }
         let reader = (new.max_sessions > self.cfg.max_sessions)
             .then(|| self.grow_sessions(new.max_sessions));
+        // Added pool addresses (checked: at the end, within the bitmap's room).
+        let mapped = if new.addresses == self.cfg.addresses {
+            None
+        } else {
+            for a in &new.addresses[self.cfg.addresses.len()..] {
+                self.ports.add_address(*a);
+            }
+            self.fast.mapped.with_pool(&new.addresses).ok()
+        };
         let fast_changed = reader.is_some()
+            || mapped.is_some()
             || new.inside != self.cfg.inside
             || new.inbound_route != self.cfg.inbound_route;
         self.cfg = new.clone();
@@ -241,10 +254,10 @@ impl NatPolicy {
             let old = &self.fast;
             self.fast = std::sync::Arc::new(NatFast {
                 outside: old.outside,
-                pool: old.pool.clone(),
+                pool: new.addresses.clone(),
                 inside: new.inside.clone(),
                 sessions: reader.unwrap_or_else(|| old.sessions.clone()),
-                mapped: old.mapped.clone(),
+                mapped: mapped.unwrap_or_else(|| old.mapped.clone()),
                 inbound_route: new.inbound_route,
             });
         }
