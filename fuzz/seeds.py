@@ -124,3 +124,12 @@ write("pipeline", "fragments", base + rec(0, frag2) + rec(0, frag1) + tick(100))
 write("pipeline", "icmp", base + rec(1, err) + rec(0, echo(C, R)) + rec(0, echo(C, "198.18.0.1")))
 write("pipeline", "ttl_mtu", base + rec(0, udp(C, 40003, R, 9)[:8] + bytes([1]) + udp(C, 40003, R, 9)[9:]) + rec(0, ip(C, R, 17, b"z" * 1440)))
 write("pipeline", "unreachable", base + rec(0, udp(C, 40004, "198.51.100.1", 9)) + tick(200))
+
+# netlink: the link messages captured for the unit tests (src/kernel/testdata), alone and
+# several in one read.
+nl = {}
+for name in ["link_p1_up_lowerdown", "link_p1_oper_up", "link_p0_mtu1400", "link_p1_admin_down", "dellink_p0"]:
+    with open(f"src/kernel/testdata/{name}.hex") as f:
+        nl[name] = bytes.fromhex(f.read().strip())
+    write("netlink", name, nl[name])
+write("netlink", "flaps", nl["link_p1_up_lowerdown"] + nl["link_p1_oper_up"] + nl["link_p1_admin_down"] + nl["dellink_p0"])

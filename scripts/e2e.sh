@@ -752,6 +752,73 @@ assert len(m) == 1 and m[0]["proto"] == "udp" and m[0]["external"].startswith("1
     "$LAB_SH" down
 fi
 
+# ---------------------------------------------------------------- phase 10: link monitoring
+# The kernel tells xgw (netlink) when a port goes down or up, changes MTU or is deleted.
+err_count() { # NAME: the counter's value in show errors (0 if absent)
+    xc show errors --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print({c["name"]: c["count"] for c in v["counters"]}.get(sys.argv[1], 0))' "$1"
+}
+wait_count() { # NAME MIN: up to 3 s for the counter to reach MIN
+    for _ in $(seq 30); do [ "$(err_count "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+    echo "$1 = $(err_count "$1"), wanted >= $2"; return 1
+}
+if want_phase 10; then
+    phase "link monitoring: down/up, MTU change, mtu above the device, deleted interface"
+    "$LAB_SH" up 1 || { bad "lab up (link)"; exit 1; }
+    make_config "$WORK/l.toml" 3000
+    expect "mtu above the device's MTU is refused, naming the field" "interface r1: mtu = 3000 is above the device's MTU 1500" \
+        bash -c "ip netns exec $LAB-rtr timeout 10 $XGW run --config $WORK/l.toml --socket $WORK/l.sock 2>&1"
+    make_config "$WORK/l.toml" 1500
+    if start_xgw "$WORK/l.toml"; then
+        cli ping -c 2 -i 0.2 -W 2 198.19.0.2 >/dev/null
+        # Traffic flows throughout: 10 s of pings at 50/s while the link goes down and up.
+        cli ping -c 500 -i 0.02 -W 1 -q 198.19.0.2 >"$WORK/flow-ping" 2>&1 &
+        fp=$!
+        sleep 1
+        rtr ip link set r1 down
+        check "r1 admin down is seen (link.down)" wait_count link.down 1
+        expect "r1 down: its subnet is withdrawn (net unreachable)" "Destination Net Unreachable" cli ping -c 1 -W 2 198.19.0.2
+        expect "r1 down: route get finds no route" "no route" xc route get 198.19.0.2
+        check "r1 down: its neighbours flushed" jcheck 'all(n["dev"] != "r1" or n["mac"] is None for n in v)' xc show neighbors --json
+        rtr ip link set r1 up
+        check "r1 up again is seen (link.up)" wait_count link.up 1
+        check "r1 up: ping through again" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        # The far end goes down: r1 loses its carrier (operstate lowerlayerdown).
+        srv ip link set s0 down
+        check "the peer going down takes r1 down (link.down 2)" wait_count link.down 2
+        srv ip link set s0 up
+        check "the peer back up brings r1 up (link.up 2)" wait_count link.up 2
+        srv ip route replace default via 198.19.0.1 2>/dev/null || true
+        check "ping through after the peer's flap" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        wait "$fp"
+        expect "the pings during the flaps: at least 300 of 500 arrive" " ([3-9][0-9]{2}) received" cat "$WORK/flow-ping"
+        # MTU change while traffic flows: path MTU discovery reflects it.
+        rtr ip link set r1 mtu 1400
+        srv ip link set s0 mtu 1400
+        check "the MTU change is seen (link.mtu_changed)" wait_count link.mtu_changed 1
+        check "show interfaces has r1's new MTU" jcheck 'v[1]["mtu"] == 1400' xc show interfaces --json
+        cli ip route flush cache
+        expect "ping -M do gets Frag Needed with the new mtu 1400" "mtu = 1400" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
+        expect "tracepath reports pmtu 1400" "pmtu 1400" cli tracepath -n -m 5 198.19.0.2
+        rtr ip link set r1 mtu 1500
+        srv ip link set s0 mtu 1500
+        check "the MTU back to 1500 is seen" wait_count link.mtu_changed 2
+        cli ip route flush cache
+        check "1500-byte DF packets pass again" cli ping -c 1 -W 2 -M do -s 1472 198.19.0.2
+        # Deleted: the port is gone (and says so); traffic to it gets net unreachable.
+        rtr ip link del r1
+        check "deleting r1 is seen (link.deleted)" wait_count link.deleted 1
+        check "show interfaces says r1 is gone" jcheck 'v[1]["state"] == "gone"' xc show interfaces --json
+        expect "r1 gone: net unreachable" "Destination Net Unreachable" cli ping -c 1 -W 2 198.19.0.2
+        check "r0 still forwards to the router itself" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+        check "xgw keeps running" kill -0 "$XGW_PID"
+        stop_xgw
+        grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown after a port was deleted" || bad "clean shutdown after a port was deleted" "$(tail -20 "$WORK/xgw.log")"
+    else
+        bad "xgw starts (link)" "$(cat "$WORK/xgw.log")"
+    fi
+    "$LAB_SH" down
+fi
+
 # ---------------------------------------------------------------- phase 7: benchmark harness
 # The harness itself (not a performance test): every router in it delivers generated frames
 # to the sink and the report has a row for each.

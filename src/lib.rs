@@ -24,6 +24,7 @@ pub mod counter;
 pub mod dataplane;
 pub mod fib;
 pub mod io;
+pub mod kernel;
 pub mod nat;
 pub mod neigh;
 pub mod runtime;

@@ -386,6 +386,19 @@ impl Service {
 
     fn interfaces(&self) -> Value {
         let total = Self::total(&self.worker_counts());
+        // The egress MTU follows the device's (link monitoring) and a deleted device is
+        // "gone": both live on the control thread (the facts fixed at start otherwise).
+        let live: Vec<(u16, bool)> = self
+            .call(|cx| {
+                let plane = &cx.ctl.plane;
+                plane
+                    .ports()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.mtu, plane.links().ports().get(i).is_some_and(|l| l.gone)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let ports: Vec<Value> = self
             .inv
             .ports
@@ -415,9 +428,13 @@ impl Service {
                     "name": f.info.name,
                     "ifindex": f.ifindex,
                     "mac": f.info.mac.to_string(),
-                    "mtu": f.info.mtu,
+                    "mtu": live.get(p).map_or(f.info.mtu, |l| l.0),
                     "addresses": f.info.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "state": oper_state(&f.info.name),
+                    "state": if live.get(p).is_some_and(|l| l.1) {
+                        "gone".to_string()
+                    } else {
+                        oper_state(&f.info.name)
+                    },
                     "queues": self.inv.workers.len(),
                     "xdp_mode": f.xdp_mode,
                     "tx_path": f.tx_path,

@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod event_loop;
 pub mod frag;
 pub mod icmp;
+pub mod link;
 pub mod nat;
 pub mod natlog;
 pub mod publish;
@@ -66,6 +67,14 @@ define_counters! {
         IcmpSuppressed = "icmp.suppressed" => "ICMP errors not sent: RFC 1812 4.3.2.7",
         LocalDropped = "local.dropped" => "packets to the router it does not answer",
         NoRouteOut = "output.no_route" => "router-originated packet without a route",
+        OutputPortDown = "output.port_down" => "router-originated frames dropped: their port is down",
+        LinkDown = "link.down" => "ports gone down (their routes withdrawn, neighbours flushed)",
+        LinkUp = "link.up" => "ports come back up (their routes restored)",
+        LinkMtu = "link.mtu_changed" => "device MTU changes applied",
+        LinkGone = "link.deleted" => "ports whose device was deleted",
+        LinkBack = "link.reappeared" => "deleted ports' devices re-created (restart to attach)",
+        NetlinkMalformed = "netlink.malformed" => "netlink messages that did not parse (skipped)",
+        NetlinkResync = "netlink.resyncs" => "netlink events lost (socket overrun or queue full): full dump",
     }
 }
 
@@ -103,6 +112,8 @@ pub struct ControlPlane {
     nat_view: NatView,
     /// The NAT event log's writer, when `[nat.log]` is on.
     nat_log: Option<natlog::NatLogLink>,
+    /// The ports' devices as netlink last reported them.
+    links: link::Links,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -192,6 +203,7 @@ impl ControlPlane {
             nat_view: Arc::new(parking_lot::Mutex::new(nat_fast.clone())),
             nat_fast,
             nat_log: None,
+            links: link::Links::default(),
             counters: ControlCounters::default(),
         }
     }
@@ -354,7 +366,7 @@ impl ControlPlane {
                 "reload: runtime routes replaced by the file's routes of the same prefix"
             );
         }
-        self.routes = Routes::build(cfg, &self.runtime_routes);
+        self.routes = Routes::build(cfg, &self.runtime_routes, &self.down_ports());
         self.neigh
             .set_pinned(route_gateways(cfg, &self.runtime_routes));
         if cfg.icmp != self.cfg.icmp {
@@ -414,7 +426,7 @@ impl ControlPlane {
     }
 
     fn rebuild_routes(&mut self) {
-        self.routes = Routes::build(&self.cfg, &self.runtime_routes);
+        self.routes = Routes::build(&self.cfg, &self.runtime_routes, &self.down_ports());
         self.neigh
             .set_pinned(route_gateways(&self.cfg, &self.runtime_routes));
         self.routes_changed = true;
@@ -479,7 +491,9 @@ impl ControlPlane {
 
     /// Frames to transmit, as `(port, frame)`.
     pub fn take_output(&mut self) -> Vec<(u16, Vec<u8>)> {
-        std::mem::take(&mut self.out)
+        let mut out = std::mem::take(&mut self.out);
+        self.drop_to_down_ports(&mut out);
+        out
     }
 
     /// Handle one punted packet.

@@ -39,12 +39,15 @@ impl Routes {
     /// Precedence for equal prefixes: local /32 > broadcast /32 > connected > static
     /// (config validation rejects duplicate static prefixes).
     pub fn from_config(cfg: &ValidConfig) -> Routes {
-        Routes::build(cfg, &[])
+        Routes::build(cfg, &[], &[])
     }
 
     /// The table for `cfg` plus `runtime` routes (`xgw route add`; their prefixes differ
     /// from the configuration's, which the caller ensures), with the same precedence.
-    pub fn build(cfg: &ValidConfig, runtime: &[Route]) -> Routes {
+    /// Ports marked in `down` (by index; missing means up) lose their connected and
+    /// broadcast routes and every route through them; their addresses stay local.
+    pub fn build(cfg: &ValidConfig, runtime: &[Route], down: &[bool]) -> Routes {
+        let is_down = |p: usize| down.get(p).copied().unwrap_or(false);
         let mut nexthops: Vec<NextHop> = Vec::new();
         let mut ids: HashMap<NextHop, u32> = HashMap::new();
         let mut id = |nh: NextHop| -> u32 {
@@ -55,6 +58,11 @@ impl Routes {
         };
         let mut b = FibBuilder::new();
         for r in cfg.routes.iter().chain(runtime) {
+            if let RouteTarget::Via { interface, .. } | RouteTarget::Dev { interface } = r.target {
+                if is_down(interface) {
+                    continue;
+                }
+            }
             let nh = match r.target {
                 RouteTarget::Via { gateway, interface } => NextHop::Via {
                     gateway,
@@ -68,13 +76,23 @@ impl Routes {
             };
             b.insert(to_prefix(r.prefix), id(nh));
         }
-        for (p, iface) in cfg.interfaces.iter().enumerate() {
+        for (p, iface) in cfg
+            .interfaces
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !is_down(*p))
+        {
             let port = port_id(p);
             for a in &iface.addresses {
                 b.insert(to_prefix(a.network()), id(NextHop::Connected { port }));
             }
         }
-        for (p, iface) in cfg.interfaces.iter().enumerate() {
+        for (p, iface) in cfg
+            .interfaces
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !is_down(*p))
+        {
             let port = port_id(p);
             for a in &iface.addresses {
                 if let Some(bc) = a.broadcast() {
@@ -230,6 +248,34 @@ via = "198.18.0.9"
         assert_eq!(r.output(a("198.18.0.1")), None);
         assert!(r.is_local(a("192.0.2.1")));
         assert!(r.is_subnet_broadcast(a("198.19.0.255")));
+    }
+
+    #[test]
+    fn a_down_port_loses_its_routes_but_not_its_addresses() {
+        let cfg = config::parse(CFG, "t.toml").unwrap();
+        let r = Routes::build(&cfg, &[], &[false, true]);
+        let g = |s: &str| r.get(a(s)).map(|i| (i.prefix.to_string(), i.nexthop));
+        // r1 (port 1) is down: its subnets, broadcasts and the default route through it go.
+        assert_eq!(g("198.19.0.7"), None);
+        assert_eq!(g("198.19.0.255"), None);
+        assert_eq!(g("192.0.2.100"), None);
+        assert_eq!(g("8.8.8.8"), None);
+        // Its addresses are still the router's; r0's routes are untouched.
+        assert!(r.is_local(a("198.19.0.1")));
+        assert_eq!(
+            g("198.51.100.200").map(|x| x.1),
+            Some(NextHop::Via {
+                gateway: a("198.18.0.9"),
+                port: 0
+            })
+        );
+        assert_eq!(
+            g("198.18.0.7").map(|x| x.1),
+            Some(NextHop::Connected { port: 0 })
+        );
+        // Back up: the same table as without link state.
+        let up = Routes::build(&cfg, &[], &[false, false]);
+        assert_eq!(up.get(a("8.8.8.8")), routes().get(a("8.8.8.8")));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod loadgen;
 pub mod mem;
 pub mod natlog;
 pub mod netdev;
+pub mod netlink;
 pub mod sched;
 pub mod waker;
 #[cfg(feature = "xdp")]

@@ -37,6 +37,7 @@ use crate::{
     io::{
         natlog::NatLogWriter,
         netdev::NetDev,
+        netlink::NetlinkFeed,
         waker::Waker,
         xdp::{NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
         xsk::{XskIo, XskOptions},
@@ -79,6 +80,11 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         .iter()
         .map(|i| NetDev::open(&i.name).with_context(|| format!("interface {}", i.name)))
         .collect::<Result<_>>()?;
+    for (i, d) in cfg.interfaces.iter().zip(&devs) {
+        if let Some(m) = i.mtu.filter(|&m| m > d.mtu) {
+            bail!("{}", mtu_above_device(&d.name, m, d.mtu));
+        }
+    }
     let queues = worker_count(&cfg, &devs, opts.queues)?;
     let ports: Vec<PortInfo> = cfg
         .interfaces
@@ -117,6 +123,8 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         info!("NAT prefilter in XDP: inbound TCP/UDP to unmapped external ports dropped there");
     }
     let mut control = ControlPlane::with_port_words(&cfg, ports, port_words);
+    let devices: Vec<(u32, u32)> = devs.iter().map(|d| (d.ifindex, u32::from(d.mtu))).collect();
+    control.watch_links(&devices);
     let nat_log = match cfg.nat.as_ref().and_then(|n| n.log.as_ref()) {
         Some(s) => {
             let (w, link) = NatLogWriter::start(s).context("[nat.log] target")?;
@@ -130,6 +138,10 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let cell = Arc::new(SnapshotCell::new(control.snapshot()));
     // The control loop runs on this thread; workers ring it when they queue punts.
     let doorbell = Doorbell::new(thread::current());
+    // Link monitoring: the kernel reports ports going down, MTU changes, deletions.
+    let bell = doorbell.clone();
+    let netlink = NetlinkFeed::start(Box::new(move || bell.ring()))
+        .context("netlink socket (link monitoring)")?;
     let names: Vec<String> = devs.iter().map(|d| d.name.clone()).collect();
 
     // Sockets first (so the XSKMAP is populated), then attach: frames that arrive before a
@@ -260,6 +272,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         alarms: Alarms::default(),
         next_alarm_check: Instant::now(),
         xdp_pool: prefilter.as_ref().map_or(0, |p| p.pool.len()),
+        netlink,
     };
     ops.notify.ready();
     let mut ctl = ControlLoop::new(control, cell, links);
@@ -365,6 +378,15 @@ fn unserved_queues(dev: &str, rx_queues: u32, queues: u32) -> String {
     )
 }
 
+/// Why xgw refuses a configured `mtu` above the device's.
+fn mtu_above_device(dev: &str, mtu: u16, device: u16) -> String {
+    format!(
+        "interface {dev}: mtu = {mtu} is above the device's MTU {device} (frames that long \
+         would be dropped by the device); lower mtu, or raise the device's first: ip link \
+         set {dev} mtu {mtu}"
+    )
+}
+
 /// Flags set by the signal handlers.
 struct Signals<'a> {
     stop: &'a AtomicBool,
@@ -411,6 +433,27 @@ struct Ops {
     next_alarm_check: Instant,
     /// Pool addresses the XDP prefilter knows (0: no prefilter).
     xdp_pool: usize,
+    /// The kernel's link reports.
+    netlink: NetlinkFeed,
+}
+
+/// Netlink messages applied per control-loop round at most (the rest wait for the next).
+const NETLINK_BUDGET: usize = 1024;
+
+/// Apply what netlink reported; the number of messages (work done).
+fn apply_netlink(ctl: &mut ControlLoop, feed: &NetlinkFeed) -> usize {
+    let malformed = feed.take_malformed();
+    if malformed > 0 {
+        ctl.plane
+            .counters
+            .add(ControlEvent::NetlinkMalformed, malformed);
+    }
+    let mut n = 0;
+    for m in feed.drain(NETLINK_BUDGET) {
+        ctl.plane.link_message(&m);
+        n += 1;
+    }
+    n
 }
 
 /// Tell the XDP prefilter about pool addresses a reload added (they reach the workers
@@ -484,7 +527,8 @@ fn control_loop(
     while !sig.stop.load(Ordering::Relaxed) {
         doorbell.clear();
         let now = Instant::now();
-        let mut work = ctl.step(now);
+        let mut work = apply_netlink(ctl, &ops.netlink);
+        work += ctl.step(now);
         let reload_due = sig.reload.swap(false, Ordering::Relaxed) && ops.config.path.is_some();
         {
             let notify = &mut ops.notify;
@@ -543,6 +587,15 @@ fn control_loop(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mtu_above_the_device_is_named() {
+        let m = super::mtu_above_device("r1", 9000, 1500);
+        assert!(
+            m.starts_with("interface r1: mtu = 9000 is above the device's MTU 1500"),
+            "{m}"
+        );
+    }
+
     #[test]
     fn unserved_queues_are_named() {
         let m = super::unserved_queues("r0", 4, 2);

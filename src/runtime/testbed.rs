@@ -47,6 +47,11 @@ pub fn port_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0, 0, 0, 0x01, u8::try_from(i).unwrap_or(0xff)])
 }
 
+/// The ifindex the testbed gives port `i`'s device (link messages name it): `100 + i`.
+pub fn port_ifindex(i: usize) -> u32 {
+    100 + u32::try_from(i).unwrap_or(0)
+}
+
 impl Testbed {
     /// Build from config text with one worker; ports get [`port_mac`] and the configured
     /// MTU (default 1500).
@@ -86,7 +91,13 @@ impl Testbed {
             .collect();
         let policy = punt_policy(cfg, &ports);
         let n = ports.len();
+        let devices: Vec<(u32, u32)> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (port_ifindex(i), u32::from(p.mtu)))
+            .collect();
         let mut control = ControlPlane::new(cfg, ports);
+        control.watch_links(&devices);
         let cell = Arc::new(SnapshotCell::new(control.snapshot()));
         let epoch = control.epoch();
         let doorbell = Doorbell::new(std::thread::current());
@@ -220,6 +231,20 @@ impl Testbed {
             sum.add(&c.read());
         }
         sum
+    }
+
+    /// Tell the control plane what the kernel would about port `port`'s device (up or
+    /// down, its MTU), as the netlink feed does, and step.
+    pub fn link(&mut self, port: usize, up: bool, mtu: u32) {
+        let m = crate::kernel::KernelMsg::Link(crate::kernel::LinkMsg {
+            ifindex: port_ifindex(port),
+            name: self.ctl.plane.ports()[port].name.clone(),
+            admin_up: true,
+            oper_up: up,
+            mtu,
+        });
+        self.ctl.plane.link_message(&m);
+        self.step();
     }
 
     /// Worker `w`'s published counters.

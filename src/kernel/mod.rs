@@ -1,0 +1,188 @@
+//! The kernel's view of the router's interfaces, as rtnetlink reports it (DESIGN R21).
+//!
+//! Pure: bytes received from a `NETLINK_ROUTE` socket in, [`KernelMsg`]s out; the socket
+//! itself is `io::netlink`. Parsing is netlink-packet-route's; this module picks out what
+//! xgw acts on and turns everything else into counted skips, so a malformed or unexpected
+//! message can never stop the feed.
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::{
+    link::{LinkAttribute, LinkFlags, LinkMessage, State},
+    RouteNetlinkMessage,
+};
+
+/// `RTMGRP_LINK`: the multicast group of link changes.
+pub const RTMGRP_LINK: u32 = 1;
+
+/// One link as the kernel describes it (RTM_NEWLINK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkMsg {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Interface name (empty if the message had none).
+    pub name: String,
+    /// Administratively up (`IFF_UP`).
+    pub admin_up: bool,
+    /// Operationally up: `IFLA_OPERSTATE` up, or unknown with the carrier on
+    /// (`IFF_LOWER_UP`; drivers without operstate support report unknown).
+    pub oper_up: bool,
+    /// Device MTU (0 if the message had none).
+    pub mtu: u32,
+}
+
+impl LinkMsg {
+    /// Up for forwarding: both administratively and operationally.
+    pub fn is_up(&self) -> bool {
+        self.admin_up && self.oper_up
+    }
+}
+
+/// What xgw takes from one netlink message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelMsg {
+    /// A link was created or changed (or is listed by a dump).
+    Link(LinkMsg),
+    /// A link was deleted (RTM_DELLINK).
+    LinkDeleted {
+        /// Its index.
+        ifindex: u32,
+        /// Its name, if the message had one.
+        name: String,
+    },
+    /// The end of a dump (NLMSG_DONE) answering request `seq`.
+    DumpDone {
+        /// The request's sequence number.
+        seq: u32,
+    },
+    /// The kernel answered request `seq` with an error.
+    Error {
+        /// errno (positive).
+        errno: i32,
+        /// The request's sequence number.
+        seq: u32,
+    },
+    /// Dump `seq` was requested: what is reported from now until its
+    /// [`KernelMsg::DumpDone`] is the whole state. Produced by the reader, never decoded
+    /// from bytes.
+    DumpStart {
+        /// The request's sequence number.
+        seq: u32,
+    },
+    /// Events were lost (the socket overran, or the feed's queue was full): everything
+    /// must be dumped again. Produced by the reader, never decoded from bytes.
+    Resync,
+}
+
+/// How one buffer decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Messages turned into [`KernelMsg`]s.
+    pub decoded: usize,
+    /// Well-formed messages xgw does not act on (other types, acks).
+    pub ignored: usize,
+    /// Messages that did not parse (bad length, truncated or inconsistent attributes).
+    pub malformed: usize,
+}
+
+/// Size of `struct nlmsghdr`.
+const NLMSG_HDRLEN: usize = 16;
+
+/// Decode every netlink message in `buf` (one `recv`), appending to `out`. A message whose
+/// header lies about its length ends the buffer (nothing after it can be framed); one whose
+/// body does not parse is skipped. Neither panics.
+pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
+    let mut st = DecodeStats::default();
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        if len < NLMSG_HDRLEN || len > buf.len() - off {
+            st.malformed += 1;
+            return st;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
+            Ok(m) => match convert(m) {
+                Some(k) => {
+                    out.push(k);
+                    st.decoded += 1;
+                }
+                None => st.ignored += 1,
+            },
+            Err(_) => st.malformed += 1,
+        }
+        // NLMSG_ALIGN: messages start on 4-byte boundaries.
+        off += (len + 3) & !3;
+    }
+    if off < buf.len() {
+        st.malformed += 1;
+    }
+    st
+}
+
+fn convert(m: NetlinkMessage<RouteNetlinkMessage>) -> Option<KernelMsg> {
+    let seq = m.header.sequence_number;
+    match m.payload {
+        NetlinkPayload::Done(_) => Some(KernelMsg::DumpDone { seq }),
+        NetlinkPayload::Error(e) => e.code.map(|c| KernelMsg::Error {
+            errno: c.get().saturating_abs(),
+            seq,
+        }),
+        NetlinkPayload::Overrun(_) => Some(KernelMsg::Resync),
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+            Some(KernelMsg::Link(link(&l)))
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+            let l = link(&l);
+            Some(KernelMsg::LinkDeleted {
+                ifindex: l.ifindex,
+                name: l.name,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn link(l: &LinkMessage) -> LinkMsg {
+    let flags = l.header.flags;
+    let mut m = LinkMsg {
+        ifindex: l.header.index,
+        name: String::new(),
+        admin_up: flags.contains(LinkFlags::Up),
+        oper_up: false,
+        mtu: 0,
+    };
+    let mut oper = State::Unknown;
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => m.name.clone_from(n),
+            LinkAttribute::Mtu(v) => m.mtu = *v,
+            LinkAttribute::OperState(s) => oper = *s,
+            _ => {}
+        }
+    }
+    m.oper_up = match oper {
+        State::Up => true,
+        State::Unknown => flags.contains(LinkFlags::LowerUp),
+        _ => false,
+    };
+    m
+}
+
+/// An RTM_GETLINK dump request with sequence number `seq`.
+pub fn link_dump_request(seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut m = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+    );
+    m.finalize();
+    let mut buf = vec![0; m.buffer_len()];
+    m.serialize(&mut buf);
+    buf
+}
+
+#[cfg(test)]
+mod tests;
