@@ -9,7 +9,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::{
-    link::{LinkAttribute, LinkFlags, LinkMessage, State},
+    link::{LinkAttribute, LinkFlags, LinkMessage},
     RouteNetlinkMessage,
 };
 
@@ -25,8 +25,9 @@ pub struct LinkMsg {
     pub name: String,
     /// Administratively up (`IFF_UP`).
     pub admin_up: bool,
-    /// Operationally up: `IFLA_OPERSTATE` up, or unknown with the carrier on
-    /// (`IFF_LOWER_UP`; drivers without operstate support report unknown).
+    /// The carrier is on (`IFF_LOWER_UP`). Not `IFLA_OPERSTATE`: the kernel updates that
+    /// from a deferred work item (linkwatch, up to a second late after a carrier change),
+    /// so a port that just came up can still report `lowerlayerdown` while it forwards.
     pub oper_up: bool,
     /// Device MTU (0 if the message had none).
     pub mtu: u32,
@@ -152,20 +153,14 @@ fn link(l: &LinkMessage) -> LinkMsg {
         oper_up: false,
         mtu: 0,
     };
-    let mut oper = State::Unknown;
     for a in &l.attributes {
         match a {
             LinkAttribute::IfName(n) => m.name.clone_from(n),
             LinkAttribute::Mtu(v) => m.mtu = *v,
-            LinkAttribute::OperState(s) => oper = *s,
             _ => {}
         }
     }
-    m.oper_up = match oper {
-        State::Up => true,
-        State::Unknown => flags.contains(LinkFlags::LowerUp),
-        _ => false,
-    };
+    m.oper_up = flags.contains(LinkFlags::LowerUp);
     m
 }
 

@@ -47,12 +47,12 @@ fn link(ifindex: u32, name: &str, admin_up: bool, oper_up: bool, mtu: u32) -> Ke
 
 #[test]
 fn link_states_from_captured_messages() {
-    // `ip link set p1 up` while p0 is down: IFF_UP, operstate LOWERLAYERDOWN.
+    // `ip link set p1 up` while p0 is down: IFF_UP, no carrier (IFF_LOWER_UP clear).
     assert_eq!(
         one(&fixture("link_p1_up_lowerdown")),
         link(2, "p1", true, false, 1500)
     );
-    // Both ends up: operstate UP.
+    // Both ends up: the carrier on.
     let up = one(&fixture("link_p1_oper_up"));
     assert_eq!(up, link(2, "p1", true, true, 1500));
     assert!(matches!(up, KernelMsg::Link(ref l) if l.is_up()));
@@ -72,6 +72,18 @@ fn link_states_from_captured_messages() {
             name: "p0".into()
         }
     );
+}
+
+#[test]
+fn the_carrier_counts_not_the_late_operstate() {
+    // Captured right after `ip link set p0 up` with p1 up: IFF_LOWER_UP is set while
+    // IFLA_OPERSTATE still says LOWERLAYERDOWN (linkwatch has not run yet). Up.
+    let buf = hex(&std::fs::read_to_string(format!(
+        "{}/src/kernel/testdata/link_p0_carrier_before_operstate.hex",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap());
+    assert_eq!(one(&buf), link(3, "p0", true, true, 1500));
 }
 
 #[test]
