@@ -175,6 +175,18 @@ enum RouteCmd {
         config: Option<PathBuf>,
         /// Destination address.
         addr: Ipv4Addr,
+        /// For a multipath route, the flow's source address (shows the gateway it takes).
+        #[arg(long)]
+        from: Option<Ipv4Addr>,
+        /// The flow's protocol: tcp, udp, icmp or a number.
+        #[arg(long)]
+        ipproto: Option<String>,
+        /// The flow's source port.
+        #[arg(long)]
+        sport: Option<u16>,
+        /// The flow's destination port.
+        #[arg(long)]
+        dport: Option<u16>,
     },
     /// Add a route to the running router at once: `route add PREFIX via ADDR [dev PORT]`,
     /// `route add PREFIX dev PORT`, `route add PREFIX blackhole|unreachable`.
@@ -322,7 +334,15 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Route {
-            cmd: RouteCmd::Get { config, addr },
+            cmd:
+                RouteCmd::Get {
+                    config,
+                    addr,
+                    from,
+                    ipproto,
+                    sport,
+                    dport,
+                },
         } => match config {
             Some(config) => route_get(&config, addr, cli.json),
             None => ask(
@@ -330,6 +350,12 @@ fn main() -> ExitCode {
                 cli.json,
                 Verb::RouteGet {
                     addr: addr.to_string(),
+                    flow: xgw::api::proto::FlowSpec {
+                        from: from.map(|a| a.to_string()),
+                        ipproto,
+                        sport,
+                        dport,
+                    },
                 },
             ),
         },
@@ -566,6 +592,7 @@ fn route_get(path: &std::path::Path, addr: Ipv4Addr, json: bool) -> ExitCode {
     } else {
         let verb = Verb::RouteGet {
             addr: addr.to_string(),
+            flow: Default::default(),
         };
         print!("{}", render::render(&verb, &client::Answer::Result(v)));
     }

@@ -218,6 +218,7 @@ fn interfaces_and_errors_count_known_traffic() {
         &rx,
         Verb::RouteGet {
             addr: "203.0.113.7".into(),
+            flow: Default::default(),
         },
     );
     assert_eq!(g["via"], "198.19.0.2");
@@ -228,6 +229,7 @@ fn interfaces_and_errors_count_known_traffic() {
         &rx,
         Verb::RouteGet {
             addr: "203.0.113".into(),
+            flow: Default::default(),
         },
     );
     assert_eq!(bad, "error: `203.0.113` is not an IPv4 address");
@@ -613,6 +615,7 @@ fn runtime_routes_flush_and_session_delete() {
         &rx,
         Verb::RouteGet {
             addr: "192.0.2.5".into(),
+            flow: Default::default(),
         },
     );
     assert_eq!(
@@ -872,4 +875,109 @@ fn packet_trace_shows_each_stage() {
     );
     ask(&mut t, &svc, &rx, Verb::ClearTrace);
     assert_eq!(ask(&mut t, &svc, &rx, Verb::ShowTrace)["pending"], 0);
+}
+
+#[test]
+fn route_get_names_the_gateway_a_flow_takes() {
+    const ECMP: &str = r#"
+[[interface]]
+name = "r0"
+address = "198.18.0.1/24"
+[[interface]]
+name = "r1"
+address = "198.19.0.1/24"
+[[route]]
+prefix = "203.0.113.0/24"
+via = ["198.19.0.2", "198.19.0.3"]
+weights = [1, 2]
+"#;
+    let macs = [
+        (
+            "198.19.0.2",
+            xgw::wire::ethernet::MacAddr([2, 0x5e, 0, 0, 0, 0xa]),
+        ),
+        (
+            "198.19.0.3",
+            xgw::wire::ethernet::MacAddr([2, 0x5e, 0, 0, 0, 0xb]),
+        ),
+    ];
+    let mut t = bed(ECMP);
+    for (gw, mac) in macs {
+        t.push(
+            1,
+            &arp_frame(
+                xgw::wire::arp::Operation::Request,
+                mac,
+                ip(gw),
+                xgw::wire::ethernet::MacAddr::ZERO,
+                ip("198.19.0.1"),
+                xgw::wire::ethernet::MacAddr::BROADCAST,
+            ),
+        );
+    }
+    t.step();
+    let _ = t.take_tx(1);
+    let (svc, rx) = service(&t);
+    let mut seen = std::collections::HashSet::new();
+    for sport in 40_000..40_032u16 {
+        t.push(
+            0,
+            &Ip::udp_ports(client(), sport, ip("203.0.113.9"), 53, 8).client_frame(),
+        );
+        t.step();
+        let tx = t.take_tx(1);
+        assert_eq!(tx.len(), 1);
+        let mac = xgw::wire::ethernet::Frame::new_checked(&tx[0][..])
+            .unwrap()
+            .dst_addr();
+        let g = ask(
+            &mut t,
+            &svc,
+            &rx,
+            Verb::RouteGet {
+                addr: "203.0.113.9".into(),
+                flow: xgw::api::proto::FlowSpec {
+                    from: Some(client().to_string()),
+                    ipproto: Some("udp".into()),
+                    sport: Some(sport),
+                    dport: Some(53),
+                },
+            },
+        );
+        let via = g["via"].as_str().unwrap().to_owned();
+        assert_eq!(
+            macs.iter().find(|m| m.0 == via).map(|m| m.1),
+            Some(mac),
+            "route get says {via} for sport {sport}: {g}"
+        );
+        assert_eq!(g["dev"], "r1");
+        assert_eq!(g["prefix"], "203.0.113.0/24");
+        let nh = g["nexthops"].as_array().unwrap();
+        assert_eq!(
+            nh.iter()
+                .map(|n| (n["via"].as_str().unwrap(), n["weight"].as_u64().unwrap()))
+                .collect::<Vec<_>>(),
+            vec![("198.19.0.2", 1), ("198.19.0.3", 2)]
+        );
+        assert!(nh.iter().all(|n| n["live"] == true));
+        seen.insert(via);
+    }
+    assert_eq!(seen.len(), 2, "32 flows, one gateway: {seen:?}");
+    // A malformed flow is refused by name.
+    let bad = ask(
+        &mut t,
+        &svc,
+        &rx,
+        Verb::RouteGet {
+            addr: "203.0.113.9".into(),
+            flow: xgw::api::proto::FlowSpec {
+                ipproto: Some("gre!".into()),
+                ..Default::default()
+            },
+        },
+    );
+    assert_eq!(
+        bad,
+        "error: ipproto: `gre!` is not tcp, udp, icmp or a number"
+    );
 }

@@ -64,6 +64,9 @@ pub enum Verb {
     RouteGet {
         /// Destination address.
         addr: String,
+        /// The rest of the flow, for a multipath route: which gateway it takes.
+        #[serde(default, flatten)]
+        flow: FlowSpec,
     },
     /// Add a route at once (`via`, `dev`, or `type` = blackhole | unreachable), validated
     /// as the file's routes are.
@@ -222,6 +225,12 @@ mod tests {
             },
             Verb::RouteGet {
                 addr: "198.18.0.1".into(),
+                flow: FlowSpec {
+                    from: Some("198.18.0.2".into()),
+                    ipproto: Some("udp".into()),
+                    sport: Some(4000),
+                    dport: Some(53),
+                },
             },
             Verb::ShowNatSessions(SessionFilter {
                 proto: Some("tcp".into()),
@@ -253,7 +262,8 @@ mod tests {
             serde_json::to_string(&Request {
                 version: 1,
                 verb: Verb::RouteGet {
-                    addr: "192.0.2.1".into()
+                    addr: "192.0.2.1".into(),
+                    flow: FlowSpec::default(),
                 }
             })
             .unwrap(),
@@ -308,4 +318,22 @@ mod tests {
             r#"{"version":1,"ok":true,"stream":"nat_sessions"}"#
         );
     }
+}
+
+/// A flow's fields beyond its destination (`xgw route get ADDR from SRC ipproto P sport N
+/// dport N`): what an ECMP route hashes. Missing fields count as zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSpec {
+    /// Source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Protocol: `tcp`, `udp`, `icmp` or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipproto: Option<String>,
+    /// Source port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<u16>,
+    /// Destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dport: Option<u16>,
 }

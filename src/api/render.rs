@@ -270,6 +270,21 @@ fn route_line(v: &Value) -> String {
         let _ = write!(s, " dev {dev}");
     }
     let _ = writeln!(s, " prefix {}", cell(&v["prefix"]));
+    // A multipath route: every gateway (the line above names the one this flow takes).
+    for nh in array(&v["nexthops"]) {
+        let _ = writeln!(
+            s,
+            "    nexthop via {} dev {} weight {}{}",
+            cell(&nh["via"]),
+            cell(&nh["dev"]),
+            cell(&nh["weight"]),
+            if nh["live"] == Value::Bool(false) {
+                " (failed)"
+            } else {
+                ""
+            }
+        );
+    }
     s
 }
 
@@ -414,7 +429,8 @@ mod tests {
         assert_eq!(
             render(
                 &Verb::RouteGet {
-                    addr: String::new()
+                    addr: String::new(),
+                    flow: Default::default(),
                 },
                 &g
             ),
@@ -426,7 +442,8 @@ mod tests {
         assert_eq!(
             render(
                 &Verb::RouteGet {
-                    addr: String::new()
+                    addr: String::new(),
+                    flow: Default::default(),
                 },
                 &b
             ),
@@ -474,6 +491,7 @@ mod tests {
                 },
                 Verb::RouteGet {
                     addr: String::new(),
+                    flow: Default::default(),
                 },
             ] {
                 let _ = render(&verb, &Answer::Result(v.clone()));

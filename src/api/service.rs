@@ -18,7 +18,7 @@ use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::proto::{Header, Verb};
+use super::proto::{FlowSpec, Header, Verb};
 use crate::{
     config,
     control::{event_loop::ControlLoop, routes::RouteInfo},
@@ -240,6 +240,34 @@ fn control_lines(cx: &ControlCtx<'_>) -> Vec<CounterLine> {
     v
 }
 
+/// The first bytes of the IPv4 packet `flow` describes (header and ports), to hash as
+/// the workers would.
+fn flow_probe(dst: Ipv4Addr, flow: &FlowSpec) -> Result<Vec<u8>, String> {
+    let src: Ipv4Addr = match &flow.from {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("from: `{s}` is not an IPv4 address"))?,
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    let proto: u8 = match flow.ipproto.as_deref() {
+        None => 0,
+        Some("tcp") => 6,
+        Some("udp") => 17,
+        Some("icmp") => 1,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("ipproto: `{n}` is not tcp, udp, icmp or a number"))?,
+    };
+    let mut p = vec![0u8; 24];
+    p[0] = 0x45;
+    p[9] = proto;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    p[20..22].copy_from_slice(&flow.sport.unwrap_or(0).to_be_bytes());
+    p[22..24].copy_from_slice(&flow.dport.unwrap_or(0).to_be_bytes());
+    Ok(p)
+}
+
 /// `xgw route get`'s answer for `addr` routed by `r` (`names`: port names; `owner`: the
 /// port that has `addr`, for local routes). Keys: `dst`, `prefix`, `via`, `dev`, `type`.
 pub fn route_json(addr: Ipv4Addr, r: &RouteInfo, names: &[String], owner: Option<String>) -> Value {
@@ -251,6 +279,7 @@ pub fn route_json(addr: Ipv4Addr, r: &RouteInfo, names: &[String], owner: Option
         NextHop::Broadcast { port } => ("broadcast", None, name(port)),
         NextHop::Blackhole => ("blackhole", None, None),
         NextHop::Unreachable => ("unreachable", None, None),
+        NextHop::Group { .. } => ("unicast", None, None),
     };
     json!({
         "dst": addr.to_string(),
@@ -313,7 +342,7 @@ impl Service {
             Verb::ShowErrors { per_worker } => self.errors(*per_worker),
             Verb::ShowRuntime => Ok(self.runtime()),
             Verb::ShowRouteSummary => listing::route_summary(self),
-            Verb::RouteGet { addr } => self.route_get(addr),
+            Verb::RouteGet { addr, flow } => self.route_get(addr, flow),
             Verb::RouteAdd {
                 prefix,
                 via,
@@ -321,7 +350,8 @@ impl Service {
                 kind,
             } => self.route_add(config::RouteConfig {
                 prefix: prefix.clone(),
-                via: via.clone(),
+                via: via.clone().map(config::ViaConfig::One),
+                weights: None,
                 dev: dev.clone(),
                 kind: kind.clone(),
             }),
@@ -522,10 +552,11 @@ impl Service {
         Value::Array(rows)
     }
 
-    fn route_get(&self, addr: &str) -> Result<Value, String> {
+    fn route_get(&self, addr: &str, flow: &FlowSpec) -> Result<Value, String> {
         let a: Ipv4Addr = addr
             .parse()
             .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
+        let probe = flow_probe(a, flow)?;
         self.call(move |cx| {
             let plane = &cx.ctl.plane;
             let names: Vec<String> = plane.ports().iter().map(|p| p.name.clone()).collect();
@@ -534,11 +565,47 @@ impl Service {
                 .iter()
                 .find(|p| p.addresses.iter().any(|c| c.address() == a))
                 .map(|p| p.name.clone());
-            plane
+            let r = plane
                 .routes()
                 .get(a)
-                .map(|r| route_json(a, &r, &names, owner))
-                .ok_or_else(|| format!("{a}: no route (network unreachable)"))
+                .ok_or_else(|| format!("{a}: no route (network unreachable)"))?;
+            let NextHop::Group { id } = r.nexthop else {
+                return Ok(route_json(a, &r, &names, owner));
+            };
+            // Which gateway this flow takes, as a worker would pick it, and the group.
+            let tables = plane.ecmp_tables();
+            let table = &tables[id as usize];
+            let chosen = table.select(&probe, plane.ecmp_seed());
+            let nexthops = plane.routes().nexthops();
+            let mut v = route_json(
+                a,
+                &RouteInfo {
+                    prefix: r.prefix,
+                    nexthop: nexthops[chosen as usize],
+                },
+                &names,
+                None,
+            );
+            let live: Vec<bool> = (0..table.members.len())
+                .map(|k| table.buckets.iter().any(|&b| usize::from(b) == k))
+                .collect();
+            v["nexthops"] = plane
+                .routes()
+                .group_members(id)
+                .into_iter()
+                .zip(live)
+                .map(|((nh, weight), live)| {
+                    let (via, dev) = match nh {
+                        NextHop::Via { gateway, port } => (
+                            Some(gateway.to_string()),
+                            names.get(usize::from(port)).cloned(),
+                        ),
+                        _ => (None, None),
+                    };
+                    json!({"via": via, "dev": dev, "weight": weight, "live": live})
+                })
+                .collect();
+            Ok(v)
         })?
     }
 
@@ -549,7 +616,7 @@ impl Service {
                 .config()
                 .check_route("route add", &rc)
                 .map_err(|e| e.to_string())?;
-            let prefix = r.prefix;
+            let prefix = r[0].prefix;
             plane.add_route(r)?;
             Ok(json!({"prefix": prefix.to_string(), "message": format!("{prefix}: added")}))
         })?

@@ -28,6 +28,7 @@ mod duration;
 mod nat;
 mod natlog;
 mod punt;
+mod route;
 mod span;
 mod validate;
 
@@ -229,15 +230,31 @@ pub enum TxPath {
     AfXdp,
 }
 
+/// Gateways of one multipath route at most.
+pub const MAX_PATHS: usize = 16;
+
+/// `via` as written: one gateway, or a list of them (equal-cost multipath).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ViaConfig {
+    /// `via = "198.19.0.2"`.
+    One(String),
+    /// `via = ["198.19.0.2", "198.19.1.2"]`.
+    Many(Vec<String>),
+}
+
 /// One `[[route]]` section as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Destination prefix, host bits clear.
     pub prefix: String,
-    /// Next-hop address on a connected subnet.
+    /// Next-hop address on a connected subnet, or several (ECMP).
     #[serde(default)]
-    pub via: Option<String>,
+    pub via: Option<ViaConfig>,
+    /// With several `via`s: their weights (1..=255 each; default all 1).
+    #[serde(default)]
+    pub weights: Option<Vec<u16>>,
     /// Interface name, for on-link routes (or to pin `via` to one interface).
     #[serde(default)]
     pub dev: Option<String>,
@@ -386,13 +403,16 @@ pub struct Interface {
     pub tx_path: TxPath,
 }
 
-/// A validated static route.
+/// A validated static route. A route with several gateways is several `Route`s with the
+/// same prefix, one `Via` each, in the order written (see `control::routes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// Destination, in network form (host bits clear).
     pub prefix: Cidr,
     /// What to do with matching packets.
     pub target: RouteTarget,
+    /// The share of flows this gateway takes among the prefix's (1 for a single path).
+    pub weight: u8,
 }
 
 /// Where a route sends packets; `interface` is an index into [`ValidConfig::interfaces`].
@@ -641,6 +661,7 @@ idle_poll = "20ms"            # keep polling this long after the last frame, the
                     gateway: Ipv4Addr::new(198, 19, 0, 2),
                     interface: 1
                 },
+                weight: 1,
             }]
         );
         assert_eq!(c.icmp, IcmpConfig::default());
@@ -726,6 +747,7 @@ idle_poll = "1ms"
                         gateway: Ipv4Addr::new(198, 19, 0, 0),
                         interface: 1,
                     },
+                    weight: 1,
                 },
                 Route {
                     prefix: cidr("203.0.113.0/24"),
@@ -733,18 +755,22 @@ idle_poll = "1ms"
                         gateway: Ipv4Addr::new(198, 51, 100, 126),
                         interface: 0,
                     },
+                    weight: 1,
                 },
                 Route {
                     prefix: cidr("192.0.2.0/24"),
                     target: RouteTarget::Dev { interface: 1 },
+                    weight: 1,
                 },
                 Route {
                     prefix: cidr("198.18.128.0/17"),
                     target: RouteTarget::Blackhole,
+                    weight: 1,
                 },
                 Route {
                     prefix: cidr("203.0.113.128/32"),
                     target: RouteTarget::Unreachable,
+                    weight: 1,
                 },
             ],
             icmp: IcmpConfig {

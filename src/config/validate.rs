@@ -3,14 +3,14 @@
 //! Every check reports the field path of the offending value; [`super::parse`] adds its position.
 //! The first error found is returned.
 
-use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::route::route;
 use super::{
     parse_duration, Config, ConfigError, DataplaneConfig, DataplaneSettings, IcmpConfig, Interface,
-    NeighborConfig, NeighborSettings, Route, RouteConfig, RouteTarget, ValidConfig, MAX_IFNAME_LEN,
-    MAX_MTU, MAX_QUEUES, MIN_MTU,
+    NeighborConfig, NeighborSettings, Route, RouteConfig, ValidConfig, MAX_IFNAME_LEN, MAX_MTU,
+    MAX_QUEUES, MIN_MTU,
 };
 use crate::wire::ipv4::{is_martian_source, Cidr};
 
@@ -28,12 +28,12 @@ const RETRANS_TIME: RangeInclusive<Duration> = Duration::from_millis(100)..=Dura
 const MAX_ICMP: u32 = 1_000_000;
 
 /// Builds [`ConfigError::Invalid`] without a position.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
 }
 
 impl Ctx<'_> {
-    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),
             line: None,
@@ -70,15 +70,18 @@ impl Config {
         }
         let interfaces = interfaces(&cx, &self)?;
         let mut routes: Vec<Route> = Vec::with_capacity(self.route.len());
+        // Which [[route]] each validated route came from (a multipath one gives several).
+        let mut from: Vec<usize> = Vec::with_capacity(self.route.len());
         for (k, r) in self.route.iter().enumerate() {
-            let route = route(&cx, &format!("route[{k}]"), r, &interfaces)?;
-            if let Some(j) = routes.iter().position(|x| x.prefix == route.prefix) {
+            let paths = route(&cx, &format!("route[{k}]"), r, &interfaces)?;
+            if let Some(j) = routes.iter().position(|x| x.prefix == paths[0].prefix) {
                 return Err(cx.err(
                     format!("route[{k}].prefix"),
-                    format!("{} duplicates route[{j}]", route.prefix),
+                    format!("{} duplicates route[{}]", paths[0].prefix, from[j]),
                 ));
             }
-            routes.push(route);
+            from.extend(std::iter::repeat_n(k, paths.len()));
+            routes.extend(paths);
         }
         let icmp = icmp(&cx, self.icmp)?;
         let neighbor = neighbor(&cx, &self.neighbor)?;
@@ -225,125 +228,9 @@ impl ValidConfig {
     ///
     /// # Errors
     /// The first offending field.
-    pub fn check_route(&self, file: &str, r: &RouteConfig) -> Result<Route, ConfigError> {
+    pub fn check_route(&self, file: &str, r: &RouteConfig) -> Result<Vec<Route>, ConfigError> {
         route(&Ctx { file }, "route", r, &self.interfaces)
     }
-}
-
-fn route(
-    cx: &Ctx<'_>,
-    base: &str,
-    r: &RouteConfig,
-    ifaces: &[Interface],
-) -> Result<Route, ConfigError> {
-    let field = |f: &str| format!("{base}.{f}");
-    let prefix: Cidr = r.prefix.parse().map_err(|_| {
-        cx.err(
-            field("prefix"),
-            format!("`{}` is not an IPv4 prefix (a.b.c.d/n)", r.prefix),
-        )
-    })?;
-    if prefix.network() != prefix {
-        return Err(cx.err(
-            field("prefix"),
-            format!(
-                "{prefix}: host bits set, did you mean {}?",
-                prefix.network()
-            ),
-        ));
-    }
-    let target = match (&r.via, &r.dev, &r.kind) {
-        (None, None, None) => {
-            return Err(cx.err(base, "needs one of `via`, `dev` or `type`"));
-        }
-        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-            return Err(cx.err(
-                field("type"),
-                "`type` cannot be combined with `via` or `dev`",
-            ));
-        }
-        (None, None, Some(t)) => {
-            match t.as_str() {
-                "blackhole" => RouteTarget::Blackhole,
-                "unreachable" => RouteTarget::Unreachable,
-                other => {
-                    return Err(cx.err(
-                    field("type"),
-                    format!("unknown route type `{other}` (expected \"blackhole\" or \"unreachable\")"),
-                ));
-                }
-            }
-        }
-        (via, dev, None) => {
-            let dev =
-                dev.as_deref()
-                    .map(|d| {
-                        ifaces.iter().position(|x| x.name == d).ok_or_else(|| {
-                            cx.err(field("dev"), format!("no interface named `{d}`"))
-                        })
-                    })
-                    .transpose()?;
-            match (via, dev) {
-                (Some(v), dev) => gateway(cx, &field("via"), v, dev, ifaces)?,
-                (None, Some(interface)) => RouteTarget::Dev { interface },
-                (None, None) => return Err(cx.err(base, "needs one of `via`, `dev` or `type`")),
-            }
-        }
-    };
-    Ok(Route { prefix, target })
-}
-
-/// `via`: a neighbour address on a connected subnet (of `dev` if given), not our own.
-fn gateway(
-    cx: &Ctx<'_>,
-    field: &str,
-    text: &str,
-    dev: Option<usize>,
-    ifaces: &[Interface],
-) -> Result<RouteTarget, ConfigError> {
-    let gw: Ipv4Addr = text
-        .parse()
-        .map_err(|_| cx.err(field, format!("`{text}` is not an IPv4 address")))?;
-    for (i, x) in ifaces.iter().enumerate() {
-        if x.addresses.iter().any(|a| a.address() == gw) {
-            return Err(cx.err(
-                field,
-                format!(
-                    "{gw} is this router's own address (interface[{i}] ({}))",
-                    x.name
-                ),
-            ));
-        }
-    }
-    let found = ifaces
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| dev.is_none_or(|d| d == *i))
-        .flat_map(|(i, x)| x.addresses.iter().map(move |a| (i, a)))
-        .find(|(_, a)| a.contains_addr(&gw));
-    let Some((interface, subnet)) = found else {
-        return Err(cx.err(
-            field,
-            match dev {
-                Some(d) => format!(
-                    "{gw} is not on a connected subnet of interface[{d}] ({})",
-                    ifaces[d].name
-                ),
-                None => format!("{gw} is not on any connected subnet"),
-            },
-        ));
-    };
-    let net = subnet.network();
-    if subnet.prefix_len() < 31 && (gw == net.address() || Some(gw) == subnet.broadcast()) {
-        return Err(cx.err(
-            field,
-            format!("{gw} is the network or broadcast address of {net}"),
-        ));
-    }
-    Ok(RouteTarget::Via {
-        gateway: gw,
-        interface,
-    })
 }
 
 fn icmp(cx: &Ctx<'_>, icmp: IcmpConfig) -> Result<IcmpConfig, ConfigError> {
@@ -692,7 +579,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.routes[0].target,
-            super::RouteTarget::Via {
+            crate::config::RouteTarget::Via {
                 gateway: "198.19.0.2".parse().unwrap(),
                 interface: 1
             }

@@ -31,7 +31,7 @@ use crate::{
     config::{Route, ValidConfig},
     dataplane::{
         counters::{define_counters, Counts},
-        NatFast, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
+        EcmpTable, NatFast, NextHop, PortInfo, Punt, PuntReason, Snapshot, NO_ADJ,
     },
     neigh::{
         cache::{Event as NeighEvent, NeighCache, NeighConfig, Resolve},
@@ -114,6 +114,8 @@ pub struct ControlPlane {
     nat_log: Option<natlog::NatLogLink>,
     /// The ports' devices as netlink last reported them.
     links: link::Links,
+    /// The ECMP flow-hash seed (random per router).
+    ecmp_seed: u64,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -204,6 +206,7 @@ impl ControlPlane {
             nat_fast,
             nat_log: None,
             links: link::Links::default(),
+            ecmp_seed: port_key(),
             counters: ControlCounters::default(),
         }
     }
@@ -392,7 +395,10 @@ impl ControlPlane {
     ///
     /// # Errors
     /// The prefix already has a route, from the file or added earlier.
-    pub fn add_route(&mut self, r: Route) -> Result<(), String> {
+    pub fn add_route(&mut self, paths: Vec<Route>) -> Result<(), String> {
+        let Some(&r) = paths.first() else {
+            return Err("a route needs a target".into());
+        };
         if self.cfg.routes.iter().any(|c| c.prefix == r.prefix) {
             return Err(format!(
                 "{}: a route from the configuration file has this prefix (change it there and reload)",
@@ -402,7 +408,7 @@ impl ControlPlane {
         if self.runtime_routes.iter().any(|c| c.prefix == r.prefix) {
             return Err(format!("{}: route exists (route del it first)", r.prefix));
         }
-        self.runtime_routes.push(r);
+        self.runtime_routes.extend(paths);
         self.rebuild_routes();
         Ok(())
     }
@@ -412,15 +418,15 @@ impl ControlPlane {
     /// # Errors
     /// No runtime route has this prefix (routes from the file change through the file).
     pub fn del_route(&mut self, prefix: Cidr) -> Result<(), String> {
-        let Some(i) = self.runtime_routes.iter().position(|r| r.prefix == prefix) else {
+        if !self.runtime_routes.iter().any(|r| r.prefix == prefix) {
             if self.cfg.routes.iter().any(|c| c.prefix == prefix) {
                 return Err(format!(
                     "{prefix}: the route is from the configuration file (remove it there and reload)"
                 ));
             }
             return Err(format!("{prefix}: no such route"));
-        };
-        self.runtime_routes.remove(i);
+        }
+        self.runtime_routes.retain(|r| r.prefix != prefix);
         self.rebuild_routes();
         Ok(())
     }
@@ -469,7 +475,10 @@ impl ControlPlane {
                 _ => NO_ADJ,
             })
             .collect();
+        let groups = self.ecmp_tables();
         Snapshot {
+            groups,
+            ecmp_seed: self.ecmp_seed,
             generation: self.generation,
             fib: self.routes.fib().clone(),
             nexthops: self.routes.nexthops().into(),
@@ -487,6 +496,36 @@ impl ControlPlane {
                 .clone()
                 .filter(|_| self.cfg.nat.as_ref().is_some_and(|n| n.sessions_in_workers)),
         }
+    }
+
+    /// The ECMP groups as the workers get them: a gateway whose ARP failed leaves its
+    /// groups until it answers again.
+    pub fn ecmp_tables(&self) -> Arc<[EcmpTable]> {
+        let failed: std::collections::HashSet<Ipv4Addr> = self.neigh.iter_failed().collect();
+        let nexthops = self.routes.nexthops();
+        self.routes
+            .groups()
+            .iter()
+            .map(|g| {
+                let live: Vec<bool> = g
+                    .members
+                    .iter()
+                    .map(|&m| match nexthops[m as usize] {
+                        NextHop::Via { gateway, .. } => !failed.contains(&gateway),
+                        _ => true,
+                    })
+                    .collect();
+                EcmpTable {
+                    members: g.members.clone().into(),
+                    buckets: crate::dataplane::ecmp::buckets(&g.weights, &live),
+                }
+            })
+            .collect()
+    }
+
+    /// The flow-hash seed the workers use.
+    pub fn ecmp_seed(&self) -> u64 {
+        self.ecmp_seed
     }
 
     /// Frames to transmit, as `(port, frame)`.

@@ -17,7 +17,18 @@ pub struct Routes {
     /// Shared with `xgw show route` listings (which walk it off the control thread).
     builder: Arc<FibBuilder>,
     nexthops: Vec<NextHop>,
+    /// ECMP groups (`NextHop::Group { id }` indexes them).
+    groups: Arc<[Group]>,
     fib: Arc<Fib>,
+}
+
+/// One multipath route's gateways: `Via` next-hop indices and their weights, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Next-hop indices (each a `NextHop::Via`).
+    pub members: Vec<u32>,
+    /// Their weights.
+    pub weights: Vec<u8>,
 }
 
 /// Where a destination goes, as `xgw route get` prints it.
@@ -57,13 +68,21 @@ impl Routes {
             })
         };
         let mut b = FibBuilder::new();
-        for r in cfg.routes.iter().chain(runtime) {
-            if let RouteTarget::Via { interface, .. } | RouteTarget::Dev { interface } = r.target {
-                if is_down(interface) {
-                    continue;
-                }
-            }
-            let nh = match r.target {
+        let mut groups: Vec<Group> = Vec::new();
+        let all: Vec<&Route> = cfg.routes.iter().chain(runtime).collect();
+        // A multipath route is consecutive routes of one prefix (config validation keeps
+        // prefixes of different [[route]]s apart).
+        for paths in all.chunk_by(|a, b| a.prefix == b.prefix) {
+            let live: Vec<&&Route> = paths
+                .iter()
+                .filter(|r| match r.target {
+                    RouteTarget::Via { interface, .. } | RouteTarget::Dev { interface } => {
+                        !is_down(interface)
+                    }
+                    _ => true,
+                })
+                .collect();
+            let nh_of = |r: &Route| match r.target {
                 RouteTarget::Via { gateway, interface } => NextHop::Via {
                     gateway,
                     port: port_id(interface),
@@ -74,7 +93,21 @@ impl Routes {
                 RouteTarget::Blackhole => NextHop::Blackhole,
                 RouteTarget::Unreachable => NextHop::Unreachable,
             };
-            b.insert(to_prefix(r.prefix), id(nh));
+            match live.as_slice() {
+                [] => {}
+                [r] => {
+                    let v = id(nh_of(r));
+                    b.insert(to_prefix(r.prefix), v);
+                }
+                many => {
+                    let members = many.iter().map(|r| id(nh_of(r))).collect();
+                    let weights = many.iter().map(|r| r.weight).collect();
+                    let gid = u32::try_from(groups.len()).expect("fewer than 2^32 groups");
+                    groups.push(Group { members, weights });
+                    let v = id(NextHop::Group { id: gid });
+                    b.insert(to_prefix(many[0].prefix), v);
+                }
+            }
         }
         for (p, iface) in cfg
             .interfaces
@@ -113,6 +146,7 @@ impl Routes {
         Routes {
             builder: Arc::new(b),
             nexthops,
+            groups: groups.into(),
             fib,
         }
     }
@@ -132,6 +166,22 @@ impl Routes {
         &self.nexthops
     }
 
+    /// The ECMP groups (shared, not copied).
+    pub fn groups(&self) -> &Arc<[Group]> {
+        &self.groups
+    }
+
+    /// The gateways and weights of group `id` (empty if there is none).
+    pub fn group_members(&self, id: u32) -> Vec<(NextHop, u8)> {
+        self.groups.get(id as usize).map_or_else(Vec::new, |g| {
+            g.members
+                .iter()
+                .zip(&g.weights)
+                .map(|(&m, &w)| (self.nexthops[m as usize], w))
+                .collect()
+        })
+    }
+
     /// The route the fast path would use for `dst`: the FIB decides the next hop, the
     /// builder names the prefix that produced it.
     pub fn get(&self, dst: Ipv4Addr) -> Option<RouteInfo> {
@@ -147,7 +197,12 @@ impl Routes {
     /// Egress port and neighbour for a packet to `dst` originated by the router.
     pub fn output(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
         let v = self.fib.lookup_addr(dst)?;
-        match self.nexthops[v as usize] {
+        let mut nh = self.nexthops[v as usize];
+        if let NextHop::Group { id } = nh {
+            // The router's own packets (ICMP errors, fragments) take the first gateway.
+            nh = self.nexthops[*self.groups.get(id as usize)?.members.first()? as usize];
+        }
+        match nh {
             NextHop::Via { gateway, port } => Some((port, gateway)),
             NextHop::Connected { port } => Some((port, dst)),
             _ => None,

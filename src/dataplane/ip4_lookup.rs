@@ -1,7 +1,8 @@
 //! `ip4-lookup`: longest-prefix match of the destination, batched.
 //!
 //! Uses: destination address of packets still `Continue`; `snap.fib`, `snap.nexthops`.
-//! Sets: `meta.nh[i]` (FIB value = next-hop index), `meta.tx_port[i]` where known.
+//! Sets: `meta.nh[i]` (FIB value = next-hop index; for an ECMP group, its member for the
+//! packet's flow), `meta.tx_port[i]` where known.
 //! Next: `Punt(ToUs)` (our address; `Drop(FragmentToUs)` for fragments), `Punt(NoRoute)`,
 //! `Punt(Unreachable)`, `Drop(Blackhole | DirectedBroadcast)`; forwardable packets continue.
 
@@ -34,11 +35,13 @@ pub(super) fn run(
     snap.fib.lookup_batch(&dst[..k], &mut val[..k]);
     for j in 0..k {
         let i = usize::from(idx[j]);
-        let v = val[j];
-        meta.nh[i] = v;
+        let mut v = val[j];
         let next = if v == NO_ROUTE {
             Next::Punt(PuntReason::NoRoute)
         } else {
+            if let NextHop::Group { .. } = snap.nexthops[v as usize] {
+                v = snap.member(v, &frames[i][ETH_LEN..]);
+            }
             match snap.nexthops[v as usize] {
                 NextHop::Via { port, .. } | NextHop::Connected { port } => {
                     meta.tx_port[i] = port;
@@ -58,8 +61,11 @@ pub(super) fn run(
                 NextHop::Broadcast { .. } => Next::Drop(DropReason::DirectedBroadcast),
                 NextHop::Blackhole => Next::Drop(DropReason::Blackhole),
                 NextHop::Unreachable => Next::Punt(PuntReason::Unreachable),
+                // A group's members are `Via`s ([`Snapshot::member`]).
+                NextHop::Group { .. } => Next::Drop(DropReason::RewriteNoNextHop),
             }
         };
+        meta.nh[i] = v;
         match next {
             Next::Drop(r) => c.drop(r),
             Next::Punt(r) => c.punt(r),

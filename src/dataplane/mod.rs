@@ -16,6 +16,7 @@
 //! a frame (out of the fast path, into the control queue).
 
 pub mod counters;
+pub mod ecmp;
 mod ethernet_input;
 mod ip4_input;
 mod ip4_lookup;
@@ -78,6 +79,22 @@ pub enum NextHop {
     Blackhole,
     /// Drop with ICMP net unreachable.
     Unreachable,
+    /// Several gateways (ECMP): [`Snapshot::groups`]`[id]` picks one per flow; ip4-lookup
+    /// replaces this with the member, so later stages only see `Via`.
+    Group {
+        /// Index into the groups.
+        id: u32,
+    },
+}
+
+/// A next-hop group as the workers use it: its members (indices of `Via` next hops) and
+/// the bucket table spreading flows over the live ones ([`ecmp::buckets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcmpTable {
+    /// Next-hop indices of the members.
+    pub members: Box<[u32]>,
+    /// Per bucket, a position in `members`.
+    pub buckets: Box<[u8]>,
 }
 
 /// Sentinel for "no adjacency" in [`Snapshot::nexthop_adj`].
@@ -123,6 +140,10 @@ pub struct Snapshot {
     /// How long a worker polls after its last frame before sleeping (`[dataplane]
     /// idle_poll`; reloadable, so it travels with the snapshot).
     pub idle_poll: std::time::Duration,
+    /// Next-hop groups (`NextHop::Group`), with only their live members in the buckets.
+    pub groups: Arc<[EcmpTable]>,
+    /// The flow-hash seed of [`ecmp::flow_hash`] (per router, the same in every worker).
+    pub ecmp_seed: u64,
     /// Ports by index.
     pub ports: Arc<[PortInfo]>,
     /// NAT44, when configured.
@@ -130,6 +151,30 @@ pub struct Snapshot {
     /// The NAT policy, when workers create outbound sessions themselves
     /// (`[nat] sessions_in_workers`): taken with `try_lock` only, never waited for.
     pub nat_policy: Option<Arc<std::sync::Mutex<NatPolicy>>>,
+}
+
+impl Snapshot {
+    /// The next hop a packet `l3` takes for FIB value `v`: `v` itself, or for a group the
+    /// member its flow hashes to.
+    #[inline]
+    pub fn member(&self, v: u32, l3: &[u8]) -> u32 {
+        match self.nexthops.get(v as usize) {
+            Some(NextHop::Group { id }) => self
+                .groups
+                .get(*id as usize)
+                .map_or(v, |g| g.select(l3, self.ecmp_seed)),
+            _ => v,
+        }
+    }
+}
+
+impl EcmpTable {
+    /// The member (a next-hop index) packet `l3` takes.
+    #[inline]
+    pub fn select(&self, l3: &[u8], seed: u64) -> u32 {
+        let b = ecmp::bucket(ecmp::flow_hash(l3, seed));
+        self.members[usize::from(self.buckets[b])]
+    }
 }
 
 /// A packet handed to the control plane, with what the fast path already knew about it.

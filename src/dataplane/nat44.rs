@@ -196,6 +196,7 @@ fn translate_one(
             return Next::Punt(PuntReason::TtlExpired);
         }
         let v = snap.fib.lookup(u32::from(hit.rewrite.dst));
+        let v = snap.member(v, l3);
         let port = match snap.nexthops.get(v as usize) {
             Some(NextHop::Via { port, .. } | NextHop::Connected { port }) => *port,
             _ => return Next::Drop(DropReason::NatNoRoute),

@@ -213,8 +213,31 @@ fn route_json(
     names: &[String],
     connected: &[Prefix],
     runtime: &[Prefix],
+    groups: &Groups,
 ) -> Value {
     let name = |port: u16| names.get(usize::from(port)).cloned();
+    if let NextHop::Group { id } = *nh {
+        // A multipath route: its gateways joined in `via`/`dev`, and each in `nexthops`.
+        let members = groups.get(id as usize).map_or(&[][..], Vec::as_slice);
+        let mut vias = Vec::new();
+        let mut devs = Vec::new();
+        let mut list = Vec::new();
+        for &(m, weight) in members {
+            if let NextHop::Via { gateway, port } = m {
+                vias.push(gateway.to_string());
+                devs.push(name(port).unwrap_or_default());
+                list.push(json!({"via": gateway.to_string(), "dev": name(port), "weight": weight}));
+            }
+        }
+        devs.dedup();
+        let source = if runtime.contains(&p) {
+            "runtime"
+        } else {
+            "static"
+        };
+        return json!({"prefix": p.to_string(), "type": "unicast", "via": vias.join(","),
+            "dev": devs.join(","), "source": source, "nexthops": list});
+    }
     let (kind, via, dev, source) = match *nh {
         NextHop::Via { gateway, port } => {
             ("unicast", Some(gateway.to_string()), name(port), "static")
@@ -227,6 +250,7 @@ fn route_json(
         NextHop::Broadcast { port } => ("broadcast", None, name(port), "connected"),
         NextHop::Blackhole => ("blackhole", None, None, "static"),
         NextHop::Unreachable => ("unreachable", None, None, "static"),
+        NextHop::Group { .. } => ("unicast", None, None, "static"),
     };
     let source = if runtime.contains(&p) {
         "runtime"
@@ -244,7 +268,11 @@ type RouteView = (
     Vec<String>,
     Vec<Prefix>,
     Vec<Prefix>,
+    Groups,
 );
+
+/// Per ECMP group, its gateways and weights.
+type Groups = Vec<Vec<(NextHop, u8)>>;
 
 fn route_view(svc: &Service) -> Result<RouteView, String> {
     svc.call(|cx| {
@@ -261,12 +289,16 @@ fn route_view(svc: &Service) -> Result<RouteView, String> {
             .iter()
             .map(|r| Prefix::new(r.prefix.address(), r.prefix.prefix_len()))
             .collect();
+        let groups = (0..routes.groups().len())
+            .map(|id| routes.group_members(u32::try_from(id).unwrap_or(u32::MAX)))
+            .collect();
         (
             routes.route_set(),
             routes.nexthops().to_vec(),
             plane.ports().iter().map(|p| p.name.clone()).collect(),
             connected,
             runtime,
+            groups,
         )
     })
 }
@@ -282,7 +314,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
             )
         }
     };
-    let (set, nexthops, names, connected, runtime) = match route_view(svc) {
+    let (set, nexthops, names, connected, runtime, groups) = match route_view(svc) {
         Ok(v) => v,
         Err(e) => return write_line(out, &Header::error(e)),
     };
@@ -299,7 +331,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
         count += 1;
         write_line(
             &mut w,
-            &json!({"item": route_json(p, nh, &names, &connected, &runtime)}),
+            &json!({"item": route_json(p, nh, &names, &connected, &runtime, &groups)}),
         )?;
     }
     write_line(
@@ -311,7 +343,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
 
 /// `show route summary`: routes by type and by prefix length.
 pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
-    let (set, nexthops, names, connected, runtime) = route_view(svc)?;
+    let (set, nexthops, names, connected, runtime, groups) = route_view(svc)?;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_len: BTreeMap<u8, u64> = BTreeMap::new();
     let mut total = 0u64;
@@ -319,7 +351,7 @@ pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
         let Some(nh) = nexthops.get(v as usize) else {
             continue;
         };
-        let r = route_json(p, nh, &names, &connected, &runtime);
+        let r = route_json(p, nh, &names, &connected, &runtime, &groups);
         let key = format!(
             "{}/{}",
             r["type"].as_str().unwrap_or("?"),
