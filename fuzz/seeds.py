@@ -133,3 +133,11 @@ for name in ["link_p1_up_lowerdown", "link_p1_oper_up", "link_p0_mtu1400", "link
         nl[name] = bytes.fromhex(f.read().strip())
     write("netlink", name, nl[name])
 write("netlink", "flaps", nl["link_p1_up_lowerdown"] + nl["link_p1_oper_up"] + nl["link_p1_admin_down"] + nl["dellink_p0"])
+# Routes, neighbours and nexthop objects (scripts/capture-netlink.py), and a mixed read.
+for name in ["route_connected_and_local", "route_via", "route_multipath", "route_blackhole",
+             "route_other_table", "route_deleted", "route_nhid", "nexthop_via", "nexthop_group",
+             "nexthop_blackhole", "nexthop_deleted", "neigh_reachable", "neigh_deleted"]:
+    with open(f"src/kernel/testdata/{name}.hex") as f:
+        nl[name] = bytes.fromhex(f.read().strip())
+    write("netlink", name, nl[name])
+write("netlink", "mixed", nl["route_multipath"] + nl["nexthop_group"] + nl["neigh_reachable"] + nl["route_nhid"])

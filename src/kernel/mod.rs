@@ -10,7 +10,16 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::{
     link::{LinkAttribute, LinkFlags, LinkMessage},
-    RouteNetlinkMessage,
+    neighbour::NeighbourMessage,
+    route::RouteMessage,
+    AddressFamily, RouteNetlinkMessage,
+};
+
+mod route;
+pub use route::{
+    nexthop_dump_request, NeighMsg, NexthopMsg, NudState, RouteKind, RouteMsg, RoutePath,
+    RTMGRP_IPV4_ROUTE, RTMGRP_NEIGH, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP,
+    RTNLGRP_NEXTHOP,
 };
 
 /// `RTMGRP_LINK`: the multicast group of link changes.
@@ -51,6 +60,21 @@ pub enum KernelMsg {
         ifindex: u32,
         /// Its name, if the message had one.
         name: String,
+    },
+    /// An IPv4 route was added or changed (or is listed by a dump).
+    Route(RouteMsg),
+    /// An IPv4 route was deleted.
+    RouteDeleted(RouteMsg),
+    /// An IPv4 neighbour was added or changed (or is listed by a dump).
+    Neigh(NeighMsg),
+    /// An IPv4 neighbour was deleted.
+    NeighDeleted(NeighMsg),
+    /// A nexthop object was added or replaced (or is listed by a dump).
+    Nexthop(NexthopMsg),
+    /// A nexthop object was deleted.
+    NexthopDeleted {
+        /// Its id.
+        id: u32,
     },
     /// The end of a dump (NLMSG_DONE) answering request `seq`.
     DumpDone {
@@ -102,6 +126,24 @@ pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
             st.malformed += 1;
             return st;
         }
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if ty == RTM_NEWNEXTHOP || ty == RTM_DELNEXTHOP {
+            // netlink-packet-route does not know nexthop objects: parsed in `route`.
+            match route::nexthop(&buf[off + NLMSG_HDRLEN..off + len]) {
+                Ok(route::Nh::Msg(m)) => {
+                    out.push(if ty == RTM_NEWNEXTHOP {
+                        KernelMsg::Nexthop(m)
+                    } else {
+                        KernelMsg::NexthopDeleted { id: m.id }
+                    });
+                    st.decoded += 1;
+                }
+                Ok(route::Nh::Foreign) => st.ignored += 1,
+                Err(()) => st.malformed += 1,
+            }
+            off += (len + 3) & !3;
+            continue;
+        }
         match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[off..off + len]) {
             Ok(m) => match convert(m) {
                 Some(k) => {
@@ -140,6 +182,18 @@ fn convert(m: NetlinkMessage<RouteNetlinkMessage>) -> Option<KernelMsg> {
                 name: l.name,
             })
         }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+            route::route(&r).map(KernelMsg::Route)
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
+            route::route(&r).map(KernelMsg::RouteDeleted)
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
+            route::neigh(&n).map(KernelMsg::Neigh)
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelNeighbour(n)) => {
+            route::neigh(&n).map(KernelMsg::NeighDeleted)
+        }
         _ => None,
     }
 }
@@ -166,13 +220,28 @@ fn link(l: &LinkMessage) -> LinkMsg {
 
 /// An RTM_GETLINK dump request with sequence number `seq`.
 pub fn link_dump_request(seq: u32) -> Vec<u8> {
+    dump_request(seq, RouteNetlinkMessage::GetLink(LinkMessage::default()))
+}
+
+/// An RTM_GETROUTE dump request (IPv4, every table) with sequence number `seq`.
+pub fn route_dump_request(seq: u32) -> Vec<u8> {
+    let mut r = RouteMessage::default();
+    r.header.address_family = AddressFamily::Inet;
+    dump_request(seq, RouteNetlinkMessage::GetRoute(r))
+}
+
+/// An RTM_GETNEIGH dump request (IPv4) with sequence number `seq`.
+pub fn neigh_dump_request(seq: u32) -> Vec<u8> {
+    let mut n = NeighbourMessage::default();
+    n.header.family = AddressFamily::Inet;
+    dump_request(seq, RouteNetlinkMessage::GetNeighbour(n))
+}
+
+fn dump_request(seq: u32, msg: RouteNetlinkMessage) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
-    let mut m = NetlinkMessage::new(
-        header,
-        NetlinkPayload::from(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-    );
+    let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
     m.finalize();
     let mut buf = vec![0; m.buffer_len()];
     m.serialize(&mut buf);
