@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod event_loop;
 pub mod frag;
 pub mod icmp;
+pub mod kroutes;
 pub mod link;
 pub mod nat;
 pub mod natlog;

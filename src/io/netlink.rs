@@ -178,6 +178,12 @@ impl Reader {
                 if self.lost {
                     break;
                 }
+                if m == KernelMsg::Resync {
+                    // An interrupted dump (NLM_F_DUMP_INTR): read it to its end, then dump
+                    // again (a request now would meet EBUSY).
+                    self.redump = true;
+                    continue;
+                }
                 if matches!(m, KernelMsg::Error { errno: libc::EBUSY, seq } if seq == self.seq) {
                     // Another dump was running: ask again once this one is read.
                     self.redump = true;

@@ -111,6 +111,9 @@ pub struct DecodeStats {
     pub malformed: usize,
 }
 
+/// `NLM_F_DUMP_INTR`.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
 /// Size of `struct nlmsghdr`.
 const NLMSG_HDRLEN: usize = 16;
 
@@ -127,6 +130,13 @@ pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
             return st;
         }
         let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        // NLM_F_DUMP_INTR: the table changed while this dump was being read, so the dump
+        // is not a consistent picture: its message still counts, then everything is
+        // dumped again.
+        let interrupted = u16::from_ne_bytes([buf[off + 6], buf[off + 7]]) & NLM_F_DUMP_INTR != 0;
+        if interrupted && !out.contains(&KernelMsg::Resync) {
+            out.push(KernelMsg::Resync);
+        }
         if ty == RTM_NEWNEXTHOP || ty == RTM_DELNEXTHOP {
             // netlink-packet-route does not know nexthop objects: parsed in `route`.
             match route::nexthop(&buf[off + NLMSG_HDRLEN..off + len]) {

@@ -467,3 +467,20 @@ fn dump_requests_are_well_formed() {
         assert_eq!(req[16], family);
     }
 }
+
+#[test]
+fn an_interrupted_dump_asks_for_a_resync_once() {
+    let mut buf = fixture("route_via");
+    buf[6] |= 0x10; // NLM_F_DUMP_INTR
+    let again = buf.clone();
+    buf.extend_from_slice(&again);
+    let mut out = Vec::new();
+    let st = decode(&buf, &mut out);
+    assert_eq!(st.decoded, 2);
+    assert_eq!(out.iter().filter(|m| **m == KernelMsg::Resync).count(), 1);
+    assert_eq!(
+        out[0],
+        KernelMsg::Resync,
+        "before the inconsistent dump's messages"
+    );
+}

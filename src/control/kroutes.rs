@@ -1,0 +1,363 @@
+//! The kernel's routing table as a kernel-mirror router imports it (DESIGN R21; issue 12).
+//!
+//! Fed the decoded netlink messages ([`crate::kernel::KernelMsg`]): a full dump at start,
+//! then RTM_NEWROUTE/DELROUTE and nexthop-object events. It keeps the kernel's routes of one
+//! table (all metrics of each prefix: the lowest wins, as in the kernel, and a withdrawn
+//! best uncovers the next) and the nexthop objects, and says when a new FIB is **due**:
+//! changes are coalesced for `coalesce` after the first one, so a burst of thousands of
+//! updates costs one table build and one publish, and a change waits at most that long.
+//!
+//! **Resync**: a dump (at start, after lost events or an interrupted dump) is staged
+//! beside the table in use and replaces it only when complete: a route the dump did not
+//! list is gone, and forwarding uses the old table until then. An error ends the dump
+//! without applying it (the caller dumps again).
+//!
+//! **Bounded**: at most `max_routes` prefixes; a new prefix beyond that is refused and
+//! counted, never evicting what is there.
+
+use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
+
+use crate::{
+    config::{Route, RouteTarget},
+    kernel::{KernelMsg, NexthopMsg, RouteKind, RouteMsg, RoutePath},
+    wire::ipv4::Cidr,
+};
+
+/// What to import and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportSettings {
+    /// The kernel table (254 is `main`).
+    pub table: u32,
+    /// Prefixes kept at most.
+    pub max_routes: usize,
+    /// How long after the first change of a burst the new FIB is due.
+    pub coalesce: Duration,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            table: 254,
+            max_routes: 2_000_000,
+            coalesce: Duration::from_millis(20),
+        }
+    }
+}
+
+/// What the import did (monotonic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    /// Route messages of the imported table applied (added, replaced or deleted).
+    pub applied: u64,
+    /// New prefixes refused because `max_routes` were held.
+    pub refused_full: u64,
+    /// Completed dumps.
+    pub dumps: u64,
+    /// Dumps abandoned (an error, or another dump started).
+    pub dumps_abandoned: u64,
+}
+
+/// One of a prefix's kernel routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KRoute {
+    priority: u32,
+    kind: RouteKind,
+    paths: Box<[RoutePath]>,
+    nh_id: Option<u32>,
+}
+
+type Table = HashMap<(u32, u8), Vec<KRoute>>;
+
+#[derive(Debug, Default)]
+struct Staged {
+    seq: u32,
+    routes: Table,
+    nexthops: HashMap<u32, NexthopMsg>,
+}
+
+/// The imported table.
+#[derive(Debug)]
+pub struct KernelRoutes {
+    settings: ImportSettings,
+    routes: Table,
+    nexthops: HashMap<u32, NexthopMsg>,
+    staged: Option<Staged>,
+    /// When the first unpublished change happened (the caller's clock).
+    dirty_since: Option<Duration>,
+    /// What it did.
+    pub stats: ImportStats,
+}
+
+impl KernelRoutes {
+    /// An empty table.
+    pub fn new(settings: ImportSettings) -> KernelRoutes {
+        KernelRoutes {
+            settings,
+            routes: HashMap::new(),
+            nexthops: HashMap::new(),
+            staged: None,
+            dirty_since: None,
+            stats: ImportStats::default(),
+        }
+    }
+
+    /// Prefixes held (in the table in use).
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// No prefix held.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// A dump with sequence number `seq` was requested: what it lists until its
+    /// `DumpDone` replaces the table. A dump already running is abandoned.
+    pub fn begin_dump(&mut self, seq: u32) {
+        if self.staged.is_some() {
+            self.stats.dumps_abandoned += 1;
+        }
+        self.staged = Some(Staged {
+            seq,
+            ..Staged::default()
+        });
+    }
+
+    /// A dump is running.
+    pub fn dumping(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// Apply one message at time `now`; true if the routes may have changed.
+    pub fn apply(&mut self, m: &KernelMsg, now: Duration) -> bool {
+        let changed = match m {
+            KernelMsg::Route(r) => self.route(r, false),
+            KernelMsg::RouteDeleted(r) => self.route(r, true),
+            KernelMsg::Nexthop(n) => {
+                self.nexthops_mut().insert(n.id, n.clone());
+                true
+            }
+            KernelMsg::NexthopDeleted { id } => {
+                // The kernel drops the routes using it without telling: so do we.
+                let gone = self.nexthops_mut().remove(id).is_some();
+                let id = *id;
+                self.table_mut().retain(|_, v| {
+                    v.retain(|r| r.nh_id != Some(id));
+                    !v.is_empty()
+                });
+                gone
+            }
+            KernelMsg::DumpDone { seq } if self.staged.as_ref().is_some_and(|s| s.seq == *seq) => {
+                let s = self.staged.take().unwrap_or_default();
+                self.routes = s.routes;
+                self.nexthops = s.nexthops;
+                self.stats.dumps += 1;
+                true
+            }
+            KernelMsg::Error { seq, .. } if self.staged.as_ref().is_some_and(|s| s.seq == *seq) => {
+                self.staged = None;
+                self.stats.dumps_abandoned += 1;
+                false
+            }
+            _ => false,
+        };
+        // While a dump runs, the table in use does not change (changes go to the staged
+        // one): nothing is due until it completes.
+        if changed && self.dirty_since.is_none() {
+            self.dirty_since = Some(now);
+        }
+        changed
+    }
+
+    /// A new FIB should be built and published now.
+    pub fn due(&self, now: Duration) -> bool {
+        self.staged.is_none()
+            && self
+                .dirty_since
+                .is_some_and(|t| now.saturating_sub(t) >= self.settings.coalesce)
+    }
+
+    /// When the next FIB will be due (for the caller's poll timeout), if one is pending.
+    pub fn due_in(&self, now: Duration) -> Option<Duration> {
+        let t = self.dirty_since?;
+        Some((t + self.settings.coalesce).saturating_sub(now))
+    }
+
+    /// The routes were built into a FIB: nothing is pending.
+    pub fn published(&mut self) {
+        self.dirty_since = None;
+    }
+
+    fn table_mut(&mut self) -> &mut Table {
+        match &mut self.staged {
+            Some(s) => &mut s.routes,
+            None => &mut self.routes,
+        }
+    }
+
+    fn nexthops_mut(&mut self) -> &mut HashMap<u32, NexthopMsg> {
+        match &mut self.staged {
+            Some(s) => &mut s.nexthops,
+            None => &mut self.nexthops,
+        }
+    }
+
+    fn route(&mut self, r: &RouteMsg, delete: bool) -> bool {
+        if r.table != self.settings.table {
+            return false;
+        }
+        let len = r.len.min(32);
+        let net = if len == 0 {
+            0
+        } else {
+            u32::from(r.dst) & (u32::MAX << (32 - u32::from(len)))
+        };
+        let key = (net, len);
+        let max = self.settings.max_routes;
+        let table = self.table_mut();
+        if delete {
+            let Some(v) = table.get_mut(&key) else {
+                return false;
+            };
+            let before = v.len();
+            v.retain(|k| k.priority != r.priority);
+            let changed = v.len() != before;
+            if v.is_empty() {
+                table.remove(&key);
+            }
+            if changed {
+                self.stats.applied += 1;
+            }
+            return changed;
+        }
+        if !table.contains_key(&key) && table.len() >= max {
+            self.stats.refused_full += 1;
+            return false;
+        }
+        let k = KRoute {
+            priority: r.priority,
+            kind: r.kind,
+            paths: r.paths.clone().into_boxed_slice(),
+            nh_id: r.nh_id,
+        };
+        let v = table.entry(key).or_default();
+        match v.iter_mut().find(|x| x.priority == r.priority) {
+            Some(x) => *x = k,
+            None => {
+                v.push(k);
+                v.sort_by_key(|x| x.priority);
+            }
+        }
+        self.stats.applied += 1;
+        true
+    }
+
+    /// The routes to forward by, as the file's routes are: each prefix's best kernel route
+    /// (lowest metric), its paths on xgw's ports (`port_of` maps an ifindex to a port; a
+    /// path through another device is left out, and a route with none left is not
+    /// imported, so the packets follow a less specific route). A route through a nexthop
+    /// object uses the object as it is now (a group's members, with their weights).
+    /// Unreachable and prohibit become unreachable; local, broadcast and other types are
+    /// not forwarding routes and are left out.
+    pub fn resolve(&self, port_of: impl Fn(u32) -> Option<usize>) -> Vec<Route> {
+        let mut out = Vec::with_capacity(self.routes.len());
+        let mut keys: Vec<&(u32, u8)> = self.routes.keys().collect();
+        keys.sort_unstable();
+        for key in keys {
+            let Some(best) = self.routes[key].first() else {
+                continue;
+            };
+            let prefix = Cidr::new(Ipv4Addr::from(key.0), key.1);
+            let one = |target| Route {
+                prefix,
+                target,
+                weight: 1,
+            };
+            match best.kind {
+                RouteKind::Blackhole => out.push(one(RouteTarget::Blackhole)),
+                RouteKind::Unreachable | RouteKind::Prohibit => {
+                    out.push(one(RouteTarget::Unreachable));
+                }
+                RouteKind::Unicast => {
+                    let paths = match best.nh_id {
+                        Some(id) => match self.expand(id) {
+                            Expanded::Paths(p) => p,
+                            Expanded::Blackhole => {
+                                out.push(one(RouteTarget::Blackhole));
+                                continue;
+                            }
+                        },
+                        None => best.paths.to_vec(),
+                    };
+                    let on_ports: Vec<(RouteTarget, u16)> = paths
+                        .iter()
+                        .filter_map(|p| {
+                            let interface = port_of(p.oif)?;
+                            Some(match p.gateway {
+                                Some(gateway) => {
+                                    (RouteTarget::Via { gateway, interface }, p.weight)
+                                }
+                                None => (RouteTarget::Dev { interface }, p.weight),
+                            })
+                        })
+                        .collect();
+                    // Gateways make a (possibly multipath) route; an on-link route is
+                    // single-path, so without gateways the first path is the route.
+                    let vias = on_ports
+                        .iter()
+                        .filter(|(t, _)| matches!(t, RouteTarget::Via { .. }));
+                    if vias.clone().next().is_some() {
+                        out.extend(vias.map(|&(target, w)| Route {
+                            prefix,
+                            target,
+                            weight: u8::try_from(w.clamp(1, 255)).unwrap_or(u8::MAX),
+                        }));
+                    } else if let Some(&(target, _)) = on_ports.first() {
+                        out.push(one(target));
+                    }
+                }
+                RouteKind::Local | RouteKind::Broadcast | RouteKind::Other(_) => {}
+            }
+        }
+        out
+    }
+
+    fn expand(&self, id: u32) -> Expanded {
+        let Some(n) = self.nexthops.get(&id) else {
+            return Expanded::Paths(Vec::new());
+        };
+        if n.blackhole {
+            return Expanded::Blackhole;
+        }
+        if n.group.is_empty() {
+            return Expanded::Paths(vec![RoutePath {
+                gateway: n.gateway,
+                oif: n.oif,
+                weight: 1,
+            }]);
+        }
+        // Groups hold single nexthops only (the kernel refuses nested groups).
+        let paths = n
+            .group
+            .iter()
+            .filter_map(|&(m, w)| {
+                let m = self.nexthops.get(&m)?;
+                (!m.blackhole && m.group.is_empty()).then_some(RoutePath {
+                    gateway: m.gateway,
+                    oif: m.oif,
+                    weight: u16::try_from(w.min(256)).unwrap_or(256),
+                })
+            })
+            .collect();
+        Expanded::Paths(paths)
+    }
+}
+
+enum Expanded {
+    Paths(Vec<RoutePath>),
+    Blackhole,
+}
+
+#[cfg(test)]
+#[path = "kroutes_tests.rs"]
+mod tests;
