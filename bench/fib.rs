@@ -166,10 +166,105 @@ fn build(c: &mut Criterion, tables: &[Table]) {
     g.finish();
 }
 
+/// `RTM_NEWROUTE` bytes for every route of `b` (via 198.19.0.2 on ifindex 3, protocol
+/// bird, table main), in 32 KiB reads as a dump arrives.
+fn route_dump_bytes(b: &FibBuilder) -> Vec<Vec<u8>> {
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::{
+        route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType},
+        AddressFamily, RouteNetlinkMessage,
+    };
+    let mut reads = vec![Vec::new()];
+    for (p, _) in b.iter() {
+        let mut r = RouteMessage::default();
+        r.header.address_family = AddressFamily::Inet;
+        r.header.destination_prefix_length = p.len();
+        r.header.table = 254;
+        r.header.protocol = RouteProtocol::Bird;
+        r.header.kind = RouteType::Unicast;
+        r.attributes = vec![
+            RouteAttribute::Table(254),
+            RouteAttribute::Destination(RouteAddress::Inet(p.addr())),
+            RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(198, 19, 0, 2))),
+            RouteAttribute::Oif(3),
+        ];
+        let mut m = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::from(RouteNetlinkMessage::NewRoute(r)),
+        );
+        m.finalize();
+        let mut buf = vec![0; m.buffer_len()];
+        m.serialize(&mut buf);
+        if reads
+            .last()
+            .is_some_and(|r: &Vec<u8>| r.len() + buf.len() > 32 << 10)
+        {
+            reads.push(Vec::new());
+        }
+        reads
+            .last_mut()
+            .unwrap_or_else(|| unreachable!())
+            .extend_from_slice(&buf);
+    }
+    reads
+}
+
+/// Mirror mode's import, without the socket: a full route dump decoded, applied to the
+/// kernel-route state, and resolved into the routes a FIB is built from (the FIB build
+/// itself is `fib/build`).
+fn kernel_import(c: &mut Criterion, tables: &[Table]) {
+    use xgw::{
+        control::kroutes::{ImportSettings, KernelRoutes},
+        kernel::{self, KernelMsg},
+    };
+    let mut g = c.benchmark_group("fib/kernel-import");
+    g.sample_size(10);
+    for t in tables
+        .iter()
+        .filter(|t| t.name == "synth-800k" || t.name == "dfz")
+    {
+        let reads = route_dump_bytes(&t.builder);
+        let want = reads_len(&reads);
+        g.throughput(Throughput::Elements(t.builder.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("dump-decode-apply-resolve", &t.name),
+            &reads,
+            |bench, reads| {
+                bench.iter_with_large_drop(|| {
+                    let mut k = KernelRoutes::new(ImportSettings::default());
+                    let mut msgs: Vec<KernelMsg> = Vec::with_capacity(1024);
+                    for r in reads {
+                        msgs.clear();
+                        kernel::decode(r, &mut msgs);
+                        for m in &msgs {
+                            k.apply(m, std::time::Duration::ZERO);
+                        }
+                    }
+                    let routes = k.resolve(|i| (i == 3).then_some(0));
+                    assert_eq!(routes.len(), want);
+                    (k, routes)
+                });
+            },
+        );
+    }
+    g.finish();
+}
+
+fn reads_len(reads: &[Vec<u8>]) -> usize {
+    let mut n = 0;
+    let mut v = Vec::new();
+    for r in reads {
+        v.clear();
+        n += xgw::kernel::decode(r, &mut v).decoded;
+    }
+    n
+}
+
 fn fib(c: &mut Criterion) {
     let tables = tables();
     lookups(c, &tables);
     build(c, &tables);
+    kernel_import(c, &tables);
 }
 
 criterion_group!(benches, fib);
