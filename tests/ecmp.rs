@@ -47,8 +47,8 @@ fn flow(k: u16) -> Vec<u8> {
     Ip::udp_ports(client(), 20_000 + k, ip("203.0.113.9"), 53, 16).client_frame()
 }
 
-/// Which gateway MAC each forwarded frame went to, by the flow's source port.
-fn members(frames: &[Vec<u8>]) -> HashMap<u16, MacAddr> {
+/// Which gateway MAC each frame forwarded out of `port` went to, by the flow's source port.
+fn members(port: usize, frames: &[Vec<u8>]) -> HashMap<u16, MacAddr> {
     frames
         .iter()
         .filter(|f| {
@@ -56,17 +56,17 @@ fn members(frames: &[Vec<u8>]) -> HashMap<u16, MacAddr> {
         })
         .map(|f| {
             let e = ethernet::Frame::new_checked(&f[..]).unwrap();
-            assert_eq!(e.src_addr(), port_mac(usize::from(port_of(e.src_addr()))));
+            assert_eq!(
+                e.src_addr(),
+                port_mac(port),
+                "sent from the egress port's MAC"
+            );
             let p = l3(f);
             assert_eq!(p.ttl(), 63);
             let sport = u16::from_be_bytes([p.payload()[0], p.payload()[1]]);
             (sport - 20_000, e.dst_addr())
         })
         .collect()
-}
-
-fn port_of(mac: MacAddr) -> u16 {
-    (0..3).find(|&i| port_mac(i) == mac).unwrap() as u16
 }
 
 /// Answer every ARP request in `frames` (sent on `port`) whose target is in `gws`.
@@ -119,8 +119,8 @@ fn send_resolving(
 
 fn send(t: &mut Testbed, n: u16) -> HashMap<u16, MacAddr> {
     t.flood(0, (0..n).map(flow));
-    let mut out = members(&t.take_tx(1));
-    out.extend(members(&t.take_tx(2)));
+    let mut out = members(1, &t.take_tx(1));
+    out.extend(members(2, &t.take_tx(2)));
     out
 }
 

@@ -268,6 +268,29 @@ fn flow_probe(dst: Ipv4Addr, flow: &FlowSpec) -> Result<Vec<u8>, String> {
     Ok(p)
 }
 
+/// An ECMP group's gateways as `route get` and `show route` list them: `via`, `dev`,
+/// `weight`, and `live` when known (false: the gateway holds no bucket now).
+fn nexthops_json(members: &[(NextHop, u8)], names: &[String], live: Option<&[bool]>) -> Value {
+    members
+        .iter()
+        .enumerate()
+        .map(|(k, &(nh, weight))| {
+            let (via, dev) = match nh {
+                NextHop::Via { gateway, port } => (
+                    Some(gateway.to_string()),
+                    names.get(usize::from(port)).cloned(),
+                ),
+                _ => (None, None),
+            };
+            let mut v = json!({"via": via, "dev": dev, "weight": weight});
+            if let Some(l) = live.and_then(|l| l.get(k)) {
+                v["live"] = Value::Bool(*l);
+            }
+            v
+        })
+        .collect()
+}
+
 /// `xgw route get`'s answer for `addr` routed by `r` (`names`: port names; `owner`: the
 /// port that has `addr`, for local routes). Keys: `dst`, `prefix`, `via`, `dev`, `type`.
 pub fn route_json(addr: Ipv4Addr, r: &RouteInfo, names: &[String], owner: Option<String>) -> Value {
@@ -589,22 +612,7 @@ impl Service {
             let live: Vec<bool> = (0..table.members.len())
                 .map(|k| table.buckets.iter().any(|&b| usize::from(b) == k))
                 .collect();
-            v["nexthops"] = plane
-                .routes()
-                .group_members(id)
-                .into_iter()
-                .zip(live)
-                .map(|((nh, weight), live)| {
-                    let (via, dev) = match nh {
-                        NextHop::Via { gateway, port } => (
-                            Some(gateway.to_string()),
-                            names.get(usize::from(port)).cloned(),
-                        ),
-                        _ => (None, None),
-                    };
-                    json!({"via": via, "dev": dev, "weight": weight, "live": live})
-                })
-                .collect();
+            v["nexthops"] = nexthops_json(&plane.routes().group_members(id), &names, Some(&live));
             Ok(v)
         })?
     }

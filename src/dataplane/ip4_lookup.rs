@@ -39,9 +39,7 @@ pub(super) fn run(
         let next = if v == NO_ROUTE {
             Next::Punt(PuntReason::NoRoute)
         } else {
-            if let NextHop::Group { .. } = snap.nexthops[v as usize] {
-                v = snap.member(v, &frames[i][ETH_LEN..]);
-            }
+            v = snap.member(v, &frames[i][ETH_LEN..]);
             match snap.nexthops[v as usize] {
                 NextHop::Via { port, .. } | NextHop::Connected { port } => {
                     meta.tx_port[i] = port;

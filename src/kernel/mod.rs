@@ -123,6 +123,7 @@ const NLMSG_HDRLEN: usize = 16;
 pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
     let mut st = DecodeStats::default();
     let mut off = 0;
+    let mut resync = false;
     while off + NLMSG_HDRLEN <= buf.len() {
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
         if len < NLMSG_HDRLEN || len > buf.len() - off {
@@ -134,7 +135,8 @@ pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
         // is not a consistent picture: its message still counts, then everything is
         // dumped again.
         let interrupted = u16::from_ne_bytes([buf[off + 6], buf[off + 7]]) & NLM_F_DUMP_INTR != 0;
-        if interrupted && !out.contains(&KernelMsg::Resync) {
+        if interrupted && !resync {
+            resync = true;
             out.push(KernelMsg::Resync);
         }
         if ty == RTM_NEWNEXTHOP || ty == RTM_DELNEXTHOP {

@@ -216,28 +216,7 @@ fn route_json(
     groups: &Groups,
 ) -> Value {
     let name = |port: u16| names.get(usize::from(port)).cloned();
-    if let NextHop::Group { id } = *nh {
-        // A multipath route: its gateways joined in `via`/`dev`, and each in `nexthops`.
-        let members = groups.get(id as usize).map_or(&[][..], Vec::as_slice);
-        let mut vias = Vec::new();
-        let mut devs = Vec::new();
-        let mut list = Vec::new();
-        for &(m, weight) in members {
-            if let NextHop::Via { gateway, port } = m {
-                vias.push(gateway.to_string());
-                devs.push(name(port).unwrap_or_default());
-                list.push(json!({"via": gateway.to_string(), "dev": name(port), "weight": weight}));
-            }
-        }
-        devs.dedup();
-        let source = if runtime.contains(&p) {
-            "runtime"
-        } else {
-            "static"
-        };
-        return json!({"prefix": p.to_string(), "type": "unicast", "via": vias.join(","),
-            "dev": devs.join(","), "source": source, "nexthops": list});
-    }
+    let mut nexthops = None;
     let (kind, via, dev, source) = match *nh {
         NextHop::Via { gateway, port } => {
             ("unicast", Some(gateway.to_string()), name(port), "static")
@@ -250,14 +229,37 @@ fn route_json(
         NextHop::Broadcast { port } => ("broadcast", None, name(port), "connected"),
         NextHop::Blackhole => ("blackhole", None, None, "static"),
         NextHop::Unreachable => ("unreachable", None, None, "static"),
-        NextHop::Group { .. } => ("unicast", None, None, "static"),
+        NextHop::Group { id } => {
+            // A multipath route: its gateways joined in `via`/`dev`, and each in `nexthops`.
+            let members = groups.get(id as usize).map_or(&[][..], Vec::as_slice);
+            let (mut vias, mut devs) = (Vec::new(), Vec::new());
+            for &(m, _) in members {
+                if let NextHop::Via { gateway, port } = m {
+                    vias.push(gateway.to_string());
+                    devs.push(name(port).unwrap_or_default());
+                }
+            }
+            devs.dedup();
+            nexthops = Some(super::nexthops_json(members, names, None));
+            (
+                "unicast",
+                Some(vias.join(",")),
+                Some(devs.join(",")),
+                "static",
+            )
+        }
     };
     let source = if runtime.contains(&p) {
         "runtime"
     } else {
         source
     };
-    json!({"prefix": p.to_string(), "type": kind, "via": via, "dev": dev, "source": source})
+    let mut v =
+        json!({"prefix": p.to_string(), "type": kind, "via": via, "dev": dev, "source": source});
+    if let Some(list) = nexthops {
+        v["nexthops"] = list;
+    }
+    v
 }
 
 /// What the route listings need, copied from the control plane by a job (the route set
