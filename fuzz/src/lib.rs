@@ -501,6 +501,26 @@ pub fn netlink(data: &[u8]) {
         assert_eq!(links.is_up(i), l.up);
         assert!(!(l.gone && l.up), "{l:?}");
     }
+    // The same messages into the route import (bounded to 64 prefixes): it never holds
+    // more, and what it resolves names only xgw's ports.
+    use std::time::Duration;
+    use xgw::control::kroutes::{ImportSettings, KernelRoutes};
+    let mut kr = KernelRoutes::new(ImportSettings {
+        table: 254,
+        max_routes: 64,
+        coalesce: Duration::from_millis(20),
+    });
+    kr.begin_dump(1);
+    for (i, m) in msgs.iter().enumerate() {
+        kr.apply(m, Duration::from_millis(i as u64));
+        assert!(kr.len() <= 64);
+    }
+    let routes = kr.resolve(|ifindex| match ifindex {
+        2 => Some(0),
+        3 => Some(1),
+        _ => None,
+    });
+    assert!(routes.len() <= 64);
 }
 
 #[cfg(test)]

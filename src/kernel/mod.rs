@@ -95,8 +95,9 @@ pub enum KernelMsg {
         /// The request's sequence number.
         seq: u32,
     },
-    /// Events were lost (the socket overran, or the feed's queue was full): everything
-    /// must be dumped again. Produced by the reader, never decoded from bytes.
+    /// Events were lost (the socket overran, or the feed's queue was full) or a dump was
+    /// interrupted (`NLM_F_DUMP_INTR`, decoded once per buffer): everything must be dumped
+    /// again.
     Resync,
 }
 
@@ -138,6 +139,7 @@ pub fn decode(buf: &[u8], out: &mut Vec<KernelMsg>) -> DecodeStats {
         if interrupted && !resync {
             resync = true;
             out.push(KernelMsg::Resync);
+            st.decoded += 1;
         }
         if ty == RTM_NEWNEXTHOP || ty == RTM_DELNEXTHOP {
             // netlink-packet-route does not know nexthop objects: parsed in `route`.

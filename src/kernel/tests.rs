@@ -187,6 +187,21 @@ proptest! {
         let mut out = Vec::new();
         let st = decode(&buf, &mut out);
         prop_assert!(st.decoded + st.malformed + st.ignored >= 1);
+        prop_assert_eq!(st.decoded, out.len());
+    }
+
+    #[test]
+    fn mutated_route_captures_count_what_they_decode(
+        name in proptest::sample::select(vec!["route_multipath", "route_nhid", "neigh_reachable"]),
+        i in 0usize..4096,
+        v in any::<u8>(),
+    ) {
+        let mut buf = fixture(name);
+        let i = i % buf.len();
+        buf[i] = v;
+        let mut out = Vec::new();
+        let st = decode(&buf, &mut out);
+        prop_assert_eq!(st.decoded, out.len());
     }
 }
 
@@ -476,7 +491,8 @@ fn an_interrupted_dump_asks_for_a_resync_once() {
     buf.extend_from_slice(&again);
     let mut out = Vec::new();
     let st = decode(&buf, &mut out);
-    assert_eq!(st.decoded, 2);
+    assert_eq!(st.decoded, 3, "two routes and one resync: {out:?}");
+    assert_eq!(st.decoded, out.len());
     assert_eq!(out.iter().filter(|m| **m == KernelMsg::Resync).count(), 1);
     assert_eq!(
         out[0],
