@@ -502,7 +502,7 @@ pub fn netlink(data: &[u8]) {
         assert!(!(l.gone && l.up), "{l:?}");
     }
     // The same messages into the route import (bounded to 64 prefixes): it never holds
-    // more, and what it resolves names only xgw's ports.
+    // more, and resolving it neither panics nor yields more routes than it holds.
     use std::time::Duration;
     use xgw::control::kroutes::{ImportSettings, KernelRoutes};
     let mut kr = KernelRoutes::new(ImportSettings {
