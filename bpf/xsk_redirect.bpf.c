@@ -30,6 +30,13 @@
  * slow path holds it, RFC 5382 REQ-4), as does everything else: fragments, IP options,
  * short headers, ICMP. `nat_outside_ifindex` 0 turns it off.
  *
+ * Kernel mirror mode (`[kernel] mirror = true`, `host_path` set): the kernel of the
+ * namespace owns the addresses and ARP, so ARP, every frame to an Ethernet multicast or
+ * broadcast address (OSPF hellos, DHCP) and every IPv4 packet to one of the host's
+ * addresses (`host_addrs`: the namespace's addresses but the NAT pool's) go to the kernel:
+ * BGP, OSPF, BFD, SSH and ping to the router are the kernel's. Only transit traffic
+ * reaches the workers.
+ *
  * A transmit run is told from a received frame by its ingress device: the worker
  * runs it "received" on the loopback device (ifindex 1 in every network namespace),
  * to which this program is never attached (xgw refuses lo as a port), so no frame
@@ -90,6 +97,16 @@ struct {
  * the verifier knows the values and the lookup below compiles to one compare per port. */
 const volatile __u32 port_ifindex[XGW_MAX_PORTS];
 
+/* Kernel mirror mode (see the top of the file). */
+const volatile __u32 host_path = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* xgw sets the size before load */
+	__type(key, __u32);   /* a host address, network byte order */
+	__type(value, __u8);
+} host_addrs SEC(".maps");
+
 /* NAT prefilter (see the top of the file). Sizes set by xgw before load. */
 const volatile __u32 nat_outside_ifindex = 0;
 /* 64-bit words per (pool address, protocol): must match nat::portmap. */
@@ -114,11 +131,12 @@ struct {
 /* Per-CPU counters: frames left to the kernel, [0] not IPv4/ARP, [1] not from a port;
  * [2] dropped by the NAT prefilter; [3] left to the kernel because no socket serves their
  * (port, RX queue) (a worker not up yet, or a queue xgw does not serve: xgw refuses to
- * start with fewer queues than a port has, so this counts only the start and the stop).
+ * start with fewer queues than a port has, so this counts only the start and the stop);
+ * [4] host traffic passed to the kernel in mirror mode (ARP, multicast, to its addresses).
  * Frames steered to a socket are not counted here (the workers count what they receive). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
@@ -158,6 +176,20 @@ static __always_inline int xgw_tx(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	return bpf_redirect(ifindex, 0);
+}
+
+/* Mirror mode: true if the frame is the host's (see the top of the file). */
+static __always_inline int for_host(struct ethhdr *eth, void *data_end)
+{
+	if (eth->h_proto == bpf_htons(ETH_P_ARP) || (eth->h_dest[0] & 1))
+		return 1;
+	struct iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) > data_end)
+		return 0; /* a runt: the workers count and drop it */
+	__u32 daddr = ip->daddr;
+
+	return bpf_map_lookup_elem(&host_addrs, &daddr) != 0;
 }
 
 /* The NAT prefilter: true if the frame is to be dropped (see the top of the file). */
@@ -210,6 +242,8 @@ int xgw_steer(struct xdp_md *ctx)
 			break;
 		if (port_ifindex[slot] != ifindex)
 			continue;
+		if (host_path && for_host(eth, data_end))
+			return pass(4);
 		if (nat_outside_ifindex == ifindex && eth->h_proto == bpf_htons(ETH_P_IP) &&
 		    nat_unmapped(data, data_end)) {
 			__u32 idx = 2;

@@ -13,21 +13,9 @@ XGW=$(realpath "${1:-target/release/xgw}")
 export LAB=xgwe$$
 LAB_SH=scripts/lab.sh
 . scripts/lib.sh
-pass=0 fail=0 failed_names=()
-
-ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
-bad()  { fail=$((fail + 1)); failed_names+=("$1"); echo "FAIL - $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/       /' | tail -n 25; }
-# check NAME COMMAND...: the command must succeed.
-check() { local name=$1; shift; local out; if out=$("$@" 2>&1); then ok "$name"; else bad "$name" "$out"; fi; }
-# expect NAME REGEX COMMAND...: the command's output must match REGEX (exit status ignored).
-expect() {
-    local name=$1 re=$2; shift 2; local out; out=$("$@" 2>&1)
-    if grep -Eq -- "$re" <<<"$out"; then ok "$name"; else bad "$name" "expected /$re/ in:"$'\n'"$out"; fi
-}
+. scripts/testlib.sh
 
 dump_counters() { kill -USR1 "$XGW_PID"; sleep 0.5; }
-# only_line FILE WANT: FILE holds exactly the line WANT (else print what it holds).
-only_line() { [ "$(cat "$1")" = "$2" ] || { echo "got:"; cat "$1"; return 1; }; }
 
 make_config() { # FILE R1_MTU [R0_TX_PATH]
     cat >"$1" <<EOF2
@@ -121,9 +109,7 @@ wait_tx_path() {
 # xdp_tx_frames: frames the workers sent through the XDP-redirect path (from the exit stats).
 xdp_tx_frames() { grep -o 'xdp_tx.frames=[0-9]*' "$WORK/xgw.log" | cut -d= -f2 | awk '{s += $1} END {print s + 0}'; }
 
-phase() { echo; echo "## $*"; }
 # E2E_PHASES="1 5" runs only those phases (all by default).
-want_phase() { [ -z "${E2E_PHASES:-}" ] || [[ " $E2E_PHASES " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- phase 1: one queue
 if want_phase 1; then
@@ -455,7 +441,6 @@ fi
 # The operator's view (`xgw show ...`, `route get`, `reload`, `clear counters`) over the
 # control socket, checked against traffic of known size.
 # jq-free JSON checks: jcheck 'PYTHON EXPR over v' COMMAND... (v = the command's JSON output).
-jcheck() { local expr=$1; shift; "$@" | python3 -c 'import json,sys; v=json.load(sys.stdin); e=sys.argv[1]; r=eval(e); assert r, (e, v)' "$expr"; }
 # iface_counts: "r0rx r0tx r1rx r1tx" packets from show interfaces.
 iface_counts() { xc show interfaces --json | python3 -c 'import json,sys; v={p["name"]: p for p in json.load(sys.stdin)}; print(v["r0"]["rx_packets"], v["r0"]["tx_packets"], v["r1"]["rx_packets"], v["r1"]["tx_packets"])'; }
 # counts_moved BEFORE AFTER WANT: each of the four counters moved by exactly WANT.
@@ -754,13 +739,6 @@ fi
 
 # ---------------------------------------------------------------- phase 10: link monitoring
 # The kernel tells xgw (netlink) when a port goes down or up, changes MTU or is deleted.
-err_count() { # NAME: the counter's value in show errors (0 if absent)
-    xc show errors --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print({c["name"]: c["count"] for c in v["counters"]}.get(sys.argv[1], 0))' "$1"
-}
-wait_count() { # NAME MIN: up to 3 s for the counter to reach MIN
-    for _ in $(seq 30); do [ "$(err_count "$1")" -ge "$2" ] && return 0; sleep 0.1; done
-    echo "$1 = $(err_count "$1"), wanted >= $2"; return 1
-}
 if want_phase 10; then
     phase "link monitoring: down/up, MTU change, mtu above the device, deleted interface"
     "$LAB_SH" up 1 || { bad "lab up (link)"; exit 1; }

@@ -30,4 +30,6 @@ elif [ "$(id -u)" != 0 ]; then
 else
     echo "== end-to-end (network namespaces)"
     scripts/e2e.sh target/release/xgw
+    echo "== end-to-end, kernel mirror mode (network namespaces, BIRD)"
+    scripts/e2e-mirror.sh target/release/xgw
 fi

@@ -189,11 +189,11 @@ enum RouteCmd {
         dport: Option<u16>,
     },
     /// Add a route to the running router at once: `route add PREFIX via ADDR [dev PORT]`,
-    /// `route add PREFIX dev PORT`, `route add PREFIX blackhole|unreachable`.
+    /// `route add PREFIX dev PORT`, `route add PREFIX blackhole|unreachable|prohibit`.
     Add {
         /// `A.B.C.D/N`, host bits clear.
         prefix: String,
-        /// `via ADDR`, `dev PORT`, `blackhole` or `unreachable`.
+        /// `via ADDR`, `dev PORT`, `blackhole`, `unreachable` or `prohibit`.
         #[arg(num_args = 1.., required = true)]
         target: Vec<String>,
     },
@@ -478,7 +478,7 @@ fn loadgen(_: LoadgenCmd) -> ExitCode {
 }
 
 /// `route add PREFIX` and its iproute2-style words: `via ADDR`, `dev PORT`, `blackhole`,
-/// `unreachable`.
+/// `unreachable`, `prohibit`.
 fn route_add_verb(prefix: String, words: &[String]) -> Result<Verb, String> {
     let (mut via, mut dev, mut kind) = (None, None, None);
     let mut it = words.iter();
@@ -486,7 +486,7 @@ fn route_add_verb(prefix: String, words: &[String]) -> Result<Verb, String> {
         let slot = match w.as_str() {
             "via" => &mut via,
             "dev" => &mut dev,
-            "blackhole" | "unreachable" => {
+            "blackhole" | "unreachable" | "prohibit" => {
                 if kind.replace(w.clone()).is_some() {
                     return Err("more than one route type".into());
                 }
@@ -494,7 +494,7 @@ fn route_add_verb(prefix: String, words: &[String]) -> Result<Verb, String> {
             }
             other => {
                 return Err(format!(
-                    "unexpected `{other}` (expected via ADDR, dev PORT, blackhole or unreachable)"
+                    "unexpected `{other}` (expected via ADDR, dev PORT, blackhole, unreachable or prohibit)"
                 ))
             }
         };
@@ -621,6 +621,26 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    // Mirror mode: the interfaces' addresses are the kernel's (read again on reload).
+    let (cfg, kernel_addresses) = if cfg.kernel.mirror {
+        let addrs = match xgw::io::netlink::kernel_addresses() {
+            Ok((addrs, links)) => by_name(&addrs, &links),
+            Err(e) => {
+                eprintln!("xgw: reading the kernel's addresses: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        match config::parse_with(&text, &path.display().to_string(), Some(&addrs)) {
+            Ok(c) => (c, Some(addrs)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        (cfg, None)
+    };
     match xgw::runtime::run(
         cfg,
         xgw::runtime::RunOptions {
@@ -628,6 +648,7 @@ fn run(
             queues,
             config_path: Some(path.to_path_buf()),
             socket,
+            kernel_addresses,
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,
@@ -636,6 +657,20 @@ fn run(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The kernel's addresses by interface name.
+#[cfg(feature = "xdp")]
+fn by_name(addrs: &[xgw::kernel::AddrMsg], links: &[(u32, String)]) -> config::KernelAddresses {
+    let mut m = config::KernelAddresses::new();
+    for a in addrs {
+        if let Some((_, name)) = links.iter().find(|(i, _)| *i == a.ifindex) {
+            m.entry(name.clone())
+                .or_default()
+                .push(xgw::wire::ipv4::Cidr::new(a.addr, a.len));
+        }
+    }
+    m
 }
 
 #[cfg(not(feature = "xdp"))]

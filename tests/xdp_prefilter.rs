@@ -134,6 +134,7 @@ fn prefilter_in_netns() {
             pool: vec![POOL, other_pool],
             capacity: 3,
         }),
+        None,
     )
     .expect("load");
     // Attached so that test runs do not churn the kernel's XDP dispatcher (see io::xdp_tx);

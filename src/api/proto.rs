@@ -68,7 +68,7 @@ pub enum Verb {
         #[serde(default, flatten)]
         flow: FlowSpec,
     },
-    /// Add a route at once (`via`, `dev`, or `type` = blackhole | unreachable), validated
+    /// Add a route at once (`via`, `dev`, or `type` = blackhole | unreachable | prohibit), validated
     /// as the file's routes are.
     RouteAdd {
         /// `A.B.C.D/N`, host bits clear.
@@ -79,7 +79,7 @@ pub enum Verb {
         /// Interface (on-link route, or pins `via`).
         #[serde(default)]
         dev: Option<String>,
-        /// `blackhole` or `unreachable`.
+        /// `blackhole`, `unreachable` or `prohibit`.
         #[serde(default, rename = "type")]
         kind: Option<String>,
     },

@@ -59,6 +59,8 @@ pub struct ConfigState {
     pub applied_at: SystemTime,
     /// The last reload: when, and how it ended.
     pub last_reload: Option<(SystemTime, Result<(), String>)>,
+    /// Mirror mode: the kernel's addresses the file is checked against.
+    pub kernel_addresses: Option<config::KernelAddresses>,
 }
 
 impl ConfigState {
@@ -70,6 +72,7 @@ impl ConfigState {
             generation: 1,
             applied_at: SystemTime::now(),
             last_reload: None,
+            kernel_addresses: None,
         }
     }
 }
@@ -153,7 +156,12 @@ fn reload_inner(cx: &mut ControlCtx<'_>) -> Result<String, String> {
         return Err("xgw runs without a configuration file: nothing to reload".into());
     };
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg = config::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let cfg = config::parse_with(
+        &text,
+        &path.display().to_string(),
+        cx.config.kernel_addresses.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
     cx.ctl.plane.reload(&cfg)?;
     cx.config.text = text;
     cx.config.generation += 1;
@@ -302,6 +310,7 @@ pub fn route_json(addr: Ipv4Addr, r: &RouteInfo, names: &[String], owner: Option
         NextHop::Broadcast { port } => ("broadcast", None, name(port)),
         NextHop::Blackhole => ("blackhole", None, None),
         NextHop::Unreachable => ("unreachable", None, None),
+        NextHop::Prohibit => ("prohibit", None, None),
         NextHop::Group { .. } => ("unicast", None, None),
     };
     json!({

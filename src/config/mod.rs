@@ -25,6 +25,7 @@
 
 mod control;
 mod duration;
+mod kernel;
 mod nat;
 mod natlog;
 mod punt;
@@ -36,6 +37,7 @@ pub use control::{
     ControlConfig, ControlSettings, MetricsConfig, MetricsSettings, DEFAULT_METRICS, DEFAULT_SOCKET,
 };
 pub use duration::parse_duration;
+pub use kernel::{KernelAddresses, KernelConfig, KernelSettings, TableRef};
 pub use nat::{
     Filtering, ForwardConfig, Inbound, NatConfig, NatSettings, NatTimeouts, NatTimeoutsConfig,
     PortForward,
@@ -98,6 +100,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[kernel]`: kernel mirror mode.
+    #[serde(default)]
+    pub kernel: KernelConfig,
 }
 
 /// `[dataplane]` as written; see [`DataplaneSettings`] for meanings.
@@ -141,8 +146,10 @@ impl Default for DataplaneSettings {
 pub struct InterfaceConfig {
     /// Netdev to attach to.
     pub name: String,
-    /// Router address(es) on this link, each also a connected route.
-    pub address: AddressList,
+    /// Router address(es) on this link, each also a connected route. Optional in kernel
+    /// mirror mode (the kernel's are used; see [`Config::adopt_kernel_addresses`]).
+    #[serde(default)]
+    pub address: Option<AddressList>,
     /// AF_XDP queues (= workers) to use; `None`: all the device has.
     #[serde(default)]
     pub queues: Option<i64>,
@@ -377,6 +384,8 @@ pub struct ValidConfig {
     pub control: ControlSettings,
     /// The metrics endpoint.
     pub metrics: MetricsSettings,
+    /// Kernel mirror mode.
+    pub kernel: KernelSettings,
 }
 
 impl ValidConfig {
@@ -434,6 +443,9 @@ pub enum RouteTarget {
     Blackhole,
     /// Drop and send ICMP destination unreachable (net unreachable).
     Unreachable,
+    /// Drop and send ICMP destination unreachable, communication administratively
+    /// prohibited (code 13, RFC 1812 §5.2.7.1).
+    Prohibit,
 }
 
 /// Validated `[neighbor]` settings.
@@ -535,7 +547,20 @@ fn position(line: &Option<usize>, col: &Option<usize>) -> String {
 /// [`ConfigError::Syntax`] for TOML or shape errors, [`ConfigError::Invalid`] for semantic
 /// errors, both with positions in `text`.
 pub fn parse(text: &str, file_name: &str) -> Result<ValidConfig, ConfigError> {
-    let raw: Config = toml::from_str(text).map_err(|e| {
+    parse_with(text, file_name, None)
+}
+
+/// As [`parse`]; in kernel mirror mode, with the interfaces' addresses taken from (and
+/// checked against) `kernel` (see [`Config::adopt_kernel_addresses`]).
+///
+/// # Errors
+/// As [`parse`], and [`ConfigError::Invalid`] for an `address` the kernel disagrees with.
+pub fn parse_with(
+    text: &str,
+    file_name: &str,
+    kernel: Option<&KernelAddresses>,
+) -> Result<ValidConfig, ConfigError> {
+    let mut raw: Config = toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map_or((1, 1), |s| span::line_col(text, s.start));
         // toml's Display adds a multi-line snippet; the bare message is one line already,
         // but fold any newline so the error always fits one line.
@@ -552,18 +577,32 @@ pub fn parse(text: &str, file_name: &str) -> Result<ValidConfig, ConfigError> {
             message,
         }
     })?;
-    raw.validate(file_name).map_err(|mut e| {
-        if let ConfigError::Invalid {
-            line, col, field, ..
-        } = &mut e
-        {
-            if let Some((l, c)) = span::locate(text, field) {
-                *line = Some(l);
-                *col = Some(c);
+    let adopted = match kernel {
+        Some(k) => raw
+            .adopt_kernel_addresses(k)
+            .map_err(|(field, message)| ConfigError::Invalid {
+                file: file_name.to_owned(),
+                line: None,
+                col: None,
+                field,
+                message,
+            }),
+        None => Ok(()),
+    };
+    adopted
+        .and_then(|()| raw.validate(file_name))
+        .map_err(|mut e| {
+            if let ConfigError::Invalid {
+                line, col, field, ..
+            } = &mut e
+            {
+                if let Some((l, c)) = span::locate(text, field) {
+                    *line = Some(l);
+                    *col = Some(c);
+                }
             }
-        }
-        e
-    })
+            e
+        })
 }
 
 /// Reads and validates the configuration file at `path`.
@@ -795,6 +834,7 @@ idle_poll = "1ms"
             punt: PuntSettings::default(),
             control: crate::config::ControlSettings::default(),
             metrics: crate::config::MetricsSettings::default(),
+            kernel: crate::config::KernelSettings::default(),
         };
         assert_eq!(c, want);
     }

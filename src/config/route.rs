@@ -47,18 +47,17 @@ pub(super) fn route(
                 "`type` cannot be combined with `via` or `dev`",
             ));
         }
-        (None, None, Some(t)) => {
-            match t.as_str() {
-                "blackhole" => RouteTarget::Blackhole,
-                "unreachable" => RouteTarget::Unreachable,
-                other => {
-                    return Err(cx.err(
+        (None, None, Some(t)) => match t.as_str() {
+            "blackhole" => RouteTarget::Blackhole,
+            "unreachable" => RouteTarget::Unreachable,
+            "prohibit" => RouteTarget::Prohibit,
+            other => {
+                return Err(cx.err(
                     field("type"),
-                    format!("unknown route type `{other}` (expected \"blackhole\" or \"unreachable\")"),
+                    format!("unknown route type `{other}` (expected \"blackhole\", \"unreachable\" or \"prohibit\")"),
                 ));
-                }
             }
-        }
+        },
         (via, dev, None) => {
             let dev =
                 dev.as_deref()

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::route::route;
 use super::{
-    parse_duration, Config, ConfigError, DataplaneConfig, DataplaneSettings, IcmpConfig, Interface,
-    NeighborConfig, NeighborSettings, Route, RouteConfig, ValidConfig, MAX_IFNAME_LEN, MAX_MTU,
-    MAX_QUEUES, MIN_MTU,
+    parse_duration, AddressList, Config, ConfigError, DataplaneConfig, DataplaneSettings,
+    IcmpConfig, Interface, NeighborConfig, NeighborSettings, Route, RouteConfig, ValidConfig,
+    MAX_IFNAME_LEN, MAX_MTU, MAX_QUEUES, MIN_MTU,
 };
 use crate::wire::ipv4::{is_martian_source, Cidr};
 
@@ -93,6 +93,7 @@ impl Config {
         let punt = super::punt::validate_punt(cx.file, &self.punt)?;
         let control = super::control::validate_control(cx.file, &self.control)?;
         let metrics = super::control::validate_metrics(cx.file, &self.metrics)?;
+        let kernel = super::kernel::validate_kernel(cx.file, &self.kernel)?;
         Ok(ValidConfig {
             interfaces,
             routes,
@@ -103,6 +104,7 @@ impl Config {
             punt,
             control,
             metrics,
+            kernel,
         })
     }
 }
@@ -136,8 +138,14 @@ fn interfaces(cx: &Ctx<'_>, cfg: &Config) -> Result<Vec<Interface>, ConfigError>
             return Err(cx.err(field("name"), format!("`{name}` duplicates interface[{j}]")));
         }
 
-        let entries = ic.address.entries();
-        if entries.is_empty() {
+        // In mirror mode an interface may have no address (the kernel's, adopted before
+        // validation, may be none: an unnumbered port).
+        let entries = ic
+            .address
+            .as_ref()
+            .map(AddressList::entries)
+            .unwrap_or_default();
+        if entries.is_empty() && !cfg.kernel.mirror {
             return Err(cx.err(field("address"), "at least one address is required"));
         }
         let mut addresses: Vec<Cidr> = Vec::with_capacity(entries.len());
@@ -534,10 +542,13 @@ mod tests {
             "cannot be combined",
         );
         invalid(
-            &with_r0("[[route]]\nprefix = \"0.0.0.0/0\"\ntype = \"prohibit\"\n"),
+            &with_r0("[[route]]\nprefix = \"0.0.0.0/0\"\ntype = \"throw\"\n"),
             "route[0].type",
-            "unknown route type `prohibit`",
+            "unknown route type `throw` (expected \"blackhole\", \"unreachable\" or \"prohibit\")",
         );
+        let c = parse(&with_r0("[[route]]\nprefix = \"0.0.0.0/0\"\ntype = \"prohibit\"\n"), "f.toml")
+            .expect("prohibit routes are valid");
+        assert_eq!(c.routes[0].target, crate::config::RouteTarget::Prohibit);
     }
 
     #[test]

@@ -292,6 +292,10 @@ impl ControlPlane {
         target: Ipv4Addr,
         unicast: Option<MacAddr>,
     ) {
+        if self.mirror.is_some() {
+            // The kernel is the ARP speaker: it resolves, and reports the answer.
+            return self.kernel_solicit(port, target);
+        }
         let Some(info) = self.ports.get(usize::from(port)) else {
             return;
         };

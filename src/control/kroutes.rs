@@ -257,7 +257,7 @@ impl KernelRoutes {
     /// path through another device is left out, and a route with none left is not
     /// imported, so the packets follow a less specific route). A route through a nexthop
     /// object uses the object as it is now (a group's members, with their weights).
-    /// Unreachable and prohibit become unreachable; local, broadcast and other types are
+    /// Unreachable and prohibit stay what they are; local, broadcast and other types are
     /// not forwarding routes and are left out.
     pub fn resolve(&self, port_of: impl Fn(u32) -> Option<usize>) -> Vec<Route> {
         let mut out = Vec::with_capacity(self.routes.len());
@@ -275,9 +275,8 @@ impl KernelRoutes {
             };
             match best.kind {
                 RouteKind::Blackhole => out.push(one(RouteTarget::Blackhole)),
-                RouteKind::Unreachable | RouteKind::Prohibit => {
-                    out.push(one(RouteTarget::Unreachable));
-                }
+                RouteKind::Unreachable => out.push(one(RouteTarget::Unreachable)),
+                RouteKind::Prohibit => out.push(one(RouteTarget::Prohibit)),
                 RouteKind::Unicast => {
                     let paths = match best.nh_id {
                         Some(id) => match self.expand(id) {

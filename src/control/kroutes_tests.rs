@@ -131,7 +131,7 @@ fn captured_kernel_routes_import_with_their_types_and_weights() {
     assert_eq!(
         k.resolve(port_of),
         vec![
-            one("198.18.32.0/19", RouteTarget::Unreachable),
+            one("198.18.32.0/19", RouteTarget::Prohibit),
             one("198.18.64.0/18", RouteTarget::Unreachable),
             one("198.18.128.0/17", RouteTarget::Blackhole),
             one("198.19.0.0/24", RouteTarget::Dev { interface: 0 }),

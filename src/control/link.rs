@@ -20,7 +20,7 @@ use super::{ControlEvent, ControlPlane};
 use crate::{
     config,
     dataplane::PortInfo,
-    kernel::{KernelMsg, LinkMsg},
+    kernel::{DumpKind, KernelMsg, LinkMsg},
     neigh::PortId,
 };
 
@@ -124,7 +124,10 @@ impl Links {
                     self.gone(p, &mut out);
                 }
             }
-            KernelMsg::DumpStart { seq } => self.begin_dump(*seq),
+            KernelMsg::DumpStart {
+                seq,
+                kind: DumpKind::Links,
+            } => self.begin_dump(*seq),
             // A refused dump (EBUSY: another one runs) proves nothing; the reader retries.
             KernelMsg::Error { seq, .. } if self.dumping == Some(*seq) => self.dumping = None,
             KernelMsg::DumpDone { seq } if self.dumping == Some(*seq) => {
@@ -407,7 +410,13 @@ mod tests {
     #[test]
     fn a_dump_without_the_port_means_it_is_gone() {
         let mut l = links();
-        assert_eq!(l.apply(&KernelMsg::DumpStart { seq: 4 }), vec![]);
+        assert_eq!(
+            l.apply(&KernelMsg::DumpStart {
+                seq: 4,
+                kind: DumpKind::Links,
+            }),
+            vec![]
+        );
         assert_eq!(l.apply(&msg(5, "r0", true, 1500)), vec![]);
         // The end of an older dump says nothing about this one.
         assert_eq!(l.apply(&KernelMsg::DumpDone { seq: 3 }), vec![]);
@@ -422,7 +431,10 @@ mod tests {
     #[test]
     fn a_refused_dump_marks_nothing_gone() {
         let mut l = links();
-        l.apply(&KernelMsg::DumpStart { seq: 5 });
+        l.apply(&KernelMsg::DumpStart {
+            seq: 5,
+            kind: DumpKind::Links,
+        });
         l.apply(&KernelMsg::Error { errno: 16, seq: 5 });
         assert_eq!(l.apply(&KernelMsg::DumpDone { seq: 5 }), vec![]);
         assert!(l.is_up(0) && l.is_up(1));

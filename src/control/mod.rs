@@ -13,6 +13,7 @@ pub mod frag;
 pub mod icmp;
 pub mod kroutes;
 pub mod link;
+pub mod mirror;
 pub mod nat;
 pub mod natlog;
 pub mod publish;
@@ -76,6 +77,12 @@ define_counters! {
         LinkBack = "link.reappeared" => "deleted ports' devices re-created (restart to attach)",
         NetlinkMalformed = "netlink.malformed" => "netlink messages that did not parse (skipped)",
         NetlinkResync = "netlink.resyncs" => "netlink events lost (socket overrun or queue full): full dump",
+        KernelRouteChanges = "kernel.route_changes" => "kernel route and nexthop changes applied (mirror mode)",
+        KernelFibBuilt = "kernel.fib_builds" => "FIBs built from the kernel's routes (each after a burst settled)",
+        KernelAddressChanged = "kernel.port_address_changes" => "a port's kernel address added or removed while running",
+        NeighKernelLearned = "neigh.kernel_learned" => "neighbours learned from the kernel's table (mirror mode)",
+        NeighKernelSolicits = "neigh.kernel_solicits" => "neighbour resolutions asked of the kernel (mirror mode)",
+        NeighSolicitDropped = "neigh.kernel_solicits_dropped" => "neighbour resolutions not asked: queue to the kernel full",
     }
 }
 
@@ -117,6 +124,8 @@ pub struct ControlPlane {
     links: link::Links,
     /// The ECMP flow-hash seed (random per router).
     ecmp_seed: u64,
+    /// Kernel mirror mode's state (`[kernel] mirror = true`).
+    mirror: Option<mirror::Mirror>,
     /// What it did.
     pub counters: ControlCounters,
 }
@@ -208,6 +217,7 @@ impl ControlPlane {
             nat_log: None,
             links: link::Links::default(),
             ecmp_seed: port_key(),
+            mirror: None,
             counters: ControlCounters::default(),
         }
     }
@@ -318,6 +328,9 @@ impl ControlPlane {
         if cfg.control != self.cfg.control {
             return Err("control.socket changed: restart xgw to apply".into());
         }
+        if cfg.kernel != self.cfg.kernel {
+            return Err("[kernel] changed: restart xgw to apply".into());
+        }
         if cfg.metrics != self.cfg.metrics {
             return Err("metrics.listen changed: restart xgw to apply".into());
         }
@@ -370,14 +383,11 @@ impl ControlPlane {
                 "reload: runtime routes replaced by the file's routes of the same prefix"
             );
         }
-        self.routes = Routes::build(cfg, &self.runtime_routes, &self.down_ports());
-        self.neigh
-            .set_pinned(route_gateways(cfg, &self.runtime_routes));
         if cfg.icmp != self.cfg.icmp {
             self.icmp = IcmpLimiter::new(&cfg.icmp, port_key());
         }
         self.cfg = cfg.clone();
-        self.routes_changed = true;
+        self.rebuild_routes();
         Ok(())
     }
 
@@ -433,7 +443,7 @@ impl ControlPlane {
     }
 
     fn rebuild_routes(&mut self) {
-        self.routes = Routes::build(&self.cfg, &self.runtime_routes, &self.down_ports());
+        self.routes = Routes::build(&self.cfg, &self.routes_with_kernel(), &self.down_ports());
         self.neigh
             .set_pinned(route_gateways(&self.cfg, &self.runtime_routes));
         self.routes_changed = true;
@@ -555,6 +565,13 @@ impl ControlPlane {
             PuntReason::NoRoute | PuntReason::Unreachable => {
                 let e = IcmpError::Unreachable {
                     code: unreach::NET,
+                    mtu: 0,
+                };
+                self.send_error(now, e, l3, l2_multicast)
+            }
+            PuntReason::Prohibit => {
+                let e = IcmpError::Unreachable {
+                    code: unreach::ADMIN_PROHIBITED,
                     mtu: 0,
                 };
                 self.send_error(now, e, l3, l2_multicast)

@@ -92,6 +92,7 @@ impl Routes {
                 },
                 RouteTarget::Blackhole => NextHop::Blackhole,
                 RouteTarget::Unreachable => NextHop::Unreachable,
+                RouteTarget::Prohibit => NextHop::Prohibit,
             };
             match live.as_slice() {
                 [] => {}

@@ -53,6 +53,7 @@ define_counters! {
         TtlExpired = "punt.ttl_expired" => "ttl <= 1 in transit (ICMP time exceeded)",
         NoRoute = "punt.no_route" => "no route (ICMP net unreachable)",
         Unreachable = "punt.unreachable" => "unreachable route (ICMP net unreachable)",
+        Prohibit = "punt.prohibit" => "prohibit route (ICMP communication administratively prohibited)",
         ArpMiss = "punt.arp_miss" => "next hop not resolved (ARP)",
         NeedFrag = "punt.need_frag" => "larger than egress MTU with DF (ICMP frag needed)",
         Fragment = "punt.fragment" => "larger than egress MTU without DF (fragment)",

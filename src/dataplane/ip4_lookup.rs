@@ -59,6 +59,7 @@ pub(super) fn run(
                 NextHop::Broadcast { .. } => Next::Drop(DropReason::DirectedBroadcast),
                 NextHop::Blackhole => Next::Drop(DropReason::Blackhole),
                 NextHop::Unreachable => Next::Punt(PuntReason::Unreachable),
+                NextHop::Prohibit => Next::Punt(PuntReason::Prohibit),
                 // A group's members are `Via`s ([`Snapshot::member`]).
                 NextHop::Group { .. } => Next::Drop(DropReason::RewriteNoNextHop),
             }

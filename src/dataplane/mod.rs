@@ -79,6 +79,8 @@ pub enum NextHop {
     Blackhole,
     /// Drop with ICMP net unreachable.
     Unreachable,
+    /// Drop with ICMP communication administratively prohibited.
+    Prohibit,
     /// Several gateways (ECMP): [`Snapshot::groups`]`[id]` picks one per flow; ip4-lookup
     /// replaces this with the member, so later stages only see `Via`.
     Group {

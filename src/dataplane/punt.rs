@@ -104,6 +104,7 @@ impl PuntReason {
             PuntReason::TtlExpired
             | PuntReason::NoRoute
             | PuntReason::Unreachable
+            | PuntReason::Prohibit
             | PuntReason::Fragment => PuntClass::Transit,
             PuntReason::ToUs => PuntClass::Local,
         }

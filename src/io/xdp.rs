@@ -76,6 +76,17 @@ pub struct XdpStats {
     pub nat_unmapped: u64,
     /// Passed to the kernel: no socket on the frame's (port, RX queue).
     pub no_socket: u64,
+    /// Passed to the kernel in mirror mode: the host's (ARP, multicast, to its addresses).
+    pub host: u64,
+}
+
+/// Kernel mirror mode's host path: frames for the host go to the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPath {
+    /// The host's addresses (the namespace's, but the NAT pool's).
+    pub addresses: Vec<std::net::Ipv4Addr>,
+    /// Addresses the map holds at most (later additions beyond it are refused).
+    pub capacity: usize,
 }
 
 /// The loaded program and its links; dropping it detaches everything.
@@ -104,10 +115,12 @@ impl XdpProgram {
     /// Load the program (does not attach) for the ports `ifindexes` (port i is slot i), with a
     /// transmit queue for each of `workers` workers (see [`XdpProgram::tx_queue`]) and, if
     /// `nat` is given, the NAT prefilter (its bitmap: [`XdpProgram::take_nat_ports`]).
+    /// With `host`, frames for the host go to the kernel (mirror mode).
     pub fn load(
         ifindexes: &[u32],
         workers: u32,
         nat: Option<&NatPrefilter>,
+        host: Option<&HostPath>,
     ) -> io::Result<XdpProgram> {
         if ifindexes.len() > MAX_PORTS as usize || ifindexes.contains(&0) {
             return Err(err(
@@ -149,9 +162,19 @@ impl XdpProgram {
             }
             ro.nat_outside_ifindex = n.outside_ifindex;
         }
+        if host.is_some() {
+            ro.host_path = 1;
+        }
         let entries = |n: usize, what: &str| {
             u32::try_from(n).map_err(|_| err(what, format!("{n} entries do not fit a map")))
         };
+        open.maps
+            .host_addrs
+            .set_max_entries(entries(
+                host.map_or(1, |h| h.capacity.max(h.addresses.len()).max(1)),
+                "host_addrs",
+            )?)
+            .map_err(|e| err("host_addrs map size", e))?;
         open.maps
             .nat_pool
             .set_max_entries(entries(
@@ -188,12 +211,32 @@ impl XdpProgram {
             }
             None => None,
         };
-        Ok(XdpProgram {
+        let prog = XdpProgram {
             skel,
             links: Vec::new(),
             tx,
             nat_ports,
-        })
+        };
+        for a in host.map_or(&[][..], |h| &h.addresses) {
+            prog.set_host_address(*a, true)?;
+        }
+        Ok(prog)
+    }
+
+    /// Mirror mode: frames to `addr` go to the kernel (`add`) or to the workers again.
+    ///
+    /// # Errors
+    /// The map refused the update (full: beyond the capacity loaded).
+    pub fn set_host_address(&self, addr: std::net::Ipv4Addr, add: bool) -> io::Result<()> {
+        let m = &self.skel.maps.host_addrs;
+        if add {
+            m.update(&addr.octets(), &[1u8], MapFlags::ANY)
+                .map_err(|e| err("host_addrs map", e))
+        } else {
+            // Not there (never added, or the map was full) is no error.
+            let _ = m.delete(&addr.octets());
+            Ok(())
+        }
     }
 
     /// Tell the NAT prefilter that `addr` is pool address number `index` (a reload added
@@ -280,7 +323,7 @@ impl XdpProgram {
     /// The program's counters, summed over CPUs: frames left to the kernel (not IPv4 or ARP,
     /// not from a port, no socket on their queue) and frames the NAT prefilter dropped.
     pub fn stats(&self) -> XdpStats {
-        let mut out = [0u64; 4];
+        let mut out = [0u64; 5];
         for (i, o) in out.iter_mut().enumerate() {
             let key = u32::try_from(i).unwrap_or(0).to_ne_bytes();
             if let Ok(Some(vals)) = self.skel.maps.stats.lookup_percpu(&key, MapFlags::ANY) {
@@ -296,6 +339,7 @@ impl XdpProgram {
             not_from_a_port: out[1],
             nat_unmapped: out[2],
             no_socket: out[3],
+            host: out[4],
         }
     }
 

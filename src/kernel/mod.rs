@@ -15,7 +15,9 @@ use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
 };
 
+mod addr;
 mod route;
+pub use addr::{addr_dump_request, neigh_solicit_request, AddrMsg, RTMGRP_IPV4_IFADDR};
 pub use route::{
     nexthop_dump_request, NeighMsg, NexthopMsg, NudState, RouteKind, RouteMsg, RoutePath,
     RTMGRP_IPV4_ROUTE, RTMGRP_NEIGH, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP,
@@ -71,6 +73,10 @@ pub enum KernelMsg {
     NeighDeleted(NeighMsg),
     /// A nexthop object was added or replaced (or is listed by a dump).
     Nexthop(NexthopMsg),
+    /// An IPv4 address was added (or is listed by a dump).
+    Addr(AddrMsg),
+    /// An IPv4 address was removed.
+    AddrDeleted(AddrMsg),
     /// A nexthop object was deleted.
     NexthopDeleted {
         /// Its id.
@@ -94,11 +100,28 @@ pub enum KernelMsg {
     DumpStart {
         /// The request's sequence number.
         seq: u32,
+        /// What it lists.
+        kind: DumpKind,
     },
     /// Events were lost (the socket overran, or the feed's queue was full) or a dump was
     /// interrupted (`NLM_F_DUMP_INTR`, decoded once per buffer): everything must be dumped
     /// again.
     Resync,
+}
+
+/// What a dump lists (see [`KernelMsg::DumpStart`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DumpKind {
+    /// Every link (RTM_GETLINK).
+    Links,
+    /// Every IPv4 address (RTM_GETADDR).
+    Addresses,
+    /// Every nexthop object and then every IPv4 route: two requests, the first
+    /// (nexthops) with sequence number `seq - 1`, so that one staged table sees both and
+    /// ends with the route dump's `DumpDone { seq }`.
+    Routes,
+    /// Every IPv4 neighbour (RTM_GETNEIGH).
+    Neighbours,
 }
 
 /// How one buffer decoded.
@@ -201,6 +224,12 @@ fn convert(m: NetlinkMessage<RouteNetlinkMessage>) -> Option<KernelMsg> {
         }
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(r)) => {
             route::route(&r).map(KernelMsg::RouteDeleted)
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) => {
+            addr::addr(&a).map(KernelMsg::Addr)
+        }
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(a)) => {
+            addr::addr(&a).map(KernelMsg::AddrDeleted)
         }
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
             route::neigh(&n).map(KernelMsg::Neigh)

@@ -26,6 +26,7 @@ use crate::{
     control::{
         alarms::{Alarms, Transition},
         event_loop::{ControlLoop, WorkerLink},
+        mirror::Mirror,
         nat::NatEvent,
         publish::SnapshotCell,
         ControlEvent, ControlPlane,
@@ -37,14 +38,17 @@ use crate::{
     io::{
         natlog::NatLogWriter,
         netdev::NetDev,
-        netlink::NetlinkFeed,
+        netlink::{self, Follow, NetlinkFeed, NetlinkRequests},
         waker::Waker,
-        xdp::{NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
+        xdp::{HostPath, NatPrefilter, XdpMode, XdpProgram, XdpStats, MAX_QUEUES},
         xsk::{XskIo, XskOptions},
         xsk_stats::XskStatsReader,
     },
     stats,
 };
+
+/// Host addresses the XDP program's map holds at most (mirror mode).
+const HOST_ADDRESSES: usize = 4096;
 
 /// Depth of each control → worker injection queue.
 const INJECT_QUEUE: usize = 4096;
@@ -60,6 +64,9 @@ pub struct RunOptions {
     pub config_path: Option<std::path::PathBuf>,
     /// Serve the control socket here instead of `[control] socket`.
     pub socket: Option<std::path::PathBuf>,
+    /// Mirror mode: the kernel's addresses the configuration was read with (a reload
+    /// checks the file against them).
+    pub kernel_addresses: Option<config::KernelAddresses>,
 }
 
 /// Run the router until SIGINT/SIGTERM; SIGHUP re-reads `opts.config_path` (routes, ICMP).
@@ -114,7 +121,28 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
             pool: n.addresses.clone(),
             capacity: crate::nat::portmap::capacity_for(n.addresses.len()),
         });
-    let mut prog = XdpProgram::load(&ifindexes, queues, prefilter.as_ref())?;
+    // Kernel mirror mode: the namespace's addresses are the host's; frames to them (and ARP
+    // and multicast) go to the kernel, and the control plane mirrors its tables.
+    let mirror = if cfg.kernel.mirror {
+        let (addrs, _) = netlink::kernel_addresses().context("reading the kernel's addresses")?;
+        let pool: Vec<std::net::Ipv4Addr> = cfg
+            .nat
+            .iter()
+            .flat_map(|n| n.addresses.iter().copied())
+            .collect();
+        Some(Mirror::new(&cfg.kernel, &addrs, &pool, Instant::now()))
+    } else {
+        None
+    };
+    let host = mirror.as_ref().map(|m| HostPath {
+        addresses: m.host_addresses(),
+        capacity: HOST_ADDRESSES,
+    });
+    let mut prog = XdpProgram::load(&ifindexes, queues, prefilter.as_ref(), host.as_ref())?;
+    if let Some(h) = &host {
+        let shown: Vec<String> = h.addresses.iter().map(ToString::to_string).collect();
+        info!(table = cfg.kernel.table, host_addresses = %shown.join(","), "kernel mirror mode: routes, neighbours and addresses from the kernel; host traffic to the kernel");
+    }
     let policy = punt_policy(&cfg, &ports);
     let port_words = prog
         .take_nat_ports()
@@ -125,6 +153,13 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let mut control = ControlPlane::with_port_words(&cfg, ports, port_words);
     let devices: Vec<(u32, u32)> = devs.iter().map(|d| (d.ifindex, u32::from(d.mtu))).collect();
     control.watch_links(&devices);
+    let requests = match mirror {
+        Some(m) => {
+            control.set_mirror(m);
+            Some(NetlinkRequests::open().context("netlink socket (neighbour resolution)")?)
+        }
+        None => None,
+    };
     let nat_log = match cfg.nat.as_ref().and_then(|n| n.log.as_ref()) {
         Some(s) => {
             let (w, link) = NatLogWriter::start(s).context("[nat.log] target")?;
@@ -140,7 +175,12 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let doorbell = Doorbell::new(thread::current());
     // Link monitoring: the kernel reports ports going down, MTU changes, deletions.
     let bell = doorbell.clone();
-    let netlink = NetlinkFeed::start(Box::new(move || bell.ring()))
+    let follow = if cfg.kernel.mirror {
+        Follow::Mirror
+    } else {
+        Follow::Links
+    };
+    let netlink = NetlinkFeed::start(follow, Box::new(move || bell.ring()))
         .context("netlink socket (link monitoring)")?;
     let names: Vec<String> = devs.iter().map(|d| d.name.clone()).collect();
 
@@ -229,7 +269,8 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         .as_deref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
-    let config_state = ConfigState::new(opts.config_path.clone(), text);
+    let mut config_state = ConfigState::new(opts.config_path.clone(), text);
+    config_state.kernel_addresses = opts.kernel_addresses.clone();
     let bell = doorbell.clone();
     let (jobs, job_rx) = job_queue(Arc::new(move || bell.ring()));
     let inventory = Inventory {
@@ -273,6 +314,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         next_alarm_check: Instant::now(),
         xdp_pool: prefilter.as_ref().map_or(0, |p| p.pool.len()),
         netlink,
+        requests,
     };
     ops.notify.ready();
     let mut ctl = ControlLoop::new(control, cell, links);
@@ -328,6 +370,11 @@ fn xdp_lines(s: XdpStats) -> Vec<(&'static str, u64, &'static str)> {
             "xdp.nat_no_mapping",
             s.nat_unmapped,
             "NAT prefilter: inbound to an external port without a mapping, dropped in XDP",
+        ),
+        (
+            "xdp.host",
+            s.host,
+            "mirror mode: frames for the host passed to the kernel (ARP, multicast, its addresses)",
         ),
         (
             "xdp.no_socket",
@@ -433,8 +480,10 @@ struct Ops {
     next_alarm_check: Instant,
     /// Pool addresses the XDP prefilter knows (0: no prefilter).
     xdp_pool: usize,
-    /// The kernel's link reports.
+    /// The kernel's link reports (and in mirror mode its routes, neighbours, addresses).
     netlink: NetlinkFeed,
+    /// Mirror mode: requests to the kernel (neighbour resolution).
+    requests: Option<NetlinkRequests>,
 }
 
 /// Netlink messages applied per control-loop round at most (the rest wait for the next).
@@ -449,11 +498,45 @@ fn apply_netlink(ctl: &mut ControlLoop, feed: &NetlinkFeed) -> usize {
             .add(ControlEvent::NetlinkMalformed, malformed);
     }
     let mut n = 0;
+    let now = Instant::now();
     for m in feed.drain(NETLINK_BUDGET) {
         ctl.plane.link_message(&m);
+        ctl.plane.kernel_message(now, &m);
         n += 1;
     }
     n
+}
+
+/// Mirror mode: publish the kernel's routes once settled, send the neighbour resolutions
+/// the control plane asked for, and tell the XDP program about host address changes.
+fn mirror_io(ctl: &mut ControlLoop, ops: &mut Ops, prog: &XdpProgram, now: Instant) -> usize {
+    let Some(req) = ops.requests.as_mut() else {
+        return 0;
+    };
+    let mut work = usize::from(ctl.plane.publish_kernel_routes(now));
+    let solicits = ctl.plane.take_solicits();
+    work += solicits.len();
+    let mut unsent = 0u64;
+    for (ifindex, ip) in solicits {
+        if !req.solicit(ifindex, ip) {
+            unsent += 1;
+        }
+    }
+    if unsent > 0 {
+        ctl.plane
+            .counters
+            .add(ControlEvent::NeighSolicitDropped, unsent);
+    }
+    req.drain();
+    for (a, add) in ctl.plane.take_host_changes() {
+        work += 1;
+        match prog.set_host_address(a, add) {
+            Ok(()) if add => info!(address = %a, "host address: frames to it go to the kernel"),
+            Ok(()) => info!(address = %a, "host address removed: frames to it are forwarded"),
+            Err(e) => warn!(address = %a, error = %e, "host address not passed to the kernel"),
+        }
+    }
+    work
 }
 
 /// Tell the XDP prefilter about pool addresses a reload added (they reach the workers
@@ -528,6 +611,7 @@ fn control_loop(
         doorbell.clear();
         let now = Instant::now();
         let mut work = apply_netlink(ctl, &ops.netlink);
+        work += mirror_io(ctl, ops, prog, now);
         work += ctl.step(now);
         let reload_due = sig.reload.swap(false, Ordering::Relaxed) && ops.config.path.is_some();
         {
@@ -580,7 +664,12 @@ fn control_loop(
             info!("counters:\n{text}");
         }
         if work == 0 {
-            doorbell.wait(ctl.idle_timeout(Instant::now()));
+            let now = Instant::now();
+            let mut t = ctl.idle_timeout(now);
+            if let Some(due) = ctl.plane.kernel_routes_due_in(now) {
+                t = t.min(due);
+            }
+            doorbell.wait(t);
         }
     }
 }

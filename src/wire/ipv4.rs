@@ -434,7 +434,7 @@ impl Repr {
 }
 
 /// An IPv4 prefix: an address and a prefix length (host bits are kept; see [`Cidr::network`]).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct Cidr {
     address: Ipv4Addr,
     prefix_len: u8,

@@ -206,15 +206,22 @@ pub(super) fn nat_summary(svc: &Service) -> Result<Value, String> {
     }))
 }
 
-/// One route as `show route` lists it (`runtime`: the prefixes `route add` added).
-fn route_json(
-    p: Prefix,
-    nh: &NextHop,
-    names: &[String],
-    connected: &[Prefix],
-    runtime: &[Prefix],
-    groups: &Groups,
-) -> Value {
+/// Where routes came from, for `show route`'s `source`.
+#[derive(Debug, Default)]
+struct Origins {
+    /// The prefixes of the ports' addresses.
+    connected: Vec<Prefix>,
+    /// The prefixes `route add` added.
+    runtime: Vec<Prefix>,
+    /// The configuration's `[[route]]` prefixes.
+    config: Vec<Prefix>,
+    /// Kernel mirror mode: the rest are the kernel's.
+    mirror: bool,
+}
+
+/// One route as `show route` lists it.
+fn route_json(p: Prefix, nh: &NextHop, names: &[String], o: &Origins, groups: &Groups) -> Value {
+    let (connected, runtime) = (&o.connected, &o.runtime);
     let name = |port: u16| names.get(usize::from(port)).cloned();
     let mut nexthops = None;
     let (kind, via, dev, source) = match *nh {
@@ -229,6 +236,7 @@ fn route_json(
         NextHop::Broadcast { port } => ("broadcast", None, name(port), "connected"),
         NextHop::Blackhole => ("blackhole", None, None, "static"),
         NextHop::Unreachable => ("unreachable", None, None, "static"),
+        NextHop::Prohibit => ("prohibit", None, None, "static"),
         NextHop::Group { id } => {
             // A multipath route: its gateways joined in `via`/`dev`, and each in `nexthops`.
             let members = groups.get(id as usize).map_or(&[][..], Vec::as_slice);
@@ -251,6 +259,8 @@ fn route_json(
     };
     let source = if runtime.contains(&p) {
         "runtime"
+    } else if o.mirror && source == "static" && !o.config.contains(&p) {
+        "kernel"
     } else {
         source
     };
@@ -268,8 +278,7 @@ type RouteView = (
     std::sync::Arc<crate::fib::FibBuilder>,
     Vec<NextHop>,
     Vec<String>,
-    Vec<Prefix>,
-    Vec<Prefix>,
+    Origins,
     Groups,
 );
 
@@ -286,11 +295,17 @@ fn route_view(svc: &Service) -> Result<RouteView, String> {
             .flat_map(|p| p.addresses.iter())
             .map(|c| Prefix::new(c.network().address(), c.prefix_len()))
             .collect();
-        let runtime = plane
-            .runtime_routes()
-            .iter()
-            .map(|r| Prefix::new(r.prefix.address(), r.prefix.prefix_len()))
-            .collect();
+        let prefixes = |v: &[crate::config::Route]| -> Vec<Prefix> {
+            v.iter()
+                .map(|r| Prefix::new(r.prefix.address(), r.prefix.prefix_len()))
+                .collect()
+        };
+        let origins = Origins {
+            connected,
+            runtime: prefixes(plane.runtime_routes()),
+            config: prefixes(&plane.config().routes),
+            mirror: plane.mirror().is_some(),
+        };
         let groups = (0..routes.groups().len())
             .map(|id| routes.group_members(u32::try_from(id).unwrap_or(u32::MAX)))
             .collect();
@@ -298,8 +313,7 @@ fn route_view(svc: &Service) -> Result<RouteView, String> {
             routes.route_set(),
             routes.nexthops().to_vec(),
             plane.ports().iter().map(|p| p.name.clone()).collect(),
-            connected,
-            runtime,
+            origins,
             groups,
         )
     })
@@ -316,7 +330,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
             )
         }
     };
-    let (set, nexthops, names, connected, runtime, groups) = match route_view(svc) {
+    let (set, nexthops, names, origins, groups) = match route_view(svc) {
         Ok(v) => v,
         Err(e) => return write_line(out, &Header::error(e)),
     };
@@ -333,7 +347,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
         count += 1;
         write_line(
             &mut w,
-            &json!({"item": route_json(p, nh, &names, &connected, &runtime, &groups)}),
+            &json!({"item": route_json(p, nh, &names, &origins, &groups)}),
         )?;
     }
     write_line(
@@ -345,7 +359,7 @@ pub(super) fn routes(svc: &Service, prefix: Option<&str>, out: &mut dyn Write) -
 
 /// `show route summary`: routes by type and by prefix length.
 pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
-    let (set, nexthops, names, connected, runtime, groups) = route_view(svc)?;
+    let (set, nexthops, names, origins, groups) = route_view(svc)?;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_len: BTreeMap<u8, u64> = BTreeMap::new();
     let mut total = 0u64;
@@ -353,7 +367,7 @@ pub(super) fn route_summary(svc: &Service) -> Result<Value, String> {
         let Some(nh) = nexthops.get(v as usize) else {
             continue;
         };
-        let r = route_json(p, nh, &names, &connected, &runtime, &groups);
+        let r = route_json(p, nh, &names, &origins, &groups);
         let key = format!(
             "{}/{}",
             r["type"].as_str().unwrap_or("?"),

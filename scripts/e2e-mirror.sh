@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# End-to-end tests of kernel mirror mode (`[kernel] mirror = true`): the router
+# namespace's kernel owns the addresses, ARP and the routing table, with
+# net.ipv4.ip_forward = 0, and xgw forwards by what it mirrors. Needs root, a built binary
+# and BIRD 2 (Debian bird2; scripts/deps.sh installs it).
+#
+#   client ns ($LAB-cli)        router ns ($LAB-rtr)             server A ns ($LAB-sa)
+#   c0 198.18.0.2/24 <--veth--> r0 198.18.0.1/24 | xgw
+#                               r1 198.19.0.1/24 | (mirror) <--veth--> sa0 198.19.0.2/24
+#                               r2 198.19.1.1/24 |  + bird  <--veth--> sb0 198.19.1.2/24
+#                                                                     server B ns ($LAB-sb)
+#   Both servers have dum0 203.0.113.1/24 (the "remote" prefix, announced by each; dum0 is
+#   one end of a veth pair whose both ends are in the server).
+#
+# Phase "static": kernel routes written with `ip route` (unicast, multipath, blackhole,
+# unreachable, prohibit), neighbours resolved by the kernel, host traffic (ping, TCP) to the
+# kernel, ICMP errors from the kernel's addresses, NAT in mirror mode, an address that
+# disagrees with the kernel refused.
+# Phase "bird": BIRD 2 with OSPF in all three; ECMP across both servers, failover when one
+# server's daemon stops or its link goes down, withdrawal everywhere.
+#
+#   scripts/e2e-mirror.sh [path/to/xgw]      E2E_PHASES="static bird" to pick
+#
+# Every namespace is named after this run ($LAB-*) and removed on exit, even on failure;
+# every daemon started is stopped by its pid. Only 198.18.0.0/15 and TEST-NET addresses.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+XGW=$(realpath "${1:-target/release/xgw}")
+export LAB=xgwk$$
+. scripts/lib.sh
+. scripts/testlib.sh
+SA=$LAB-sa SB=$LAB-sb
+sa() { ip netns exec "$SA" "$@"; }
+sb() { ip netns exec "$SB" "$@"; }
+BIRD_PIDS=()
+
+# Stop xgw and every daemon started, and remove the namespaces.
+lab_down() {
+    set +e
+    for p in "${BIRD_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    BIRD_PIDS=()
+    stop_xgw >/dev/null 2>&1
+    for ns in "$LAB-cli" "$LAB-rtr" "$SA" "$SB"; do
+        if ip netns list | grep -qw "$ns"; then
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+            ip netns del "$ns" 2>/dev/null
+        fi
+    done
+    set -u
+}
+trap 'lab_down; rm -rf "$WORK"' EXIT
+
+# The lab: the namespaces, the veths (hosts' ends finish checksums in software and take
+# redirected frames through GRO; the router's ends hand AF_XDP plain frames), addresses.
+lab_up() {
+    mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+    for ns in "$LAB-cli" "$LAB-rtr" "$SA" "$SB"; do
+        ip netns add "$ns" || return 1
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+        ip netns exec "$ns" ip link set lo up
+    done
+    ip link add c0 netns "$LAB-cli" type veth peer r0 netns "$LAB-rtr"
+    ip link add sa0 netns "$SA" type veth peer r1 netns "$LAB-rtr"
+    ip link add sb0 netns "$SB" type veth peer r2 netns "$LAB-rtr"
+    cli ethtool -K c0 tx off gro on >/dev/null
+    sa ethtool -K sa0 tx off gro on >/dev/null
+    sb ethtool -K sb0 tx off gro on >/dev/null
+    for d in r0 r1 r2; do rtr ethtool -K "$d" tx off gro off lro off >/dev/null 2>&1; done
+    cli ip addr add 198.18.0.2/24 dev c0
+    rtr ip addr add 198.18.0.1/24 dev r0
+    rtr ip addr add 198.19.0.1/24 dev r1
+    rtr ip addr add 198.19.1.1/24 dev r2
+    sa ip addr add 198.19.0.2/24 dev sa0
+    sb ip addr add 198.19.1.2/24 dev sb0
+    for ns_dev in "cli c0" "rtr r0" "rtr r1" "rtr r2" "sa sa0" "sb sb0"; do
+        set -- $ns_dev
+        "$1" ip link set "$2" up
+    done
+    for s in sa sb; do
+        # The remote network: a veth pair with both ends in the server (no dummy module
+        # everywhere).
+        "$s" ip link add dum0 type veth peer dum1
+        "$s" ip addr add 203.0.113.1/24 dev dum0
+        "$s" ip link set dum1 up
+        "$s" ip link set dum0 up
+        # Count what reaches the remote address's UDP port 9 (the flows of the ECMP tests).
+        "$s" nft -f - <<'EOF'
+table inet xgwt {
+    chain in { type filter hook input priority 0; udp dport 9 counter; }
+}
+EOF
+    done
+    cli ip route add default via 198.18.0.1
+    # xgw forwards; the kernel of the router namespace does not.
+    rtr sysctl -qw net.ipv4.ip_forward=0
+}
+
+mirror_config() { # FILE [EXTRA TOML]
+    cat >"$1" <<EOF
+[[interface]]
+name = "r0"
+[[interface]]
+name = "r1"
+[[interface]]
+name = "r2"
+[kernel]
+mirror = true
+[icmp]
+rate = 1000
+burst = 50
+${2:-}
+EOF
+}
+
+# settle: a kernel route change reaches the FIB after [kernel] coalesce (20 ms) and a
+# control-loop round: wait well past that.
+settle() { sleep 0.3; }
+# udp_counter NS: datagrams to port 9 the namespace received so far.
+udp_counter() { ip netns exec "$1" nft list table inet xgwt | grep -o 'packets [0-9]*' | awk '{print $2}'; }
+# flows N PORT0: N one-datagram UDP flows from the client to 203.0.113.1:9, each its own
+# source port (PORT0..PORT0+N-1).
+flows() {
+    cli python3 -c '
+import socket, sys
+n, p0 = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("198.18.0.2", p0 + i))
+    s.sendto(b"x" * 32, ("203.0.113.1", 9))
+    s.close()
+' "$1" "$2"
+}
+# spread N PORT0 MIN_A MIN_B MAX_A MAX_B: send N flows; server A got between MIN_A and
+# MAX_A of them, B between MIN_B and MAX_B, and together all N.
+spread() {
+    local n=$1 a0 b0 a1 b1
+    a0=$(udp_counter "$SA"); b0=$(udp_counter "$SB")
+    flows "$n" "$2"
+    sleep 0.5
+    a1=$(udp_counter "$SA"); b1=$(udp_counter "$SB")
+    local da=$((a1 - a0)) db=$((b1 - b0))
+    echo "server A $da, server B $db of $n"
+    [ $((da + db)) -eq "$n" ] && [ "$da" -ge "$3" ] && [ "$db" -ge "$4" ] && [ "$da" -le "$5" ] && [ "$db" -le "$6" ]
+}
+# wait_route REGEX SECS: until `xgw route get 203.0.113.1` matches (prints the seconds taken).
+wait_route() {
+    local t0 now
+    t0=$(date +%s.%N)
+    while :; do
+        if xc route get 203.0.113.1 2>&1 | grep -Eq -- "$1"; then
+            now=$(date +%s.%N)
+            python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$now"
+            return 0
+        fi
+        now=$(date +%s.%N)
+        python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) - float(sys.argv[1]) < float(sys.argv[3]) else 1)' "$t0" "$now" "$2" || break
+        sleep 0.1
+    done
+    echo "not within $2 s:"; xc route get 203.0.113.1 2>&1; rtr ip route show 203.0.113.0/24
+    return 1
+}
+# within SECS: the number piped in (seconds) is at most SECS.
+at_most() { python3 -c 'import sys; t = float(sys.stdin.read().split()[-1]); print(t, "s"); sys.exit(0 if t <= float(sys.argv[1]) else 1)' "$1"; }
+kernel_forwarded() { rtr awk '/^Ip:/ { if (h) print $7; h = 1 }' /proc/net/snmp; }
+http_on_router() { # serve a small file from the router's kernel on 198.18.0.1:8080
+    mkdir -p "$WORK/www" && echo "hello from the router's kernel" >"$WORK/www/index.html"
+    rtr python3 -m http.server 8080 --bind 198.18.0.1 --directory "$WORK/www" >/dev/null 2>&1 &
+    echo $!
+}
+
+# ---------------------------------------------------------------- phase static
+if want_phase static; then
+    phase "mirror mode, kernel routes from ip route"
+    lab_up || { bad "lab up"; exit 1; }
+    sa ip route add default via 198.19.0.1
+    sb ip route add default via 198.19.1.1
+    rtr ip route add 203.0.113.0/24 via 198.19.0.2
+    mirror_config "$WORK/k.toml"
+    # An address the kernel does not have is refused, naming the field.
+    mirror_config "$WORK/bad.toml"
+    sed -i '0,/name = "r1"/s//name = "r1"\naddress = "198.19.9.1\/24"/' "$WORK/bad.toml"
+    expect "an address that disagrees with the kernel is refused" "interface\[1\]\.address: disagrees with the kernel: r1 has 198\.19\.0\.1/24" \
+        bash -c "ip netns exec $LAB-rtr timeout 10 $XGW run --config $WORK/bad.toml --socket $WORK/bad.sock 2>&1"
+    if start_xgw "$WORK/k.toml"; then
+        check "the kernel's routes are imported at start (kernel.fib_builds)" wait_count kernel.fib_builds 1
+        check "ping through xgw to a kernel route (ip_forward = 0)" cli ping -c 3 -i 0.2 -W 2 203.0.113.1
+        check "ping the router: the kernel answers" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+        check "ping the router's far address" cli ping -c 2 -i 0.2 -W 2 198.19.1.1
+        www=$(http_on_router)
+        sleep 0.5
+        expect "TCP to a service on the router's own address (the host path)" "hello from the router's kernel" \
+            cli curl -s --max-time 5 http://198.18.0.1:8080/index.html
+        kill "$www" 2>/dev/null; wait "$www" 2>/dev/null
+        check "show interfaces learned the addresses from the kernel" jcheck '[p["addresses"] for p in v] == [["198.18.0.1/24"], ["198.19.0.1/24"], ["198.19.1.1/24"]]' xc show interfaces --json
+        check "the next hop was resolved by the kernel (neigh.kernel_learned)" wait_count neigh.kernel_learned 1
+        check "show route marks the route as the kernel's" jcheck 'any(r["prefix"] == "203.0.113.0/24" and r["source"] == "kernel" and r["via"] == "198.19.0.2" for r in v)' xc show route --json
+        # A route added in the kernel is forwarded by at once (after the coalescing delay).
+        sb ip addr add 192.0.2.1/32 dev lo
+        rtr ip route add 192.0.2.0/24 via 198.19.1.2
+        settle
+        check "a kernel route added while running is used" cli ping -c 2 -i 0.2 -W 2 192.0.2.1
+        rtr ip route del 192.0.2.0/24
+        settle
+        expect "a kernel route deleted: net unreachable from the router" "From 198\.18\.0\.1 .*Destination Net Unreachable" cli ping -c 1 -W 2 192.0.2.1
+        rtr ip route add blackhole 192.0.2.0/25
+        rtr ip route add unreachable 192.0.2.128/26
+        rtr ip route add prohibit 192.0.2.192/26
+        settle
+        expect "kernel blackhole: silently dropped" "1 packets transmitted, 0 received, 100% packet loss" cli ping -c 1 -W 1 192.0.2.1
+        expect "kernel unreachable: ICMP net unreachable" "Destination Net Unreachable" cli ping -c 1 -W 2 192.0.2.129
+        expect "kernel prohibit: ICMP communication administratively prohibited" "Packet filtered|Communication prohibited" cli ping -c 1 -W 2 192.0.2.193
+        # A next hop the kernel cannot resolve: held, then host unreachable from xgw.
+        rtr ip route add 198.51.100.0/24 via 198.19.1.99
+        settle
+        expect "a next hop nobody answers: host unreachable" "From 198\.18\.0\.1 .*Destination Host Unreachable" cli ping -c 1 -W 8 198.51.100.1
+        # ICMP errors about forwarded packets come from the kernel's address on the port.
+        expect "time exceeded comes from r0's kernel address" "From 198\.18\.0\.1 .*Time to live exceeded" cli ping -c 1 -t 1 -W 2 203.0.113.1
+        # Multipath from the kernel (RTA_MULTIPATH): flows spread over both servers.
+        rtr ip route replace 203.0.113.0/24 nexthop via 198.19.0.2 nexthop via 198.19.1.2
+        settle
+        check "a kernel multipath route spreads flows over both servers" spread 400 20000 40 40 400 400
+        # Nexthop objects (as FRR installs them): a group, then one member removed.
+        rtr ip nexthop add id 1 via 198.19.0.2 dev r1
+        rtr ip nexthop add id 2 via 198.19.1.2 dev r2
+        rtr ip nexthop add id 10 group 1/2
+        rtr ip route replace 203.0.113.0/24 nhid 10
+        settle
+        check "a route through a nexthop group spreads flows over both servers" spread 400 21000 40 40 400 400
+        rtr ip nexthop replace id 10 group 2
+        settle
+        check "the group shrunk to server B: every flow to B" spread 200 22000 0 200 0 200
+        rtr ip route replace 203.0.113.0/24 via 198.19.0.2
+        check "the kernel forwarded nothing itself (Ip ForwDatagrams = 0)" bash -c "[ \"\$(ip netns exec $LAB-rtr awk '/^Ip:/ { if (h) print \$7; h = 1 }' /proc/net/snmp)\" = 0 ]"
+        stop_xgw
+        grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown in mirror mode" || bad "clean shutdown in mirror mode" "$(tail -20 "$WORK/xgw.log")"
+    else
+        bad "xgw starts in mirror mode" "$(cat "$WORK/xgw.log")"
+    fi
+    # NAT in mirror mode: the pool address is the kernel's too (so the kernel answers ARP
+    # for it), but its traffic is xgw's.
+    rtr ip addr add 198.19.0.10/32 dev r1
+    mirror_config "$WORK/n.toml" '[nat]
+outside = "r1"
+addresses = ["198.19.0.10"]
+inside = ["198.18.0.0/24"]'
+    if start_xgw "$WORK/n.toml"; then
+        wait_count kernel.fib_builds 1 >/dev/null
+        sa bash -c 'timeout 10 python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"198.19.0.2\", 7000)); s.settimeout(8)
+d, a = s.recvfrom(100); open(\"'"$WORK"'/nat-peer\", \"w\").write(a[0]); s.sendto(d, a)
+"' &
+        np=$!
+        sleep 0.3
+        expect "NAT in mirror mode: a UDP exchange through the pool address" "^echo$" \
+            cli timeout 5 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(b"echo", ("198.19.0.2", 7000)); print(s.recvfrom(100)[0].decode())'
+        wait "$np"
+        check "the server saw the pool address, not the inside host" only_line "$WORK/nat-peer" "198.19.0.10"
+        check "ping the router's r1 address still reaches the kernel with NAT on" cli ping -c 2 -i 0.2 -W 2 198.19.0.1
+        stop_xgw
+    else
+        bad "xgw starts in mirror mode with NAT" "$(cat "$WORK/xgw.log")"
+    fi
+    lab_down
+fi
+
+echo
+[ "$fail" -eq 0 ] || echo "failed: ${failed_names[*]}"
+echo "e2e-mirror: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,363 @@
+//! Kernel mirror mode (`[kernel] mirror = true`; issue 12): the kernel of xgw's network
+//! namespace owns the addresses, ARP and the routing table, and the control plane mirrors
+//! them (DESIGN R21).
+//!
+//! - **Routes**: the imported table ([`KernelRoutes`]) is resolved onto xgw's ports and
+//!   built into the FIB once a burst of changes has settled (`[kernel] coalesce`), with the
+//!   configuration's `[[route]]`s and the runtime routes (`xgw route add`) on top: a prefix
+//!   one of them has is not taken from the kernel.
+//! - **Neighbours**: the kernel's usable entries (reachable, stale, delay, probe,
+//!   permanent) on xgw's ports are learned as ARP replies would be, releasing the packets
+//!   held for them; where xgw would send an ARP request it asks the kernel to resolve
+//!   instead (RTM_NEWNEIGH with NTF_USE, sent by the runtime), so the kernel is the one ARP
+//!   speaker. xgw's own timers still age entries and fail unanswered ones.
+//! - **Addresses**: every IPv4 address of the namespace is the host's: the XDP program
+//!   passes frames to them to the kernel. The runtime applies the changes queued here; a
+//!   change of a port's own addresses is logged (its ICMP source and local routes follow
+//!   on restart; its connected route follows at once, as a kernel route).
+//!
+//! Sans-I/O, like the rest of the control plane: messages in, routes, neighbour updates
+//! and outgoing requests out.
+
+use std::{
+    collections::{BTreeSet, HashSet},
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use tracing::{info, warn};
+
+use super::{
+    kroutes::{ImportSettings, KernelRoutes},
+    ControlEvent, ControlPlane,
+};
+use crate::{
+    config::{KernelSettings, Route},
+    kernel::{AddrMsg, DumpKind, KernelMsg, NeighMsg},
+    neigh::PortId,
+    wire::ethernet::MacAddr,
+};
+
+/// Neighbour resolutions waiting for the runtime to send at most; more are dropped (and
+/// counted) until it drains them: xgw's retransmission timer asks again.
+pub const MAX_SOLICITS: usize = 4096;
+/// Host-address changes waiting for the runtime at most (more: a full re-read is asked for).
+const MAX_ADDR_CHANGES: usize = 4096;
+
+/// The mirror's state.
+#[derive(Debug)]
+pub struct Mirror {
+    routes: KernelRoutes,
+    /// The kernel's routes as last resolved onto the ports.
+    resolved: Vec<Route>,
+    /// Resolutions to ask the kernel for: `(ifindex, address)`.
+    solicits: Vec<(u32, Ipv4Addr)>,
+    /// The namespace's addresses as last known.
+    addresses: BTreeSet<AddrMsg>,
+    /// An address dump in progress: its sequence number and what it listed.
+    addr_dump: Option<(u32, BTreeSet<AddrMsg>)>,
+    /// Host addresses added (true) or removed (false) since the runtime last looked.
+    host_changes: Vec<(Ipv4Addr, bool)>,
+    /// The NAT's external addresses: xgw's, never the host's.
+    nat_pool: HashSet<Ipv4Addr>,
+    epoch: Instant,
+    /// The first import has been built into the FIB.
+    imported: bool,
+}
+
+impl Mirror {
+    /// A mirror importing as `k` says, knowing the namespace's `addresses` at start.
+    pub fn new(
+        k: &KernelSettings,
+        addresses: &[AddrMsg],
+        nat_pool: &[Ipv4Addr],
+        epoch: Instant,
+    ) -> Mirror {
+        Mirror {
+            routes: KernelRoutes::new(ImportSettings {
+                table: k.table,
+                max_routes: k.max_routes,
+                coalesce: k.coalesce,
+            }),
+            resolved: Vec::new(),
+            solicits: Vec::new(),
+            addresses: addresses.iter().copied().collect(),
+            addr_dump: None,
+            host_changes: Vec::new(),
+            nat_pool: nat_pool.iter().copied().collect(),
+            epoch,
+            imported: false,
+        }
+    }
+
+    /// The host's addresses (every address of the namespace but the NAT pool's): frames to
+    /// them go to the kernel.
+    pub fn host_addresses(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .addresses
+            .iter()
+            .map(|a| a.addr)
+            .filter(|a| !self.nat_pool.contains(a))
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// The import state (for `show` and tests).
+    pub fn kernel_routes(&self) -> &KernelRoutes {
+        &self.routes
+    }
+
+    /// The kernel's routes as the FIB has them now.
+    pub fn resolved(&self) -> &[Route] {
+        &self.resolved
+    }
+
+    fn since(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.epoch)
+    }
+
+    fn address(&mut self, a: AddrMsg, add: bool) {
+        let changed = if add {
+            self.addresses.insert(a)
+        } else {
+            self.addresses.remove(&a)
+        };
+        if changed && !self.nat_pool.contains(&a.addr) && self.host_changes.len() < MAX_ADDR_CHANGES
+        {
+            // Another address of the namespace may still be this one (two ports): removal
+            // only when none is left.
+            let still = self.addresses.iter().any(|x| x.addr == a.addr);
+            if add || !still {
+                self.host_changes.push((a.addr, add));
+            }
+        }
+    }
+
+    /// An address dump ended: what it did not list is gone, what it listed is there.
+    fn addr_dump_done(&mut self, listed: BTreeSet<AddrMsg>) {
+        let gone: Vec<AddrMsg> = self.addresses.difference(&listed).copied().collect();
+        let new: Vec<AddrMsg> = listed.difference(&self.addresses).copied().collect();
+        for a in gone {
+            self.address(a, false);
+        }
+        for a in new {
+            self.address(a, true);
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Turn kernel mirror mode on (before the first message).
+    pub fn set_mirror(&mut self, m: Mirror) {
+        self.mirror = Some(m);
+    }
+
+    /// The mirror, in kernel mirror mode.
+    pub fn mirror(&self) -> Option<&Mirror> {
+        self.mirror.as_ref()
+    }
+
+    /// The port of the device `ifindex`, if it is one of xgw's (and not deleted).
+    fn port_of_ifindex(&self, ifindex: u32) -> Option<usize> {
+        self.links
+            .ports()
+            .iter()
+            .position(|p| p.ifindex == ifindex && !p.gone)
+    }
+
+    /// Apply one netlink message to the mirror (nothing outside mirror mode). Links are
+    /// [`ControlPlane::link_message`]'s.
+    pub fn kernel_message(&mut self, now: Instant, m: &KernelMsg) {
+        let Some(mirror) = self.mirror.as_mut() else {
+            return;
+        };
+        let t = mirror.since(now);
+        match m {
+            KernelMsg::DumpStart {
+                seq,
+                kind: DumpKind::Routes,
+            } => mirror.routes.begin_dump(*seq),
+            KernelMsg::DumpStart {
+                seq,
+                kind: DumpKind::Addresses,
+            } => mirror.addr_dump = Some((*seq, BTreeSet::new())),
+            KernelMsg::Addr(a) => match &mut mirror.addr_dump {
+                Some((_, listed)) => {
+                    listed.insert(*a);
+                }
+                None => self.kernel_address(*a, true),
+            },
+            KernelMsg::AddrDeleted(a) => {
+                if let Some((_, listed)) = &mut mirror.addr_dump {
+                    listed.remove(a);
+                }
+                self.kernel_address(*a, false);
+            }
+            KernelMsg::DumpDone { seq } | KernelMsg::Error { seq, .. }
+                if mirror.addr_dump.as_ref().is_some_and(|(s, _)| s == seq) =>
+            {
+                let (_, listed) = mirror.addr_dump.take().unwrap_or_default();
+                if matches!(m, KernelMsg::DumpDone { .. }) {
+                    let before = mirror.addresses.clone();
+                    mirror.addr_dump_done(listed);
+                    for a in before.symmetric_difference(&mirror.addresses.clone()) {
+                        self.port_address_changed(*a);
+                    }
+                }
+            }
+            KernelMsg::Neigh(n) => self.kernel_neighbour(now, n),
+            _ => {
+                if mirror.routes.apply(m, t) {
+                    self.counters.inc(ControlEvent::KernelRouteChanges);
+                }
+            }
+        }
+    }
+
+    fn kernel_address(&mut self, a: AddrMsg, add: bool) {
+        let Some(mirror) = self.mirror.as_mut() else {
+            return;
+        };
+        let before = mirror.addresses.len();
+        mirror.address(a, add);
+        if mirror.addresses.len() != before {
+            self.port_address_changed(a);
+        }
+    }
+
+    /// A port's own address changed in the kernel: counted and logged (the port keeps the
+    /// addresses it started with as ICMP sources; the kernel's connected route follows).
+    fn port_address_changed(&mut self, a: AddrMsg) {
+        if let Some(p) = self.port_of_ifindex(a.ifindex) {
+            self.counters.inc(ControlEvent::KernelAddressChanged);
+            warn!(
+                port = %self.cfg.interfaces[p].name,
+                address = %format!("{}/{}", a.addr, a.len),
+                "kernel address of a port changed: frames to it go to the kernel at once; \
+                 restart xgw to use it as the port's ICMP source"
+            );
+        }
+    }
+
+    fn kernel_neighbour(&mut self, now: Instant, n: &NeighMsg) {
+        let (Some(port), Some(mac)) = (self.port_of_ifindex(n.ifindex), n.mac) else {
+            return;
+        };
+        if !n.state.is_usable() {
+            return;
+        }
+        let port = u16::try_from(port).unwrap_or(u16::MAX);
+        let mac = MacAddr(mac);
+        let learned = self.neigh.learn(now, n.addr, mac, PortId(port), true);
+        if learned.changed {
+            self.counters.inc(ControlEvent::NeighKernelLearned);
+        }
+        for ip in learned.released {
+            self.emit_ip(port, mac, &ip);
+        }
+    }
+
+    /// Mirror mode: ask the kernel to resolve `ip` on `port` (instead of an ARP request).
+    pub(super) fn kernel_solicit(&mut self, port: u16, ip: Ipv4Addr) {
+        let Some(ifindex) = self.links.ports().get(usize::from(port)).map(|p| p.ifindex) else {
+            return;
+        };
+        let Some(mirror) = self.mirror.as_mut() else {
+            return;
+        };
+        if mirror.solicits.len() >= MAX_SOLICITS {
+            self.counters.inc(ControlEvent::NeighSolicitDropped);
+            return;
+        }
+        mirror.solicits.push((ifindex, ip));
+        self.counters.inc(ControlEvent::NeighKernelSolicits);
+    }
+
+    /// The resolutions to ask the kernel for, as `(ifindex, address)`.
+    pub fn take_solicits(&mut self) -> Vec<(u32, Ipv4Addr)> {
+        self.mirror
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.solicits))
+            .unwrap_or_default()
+    }
+
+    /// Host addresses added (true) or removed (false) since the last call.
+    pub fn take_host_changes(&mut self) -> Vec<(Ipv4Addr, bool)> {
+        self.mirror
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.host_changes))
+            .unwrap_or_default()
+    }
+
+    /// When the next kernel FIB is due, if one is pending.
+    pub fn kernel_routes_due_in(&self, now: Instant) -> Option<Duration> {
+        let m = self.mirror.as_ref()?;
+        m.routes.due_in(m.since(now))
+    }
+
+    /// Build the FIB from the kernel's routes if a settled change is pending; true if it did.
+    pub fn publish_kernel_routes(&mut self, now: Instant) -> bool {
+        let Some(m) = self.mirror.as_ref() else {
+            return false;
+        };
+        if !m.routes.due(m.since(now)) {
+            return false;
+        }
+        let started = Instant::now();
+        let links: Vec<(u32, bool)> = self
+            .links
+            .ports()
+            .iter()
+            .map(|p| (p.ifindex, p.gone))
+            .collect();
+        let resolved = m
+            .routes
+            .resolve(|ifx| links.iter().position(|&(i, gone)| i == ifx && !gone));
+        let Some(m) = self.mirror.as_mut() else {
+            return false;
+        };
+        m.routes.published();
+        m.resolved = resolved;
+        let n = m.resolved.len();
+        self.rebuild_routes();
+        self.counters.inc(ControlEvent::KernelFibBuilt);
+        let took = started.elapsed();
+        let first = self
+            .mirror
+            .as_mut()
+            .is_some_and(|m| !std::mem::replace(&mut m.imported, true));
+        if first {
+            info!(
+                routes = n,
+                ms = took.as_millis() as u64,
+                "kernel routes imported"
+            );
+        } else if took > Duration::from_millis(100) {
+            info!(
+                routes = n,
+                ms = took.as_millis() as u64,
+                "kernel routes built into the FIB"
+            );
+        }
+        true
+    }
+
+    /// The runtime routes with the kernel's under them: a prefix the configuration or the
+    /// runtime routes have is not taken from the kernel.
+    pub(super) fn routes_with_kernel(&self) -> std::borrow::Cow<'_, [Route]> {
+        let Some(m) = self.mirror.as_ref().filter(|m| !m.resolved.is_empty()) else {
+            return std::borrow::Cow::Borrowed(&self.runtime_routes);
+        };
+        let ours: HashSet<crate::wire::ipv4::Cidr> = self
+            .cfg
+            .routes
+            .iter()
+            .chain(&self.runtime_routes)
+            .map(|r| r.prefix)
+            .collect();
+        let mut all = self.runtime_routes.clone();
+        all.extend(m.resolved.iter().filter(|r| !ours.contains(&r.prefix)));
+        std::borrow::Cow::Owned(all)
+    }
+}
