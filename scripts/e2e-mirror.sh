@@ -268,6 +268,129 @@ s.sendto(b"echo", ("198.19.0.2", 7000)); print(s.recvfrom(100)[0].decode())'
     lab_down
 fi
 
+# ---------------------------------------------------------------- phase bird
+# bird_conf NAME ROUTER_ID OSPF_INTERFACES: a BIRD 2 config for one namespace: OSPF
+# routes into the kernel's main table (equal-cost paths as one multipath route).
+bird_conf() {
+    cat >"$WORK/bird-$1.conf" <<EOF
+log "$WORK/bird-$1.log" all;
+router id $2;
+protocol device { scan time 1; }
+protocol kernel { ipv4 { import none; export all; }; scan time 1; }
+protocol ospf v2 o {
+    ecmp yes;
+    ipv4 { import all; export none; };
+    area 0 {
+$3
+    };
+}
+EOF
+}
+# bird_start NAME NETNS: start BIRD there; its pid is recorded for lab_down.
+bird_start() {
+    ip netns exec "$2" bird -c "$WORK/bird-$1.conf" -s "$WORK/bird-$1.ctl" -P "$WORK/bird-$1.pid" || return 1
+    for _ in $(seq 50); do [ -s "$WORK/bird-$1.pid" ] && break; sleep 0.1; done
+    BIRD_PIDS+=("$(cat "$WORK/bird-$1.pid")")
+}
+# bird_stop NAME: SIGKILL, so it says no goodbye (its neighbours wait out the dead interval).
+bird_stop() {
+    local pid; pid=$(cat "$WORK/bird-$1.pid")
+    kill -9 "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    rm -f "$WORK/bird-$1.pid"
+}
+# vias: the gateways xgw forwards 203.0.113.1 through, sorted, comma-joined ("none": no route).
+vias() {
+    xc route get 203.0.113.1 --json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    v = json.load(sys.stdin)
+except ValueError:
+    print("none"); sys.exit()
+hops = v.get("nexthops") or [{"via": v.get("via")}]
+print(",".join(sorted(str(h.get("via")) for h in hops)))'
+}
+# wait_vias WANT SECS: until vias prints WANT; prints the seconds it took.
+wait_vias() {
+    local t0=$SECONDS start now got
+    start=$(date +%s%N)
+    while :; do
+        got=$(vias)
+        now=$(date +%s%N)
+        if [ "$got" = "$1" ]; then
+            python3 -c 'import sys; print("%.2f" % ((int(sys.argv[2]) - int(sys.argv[1])) / 1e9))' "$start" "$now"
+            return 0
+        fi
+        [ $((SECONDS - t0)) -lt "$2" ] || { echo "vias = $got, wanted $1 within $2 s"; rtr ip route show 203.0.113.0/24; return 1; }
+        sleep 0.05
+    done
+}
+# took_at_most SECS COMMAND...: COMMAND succeeds and the seconds it prints are <= SECS.
+took_at_most() {
+    local max=$1 out; shift
+    out=$("$@") || { echo "$out"; return 1; }
+    echo "took $out s (at most $max)"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)' "$out" "$max"
+}
+if want_phase bird; then
+    phase "mirror mode under BIRD 2: OSPF to two servers announcing one prefix"
+    lab_up || { bad "lab up"; exit 1; }
+    bird_conf rtr 198.18.0.1 '        interface "r0" { stub yes; };
+        interface "r1", "r2" { type ptp; hello 1; dead 3; };'
+    bird_conf sa 198.19.0.2 '        interface "sa0" { type ptp; hello 1; dead 3; };
+        interface "dum0" { stub yes; };'
+    bird_conf sb 198.19.1.2 '        interface "sb0" { type ptp; hello 1; dead 3; };
+        interface "dum0" { stub yes; };'
+    mirror_config "$WORK/b.toml"
+    if start_xgw "$WORK/b.toml"; then
+        for n in "rtr $LAB-rtr" "sa $SA" "sb $SB"; do
+            set -- $n
+            bird_start "$1" "$2" || bad "bird starts in $2"
+        done
+        # OSPF runs between the kernels (its packets are host traffic) and installs the
+        # remote prefix with both servers as next hops; xgw mirrors that.
+        check "OSPF converges: xgw forwards 203.0.113.0/24 through both servers" wait_vias "198.19.0.2,198.19.1.2" 40
+        check "OSPF adjacencies to both servers are Full in the router's BIRD" bash -c \
+            "[ \$(ip netns exec $LAB-rtr birdc -s $WORK/bird-rtr.ctl show ospf neighbors | grep -c Full) -eq 2 ]"
+        check "the client reaches the remote prefix through xgw" cli ping -c 3 -i 0.2 -W 2 203.0.113.1
+        check "route get shows the group and the member a flow takes" jcheck 'len(v["nexthops"]) == 2 and v["via"] in ("198.19.0.2", "198.19.1.2")' \
+            xc route get 203.0.113.1 --from 198.18.0.2 --ipproto udp --sport 20000 --dport 9 --json
+        check "many flows: both servers receive traffic (ECMP)" spread 400 30000 40 40 400 400
+        check "ping the router: the kernel answers" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
+        www=$(http_on_router)
+        sleep 0.5
+        expect "TCP to a service on the router's own address" "hello from the router's kernel" \
+            cli curl -s --max-time 5 http://198.18.0.1:8080/index.html
+        kill "$www" 2>/dev/null; wait "$www" 2>/dev/null
+        # Server A's daemon dies without a word: its adjacency times out (dead 3 s).
+        bird_stop sa
+        check "server A's BIRD killed: every flow moves to B within dead interval + 1 s" took_at_most 4 wait_vias "198.19.1.2" 10
+        check "after the failover all flows reach server B" spread 200 31000 0 200 0 200
+        bird_start sa "$SA"
+        check "server A's BIRD back: both servers again" wait_vias "198.19.0.2,198.19.1.2" 40
+        check "flows spread over both servers again" spread 400 32000 40 40 400 400
+        # Server A's link goes down: xgw withdraws r1 at once, OSPF follows.
+        sa ip link set sa0 down
+        check "server A's link down: every flow moves to B within dead interval + 1 s" took_at_most 4 wait_vias "198.19.1.2" 10
+        check "with A's link down all flows reach server B" spread 200 33000 0 200 0 200
+        sa ip link set sa0 up
+        check "server A's link up: both servers again" wait_vias "198.19.0.2,198.19.1.2" 40
+        # The prefix withdrawn everywhere: net unreachable from the router.
+        sa ip link set dum0 down
+        sb ip link set dum0 down
+        check "the prefix withdrawn by both servers leaves xgw's FIB" wait_vias "none" 20
+        expect "a withdrawn prefix gets net unreachable from the router" "From 198\.18\.0\.1 .*Destination Net Unreachable" \
+            cli ping -c 1 -W 2 203.0.113.1
+        check "the router's kernel forwarded nothing itself (Ip ForwDatagrams = 0)" bash -c "[ \"\$(ip netns exec $LAB-rtr awk '/^Ip:/ { if (h) print \$7; h = 1 }' /proc/net/snmp)\" = 0 ]"
+        expect "xgw counted the imported route changes" "kernel\.route_changes" xc show errors
+        stop_xgw
+        grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown under BIRD" || bad "clean shutdown under BIRD" "$(tail -20 "$WORK/xgw.log")"
+    else
+        bad "xgw starts in mirror mode (BIRD)" "$(cat "$WORK/xgw.log")"
+    fi
+    lab_down
+fi
+
 echo
 [ "$fail" -eq 0 ] || echo "failed: ${failed_names[*]}"
 echo "e2e-mirror: $pass passed, $fail failed"
