@@ -236,6 +236,104 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{parse, parse_with};
+
+    const MIRROR: &str =
+        "[[interface]]\nname = \"r0\"\n[[interface]]\nname = \"r1\"\n[kernel]\nmirror = true\n";
+
+    fn kernel() -> KernelAddresses {
+        let mut k = KernelAddresses::new();
+        k.insert("r0".into(), vec!["198.18.0.1/24".parse().unwrap()]);
+        k.insert(
+            "r1".into(),
+            vec![
+                "198.19.0.1/24".parse().unwrap(),
+                "198.19.0.10/32".parse().unwrap(),
+            ],
+        );
+        k
+    }
+
+    #[test]
+    fn mirror_mode_takes_the_kernels_addresses() {
+        let text = format!("{MIRROR}[nat]\noutside = \"r1\"\naddresses = [\"198.19.0.10\"]\n");
+        let c = parse_with(&text, "k.toml", Some(&kernel())).unwrap();
+        assert_eq!(
+            c.interfaces[0].addresses,
+            vec!["198.18.0.1/24".parse().unwrap()]
+        );
+        // The NAT pool's address on r1 is xgw's, not the port's.
+        assert_eq!(
+            c.interfaces[1].addresses,
+            vec!["198.19.0.1/24".parse().unwrap()]
+        );
+        assert_eq!(c.kernel.table, 254);
+        assert!(c.kernel.mirror);
+        // Without the kernel's view (`xgw check`), the ports simply have none yet.
+        let c = parse(MIRROR, "k.toml").unwrap();
+        assert!(c.interfaces[0].addresses.is_empty());
+        // Standalone, an address is still required.
+        let e = parse("[[interface]]\nname = \"r0\"\n", "k.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("interface[0].address: at least one address is required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_address_the_kernel_disagrees_with_is_refused() {
+        let text = MIRROR.replace(
+            "name = \"r1\"\n",
+            "name = \"r1\"\naddress = \"198.19.9.1/24\"\n",
+        );
+        let e = parse_with(&text, "k.toml", Some(&kernel()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("k.toml:5:11: ")
+                && e.contains("interface[1].address: disagrees with the kernel: r1 has 198.19.0.1/24, 198.19.0.10/32"),
+            "{e}"
+        );
+        // Listing the kernel's own (in another order) is fine.
+        let text = MIRROR.replace(
+            "name = \"r1\"\n",
+            "name = \"r1\"\naddress = [\"198.19.0.10/32\", \"198.19.0.1/24\"]\n",
+        );
+        assert!(parse_with(&text, "k.toml", Some(&kernel())).is_ok());
+    }
+
+    #[test]
+    fn kernel_section_values_are_checked() {
+        for (more, field, needle) in [
+            ("table = 0\n", "kernel.table", "out of range"),
+            ("table = -3\n", "kernel.table", "out of range"),
+            ("table = \"local\"\n", "kernel.table", "table local"),
+            (
+                "table = \"no-such-table-xgw\"\n",
+                "kernel.table",
+                "not a table number",
+            ),
+            ("max_routes = 0\n", "kernel.max_routes", "out of range"),
+            ("coalesce = \"0ms\"\n", "kernel.coalesce", "out of range"),
+            ("coalesce = \"1h\"\n", "kernel.coalesce", "out of range"),
+            ("coalesce = \"soon\"\n", "kernel.coalesce", ""),
+        ] {
+            let e = parse(&format!("{MIRROR}{more}"), "k.toml").unwrap_err();
+            assert_eq!(e.field(), Some(field), "{more}: {e}");
+            assert!(e.to_string().contains(needle), "{more}: {e}");
+        }
+        let ok = |more: &str| parse(&format!("{MIRROR}{more}"), "k.toml").unwrap().kernel;
+        assert_eq!(ok("table = 100\n").table, 100);
+        assert_eq!(ok("table = \"default\"\n").table, 253);
+        assert_eq!(ok("table = \"300\"\n").table, 300);
+        assert_eq!(
+            ok("coalesce = \"50ms\"\n").coalesce,
+            Duration::from_millis(50)
+        );
+        let e = parse(&format!("{MIRROR}bogus = 1\n"), "k.toml").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
 
     #[test]
     fn table_names_resolve_as_iproute2_does() {

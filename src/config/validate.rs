@@ -158,7 +158,9 @@ fn interfaces(cx: &Ctx<'_>, cfg: &Config) -> Result<Vec<Interface>, ConfigError>
                 .flat_map(|(j, x)| x.addresses.iter().map(move |a| (j, x.name.as_str(), a)))
                 .chain(addresses.iter().map(|a| (i, name, a)))
                 .find(|(_, _, a)| a.overlaps(&cidr));
-            if let Some((j, other_name, other)) = clash {
+            // In mirror mode the kernel owns the addresses and allows overlaps (a /32
+            // inside a port's subnet): they are taken as they are.
+            if let Some((j, other_name, other)) = clash.filter(|_| !cfg.kernel.mirror) {
                 return Err(cx.err(
                     f,
                     format!("{cidr} overlaps {other} of interface[{j}] ({other_name})"),
@@ -546,8 +548,11 @@ mod tests {
             "route[0].type",
             "unknown route type `throw` (expected \"blackhole\", \"unreachable\" or \"prohibit\")",
         );
-        let c = parse(&with_r0("[[route]]\nprefix = \"0.0.0.0/0\"\ntype = \"prohibit\"\n"), "f.toml")
-            .expect("prohibit routes are valid");
+        let c = parse(
+            &with_r0("[[route]]\nprefix = \"0.0.0.0/0\"\ntype = \"prohibit\"\n"),
+            "f.toml",
+        )
+        .expect("prohibit routes are valid");
         assert_eq!(c.routes[0].target, crate::config::RouteTarget::Prohibit);
     }
 

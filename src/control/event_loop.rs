@@ -118,6 +118,8 @@ impl ControlLoop {
             self.plane.tick(now);
             self.next_tick = Some(now + TICK);
         }
+        // Mirror mode: the kernel's routes, once a burst of changes has settled.
+        work += usize::from(self.plane.publish_kernel_routes(now));
         self.publish();
         work + self.flush_output()
     }
@@ -125,9 +127,11 @@ impl ControlLoop {
     /// How long the thread may sleep before the next step is due (no later than the next
     /// timer tick); punts and signals wake it earlier.
     pub fn idle_timeout(&self, now: Instant) -> Duration {
-        self.next_tick
+        let t = self
+            .next_tick
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
-            .min(TICK)
+            .min(TICK);
+        self.plane.kernel_routes_due_in(now).map_or(t, |d| t.min(d))
     }
 
     /// Whether any worker has punts waiting.

@@ -41,8 +41,6 @@ use crate::{
 /// Neighbour resolutions waiting for the runtime to send at most; more are dropped (and
 /// counted) until it drains them: xgw's retransmission timer asks again.
 pub const MAX_SOLICITS: usize = 4096;
-/// Host-address changes waiting for the runtime at most (more: a full re-read is asked for).
-const MAX_ADDR_CHANGES: usize = 4096;
 
 /// The mirror's state.
 #[derive(Debug)]
@@ -56,8 +54,10 @@ pub struct Mirror {
     addresses: BTreeSet<AddrMsg>,
     /// An address dump in progress: its sequence number and what it listed.
     addr_dump: Option<(u32, BTreeSet<AddrMsg>)>,
-    /// Host addresses added (true) or removed (false) since the runtime last looked.
-    host_changes: Vec<(Ipv4Addr, bool)>,
+    /// The host addresses the runtime was last given (the XDP program's map).
+    published_hosts: BTreeSet<Ipv4Addr>,
+    /// The addresses changed since then.
+    hosts_dirty: bool,
     /// The NAT's external addresses: xgw's, never the host's.
     nat_pool: HashSet<Ipv4Addr>,
     epoch: Instant,
@@ -73,7 +73,7 @@ impl Mirror {
         nat_pool: &[Ipv4Addr],
         epoch: Instant,
     ) -> Mirror {
-        Mirror {
+        let mut m = Mirror {
             routes: KernelRoutes::new(ImportSettings {
                 table: k.table,
                 max_routes: k.max_routes,
@@ -83,11 +83,14 @@ impl Mirror {
             solicits: Vec::new(),
             addresses: addresses.iter().copied().collect(),
             addr_dump: None,
-            host_changes: Vec::new(),
+            published_hosts: BTreeSet::new(),
+            hosts_dirty: false,
             nat_pool: nat_pool.iter().copied().collect(),
             epoch,
             imported: false,
-        }
+        };
+        m.published_hosts = m.host_addresses().into_iter().collect();
+        m
     }
 
     /// The host's addresses (every address of the namespace but the NAT pool's): frames to
@@ -123,26 +126,37 @@ impl Mirror {
         } else {
             self.addresses.remove(&a)
         };
-        if changed && !self.nat_pool.contains(&a.addr) && self.host_changes.len() < MAX_ADDR_CHANGES
-        {
-            // Another address of the namespace may still be this one (two ports): removal
-            // only when none is left.
-            let still = self.addresses.iter().any(|x| x.addr == a.addr);
-            if add || !still {
-                self.host_changes.push((a.addr, add));
-            }
+        self.hosts_dirty |= changed;
+    }
+
+    /// The host addresses added (true) and removed (false) since the last call: the
+    /// difference between what the runtime was given and the namespace's addresses now
+    /// (by address: two prefixes of one address, or a changed prefix length, are one).
+    fn host_changes(&mut self) -> Vec<(Ipv4Addr, bool)> {
+        if !std::mem::take(&mut self.hosts_dirty) {
+            return Vec::new();
         }
+        let now: BTreeSet<Ipv4Addr> = self.host_addresses().into_iter().collect();
+        let mut out: Vec<(Ipv4Addr, bool)> = now
+            .difference(&self.published_hosts)
+            .map(|a| (*a, true))
+            .collect();
+        out.extend(self.published_hosts.difference(&now).map(|a| (*a, false)));
+        self.published_hosts = now;
+        out
     }
 
     /// An address dump ended: what it did not list is gone, what it listed is there.
     fn addr_dump_done(&mut self, listed: BTreeSet<AddrMsg>) {
         let gone: Vec<AddrMsg> = self.addresses.difference(&listed).copied().collect();
         let new: Vec<AddrMsg> = listed.difference(&self.addresses).copied().collect();
-        for a in gone {
-            self.address(a, false);
-        }
+        // Additions first: an address that only changed its prefix length stays a host
+        // address throughout.
         for a in new {
             self.address(a, true);
+        }
+        for a in gone {
+            self.address(a, false);
         }
     }
 }
@@ -229,6 +243,13 @@ impl ControlPlane {
     /// A port's own address changed in the kernel: counted and logged (the port keeps the
     /// addresses it started with as ICMP sources; the kernel's connected route follows).
     fn port_address_changed(&mut self, a: AddrMsg) {
+        if self
+            .mirror
+            .as_ref()
+            .is_some_and(|m| m.nat_pool.contains(&a.addr))
+        {
+            return;
+        }
         if let Some(p) = self.port_of_ifindex(a.ifindex) {
             self.counters.inc(ControlEvent::KernelAddressChanged);
             warn!(
@@ -286,7 +307,7 @@ impl ControlPlane {
     pub fn take_host_changes(&mut self) -> Vec<(Ipv4Addr, bool)> {
         self.mirror
             .as_mut()
-            .map(|m| std::mem::take(&mut m.host_changes))
+            .map(Mirror::host_changes)
             .unwrap_or_default()
     }
 

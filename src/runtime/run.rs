@@ -507,15 +507,14 @@ fn apply_netlink(ctl: &mut ControlLoop, feed: &NetlinkFeed) -> usize {
     n
 }
 
-/// Mirror mode: publish the kernel's routes once settled, send the neighbour resolutions
-/// the control plane asked for, and tell the XDP program about host address changes.
-fn mirror_io(ctl: &mut ControlLoop, ops: &mut Ops, prog: &XdpProgram, now: Instant) -> usize {
+/// Mirror mode: send the neighbour resolutions the control plane asked for, and tell the
+/// XDP program about host address changes.
+fn mirror_io(ctl: &mut ControlLoop, ops: &mut Ops, prog: &XdpProgram) -> usize {
     let Some(req) = ops.requests.as_mut() else {
         return 0;
     };
-    let mut work = usize::from(ctl.plane.publish_kernel_routes(now));
     let solicits = ctl.plane.take_solicits();
-    work += solicits.len();
+    let mut work = solicits.len();
     let mut unsent = 0u64;
     for (ifindex, ip) in solicits {
         if !req.solicit(ifindex, ip) {
@@ -611,7 +610,7 @@ fn control_loop(
         doorbell.clear();
         let now = Instant::now();
         let mut work = apply_netlink(ctl, &ops.netlink);
-        work += mirror_io(ctl, ops, prog, now);
+        work += mirror_io(ctl, ops, prog);
         work += ctl.step(now);
         let reload_due = sig.reload.swap(false, Ordering::Relaxed) && ops.config.path.is_some();
         {
@@ -664,12 +663,7 @@ fn control_loop(
             info!("counters:\n{text}");
         }
         if work == 0 {
-            let now = Instant::now();
-            let mut t = ctl.idle_timeout(now);
-            if let Some(due) = ctl.plane.kernel_routes_due_in(now) {
-                t = t.min(due);
-            }
-            doorbell.wait(t);
+            doorbell.wait(ctl.idle_timeout(Instant::now()));
         }
     }
 }

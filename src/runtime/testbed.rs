@@ -15,6 +15,7 @@ use crate::{
     config::{self, ValidConfig},
     control::{
         event_loop::{ControlLoop, WorkerLink},
+        mirror::Mirror,
         publish::SnapshotCell,
         ControlPlane,
     },
@@ -23,6 +24,7 @@ use crate::{
         LocalCounters, Pipeline, PortInfo, SharedCounters,
     },
     io::{mem::MemIo, waker::Waker, PacketIo},
+    kernel::{AddrMsg, KernelMsg},
     wire::ethernet::MacAddr,
 };
 
@@ -98,6 +100,24 @@ impl Testbed {
             .collect();
         let mut control = ControlPlane::new(cfg, ports);
         control.watch_links(&devices);
+        if cfg.kernel.mirror {
+            // The kernel has the configured addresses (as the runtime would have adopted).
+            let addrs: Vec<AddrMsg> = cfg
+                .interfaces
+                .iter()
+                .enumerate()
+                .flat_map(|(i, iface)| {
+                    iface.addresses.iter().map(move |a| AddrMsg {
+                        ifindex: port_ifindex(i),
+                        addr: a.address(),
+                        len: a.prefix_len(),
+                    })
+                })
+                .collect();
+            let pool: Vec<std::net::Ipv4Addr> =
+                cfg.nat.iter().flat_map(|n| n.addresses.clone()).collect();
+            control.set_mirror(Mirror::new(&cfg.kernel, &addrs, &pool, control.epoch()));
+        }
         let cell = Arc::new(SnapshotCell::new(control.snapshot()));
         let epoch = control.epoch();
         let doorbell = Doorbell::new(std::thread::current());
@@ -244,6 +264,14 @@ impl Testbed {
             mtu,
         });
         self.ctl.plane.link_message(&m);
+        self.step();
+    }
+
+    /// Mirror mode: the kernel reported `m` (applied as the runtime's control thread does),
+    /// then step.
+    pub fn kernel(&mut self, m: &KernelMsg) {
+        self.ctl.plane.link_message(m);
+        self.ctl.plane.kernel_message(self.now, m);
         self.step();
     }
 
