@@ -5,7 +5,7 @@
 #                                        seed corpus (fuzz/corpus/TARGET); fail on any crash
 #   FUZZ_OUT=DIR                         keep AFL's output there (default: a temp dir)
 #
-# Targets: wire nat_translate icmp_error config pipeline netlink (fuzz/src/lib.rs says what each
+# Targets: wire nat_translate icmp_error config pipeline netlink mirror (fuzz/src/lib.rs says what each
 # checks). Installs cargo-afl (pinned to the afl crate's version) and builds AFL++ once.
 # A long run of one target: scripts/fuzz.sh 3600 pipeline, or by hand:
 #   cd fuzz && cargo afl build --release && \
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-20}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(wire nat_translate icmp_error config pipeline netlink)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(wire nat_translate icmp_error config pipeline netlink mirror)
 AFL_VERSION=0.17.1
 
 if ! cargo afl --version 2>/dev/null | grep -q "$AFL_VERSION"; then

@@ -19,6 +19,8 @@
 //!   is exceeded (sessions, per-host sessions, reassembly bytes, neighbours); every punt
 //!   buffer comes back (frames conserved; the pipeline's own debug assertions check the
 //!   batch accounting).
+//! - `mirror`: the `netlink` target's bytes into a kernel-mirror control plane (bounds of
+//!   the route import, the neighbour mirror and the resolution queue).
 //! - `netlink`: rtnetlink bytes as one `recv` returns them: decoding never panics and
 //!   accounts for every message; the link state machine stays consistent on what decodes.
 
@@ -523,6 +525,90 @@ pub fn netlink(data: &[u8]) {
     assert!(routes.len() <= 64);
 }
 
+/// Kernel mirror mode: the same bytes as `netlink` (its seeds), decoded and fed to a
+/// mirror-mode control plane (its ports are ifindexes 100 and 101; the seeds' 2 and 3 are
+/// mapped onto them, others are ignored): whatever the kernel says, the imported table
+/// stays within `max_routes`, the neighbour table within its limit, the queue of
+/// resolutions to the kernel within its bound, and kernel routes resolve only onto ports.
+/// Apart from `netlink` because building a control plane costs a millisecond per input.
+pub fn mirror(data: &[u8]) {
+    use std::time::Duration;
+    let mut msgs = Vec::new();
+    xgw::kernel::decode(data, &mut msgs);
+    let cfg = mirror_config();
+    let ports: Vec<xgw::dataplane::PortInfo> = cfg
+        .interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, iface)| xgw::dataplane::PortInfo {
+            name: iface.name.clone(),
+            mac: xgw::runtime::testbed::port_mac(i),
+            mtu: 1500,
+            addresses: iface.addresses.clone(),
+        })
+        .collect();
+    let mut plane = xgw::control::ControlPlane::new(cfg, ports);
+    plane.watch_links(&[(100, 1500), (101, 1500)]);
+    let now = plane.epoch();
+    plane.set_mirror(xgw::control::mirror::Mirror::new(
+        &cfg.kernel,
+        &[],
+        &[],
+        now,
+    ));
+    for m in &msgs {
+        let m = retarget(m);
+        plane.link_message(&m);
+        plane.kernel_message(now, &m);
+    }
+    plane.publish_kernel_routes(now + Duration::from_millis(50));
+    let mirror = plane.mirror().expect("mirror mode");
+    assert!(mirror.kernel_routes().len() <= 64);
+    assert!(mirror.resolved().len() <= 64 * xgw::config::MAX_PATHS);
+    for r in mirror.resolved() {
+        if let xgw::config::RouteTarget::Via { interface, .. }
+        | xgw::config::RouteTarget::Dev { interface } = r.target
+        {
+            assert!(interface < 2, "{r:?}");
+        }
+    }
+    assert!(plane.neighbors().len() <= 64 + 1);
+    assert!(plane.take_solicits().len() <= xgw::control::mirror::MAX_SOLICITS);
+}
+
+/// The mirror-mode router of the netlink target, parsed once.
+fn mirror_config() -> &'static xgw::config::ValidConfig {
+    static CFG: std::sync::OnceLock<xgw::config::ValidConfig> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| xgw::config::parse(MIRROR_CFG, "fuzz.toml").expect("valid"))
+}
+
+const MIRROR_CFG: &str = "[[interface]]\nname = \"p0\"\naddress = \"198.18.0.1/24\"\n\
+[[interface]]\nname = \"p1\"\naddress = \"198.19.0.1/24\"\n\
+[neighbor]\nmax_entries = 64\n[kernel]\nmirror = true\nmax_routes = 64\n";
+
+/// The captured seeds name ifindexes 2 and 3: the mirror testbed's ports are 100 and 101.
+fn retarget(m: &xgw::kernel::KernelMsg) -> xgw::kernel::KernelMsg {
+    use xgw::kernel::KernelMsg;
+    let map = |i: u32| match i {
+        2 => 100,
+        3 => 101,
+        other => other,
+    };
+    let mut m = m.clone();
+    match &mut m {
+        KernelMsg::Route(r) | KernelMsg::RouteDeleted(r) => {
+            for p in &mut r.paths {
+                p.oif = map(p.oif);
+            }
+        }
+        KernelMsg::Neigh(n) | KernelMsg::NeighDeleted(n) => n.ifindex = map(n.ifindex),
+        KernelMsg::Nexthop(n) => n.oif = map(n.oif),
+        KernelMsg::Addr(a) | KernelMsg::AddrDeleted(a) => a.ifindex = map(a.ifindex),
+        _ => {}
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -532,13 +618,14 @@ mod tests {
     #[test]
     fn corpora_replay_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-        let targets: [(&str, fn(&[u8])); 6] = [
+        let targets: [(&str, fn(&[u8])); 7] = [
             ("wire", super::wire),
             ("nat_translate", super::nat_translate),
             ("icmp_error", super::icmp_error),
             ("config", super::config),
             ("pipeline", super::pipeline),
             ("netlink", super::netlink),
+            ("mirror", super::mirror),
         ];
         for (name, f) in targets {
             let dir = root.join(name);
@@ -575,4 +662,3 @@ mod timing {
         eprintln!("pipeline exec: {:?}", t.elapsed() / 60);
     }
 }
-
