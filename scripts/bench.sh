@@ -36,6 +36,11 @@
 # connection-rate lab's pool), measured as xgw-nat-1m, then again while a scrape of
 # /metrics runs every 100 ms and `xgw show nat sessions` lists the whole table back to
 # back, as xgw-nat-1m-ops; the report gives the ratio.
+# DFZ=1 adds kernel mirror mode with the Internet table (DFZ_CSV, default the shared
+# 886k-prefix table): the time to load it into the kernel with `ip -batch` and until xgw's
+# FIB has all of it, the import time at start with the table loaded, the forwarding rate
+# with it (xgw-dfz) and under DFZ_CHURN (10000) route changes per second (xgw-dfz-churn),
+# the FIB builds' times and the control thread's round trip during the churn.
 # FLOOD=1 adds the flood scenario for xgw-nat and kernel-nat (nftables masquerade): while
 # the outside floods the external address with unmapped UDP (a second generator in the sink's
 # namespace, full speed, 60000 destination ports, on the generator's core), established
@@ -68,6 +73,9 @@ CPS_HOSTS=${CPS_HOSTS:-4096}
 FLOOD=${FLOOD:-0}
 OPS=${OPS:-0}
 OPS_SESSIONS=${OPS_SESSIONS:-1000000}
+DFZ=${DFZ:-0}
+DFZ_CSV=${DFZ_CSV:-../shared/data/dfz-ipv4.csv}
+DFZ_CHURN=${DFZ_CHURN:-10000}
 OPS_RATE=${OPS_RATE:-250000}
 FLOOD_SECS=${FLOOD_SECS:-3}
 FLOOD_EST_RATE=${FLOOD_EST_RATE:-300000}
@@ -369,6 +377,117 @@ NFT
     kernel_off
 fi
 
+# dfz_batch DIR: iproute2 batch files from the DFZ table (prefixes overlapping the lab's
+# 198.18.0.0/15 and 203.0.113.0/24 left out, so the lab's own routes stay): add.batch (every
+# prefix via 198.19.0.2) and churn-a/b.batch (the first DFZ_CHURN of them via 198.19.0.3,
+# then back via 198.19.0.2: one second of route changes each).
+dfz_batch() {
+    python3 - "$1" "$DFZ_CSV" "$DFZ_CHURN" <<'PY'
+import ipaddress, sys
+out, csv, churn = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lab = [ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("203.0.113.0/24")]
+seen, order = set(), []
+for i, line in enumerate(open(csv, encoding="utf-8-sig")):
+    f = line.strip().split(",")
+    if i == 0 or len(f) < 2:
+        continue
+    try:
+        p = ipaddress.ip_network(f"{f[0]}/{f[1]}", strict=False)
+    except ValueError:
+        continue
+    if p.prefixlen == 0 or p in seen or any(p.overlaps(x) for x in lab):
+        continue
+    seen.add(p)
+    order.append(p)
+with open(f"{out}/add.batch", "w") as w:
+    w.writelines(f"route replace {p} via 198.19.0.2 proto 12\n" for p in order)
+for name, gw in (("a", "198.19.0.3"), ("b", "198.19.0.2")):
+    with open(f"{out}/churn-{name}.batch", "w") as w:
+        w.writelines(f"route replace {p} via {gw} proto 12\n" for p in order[:churn])
+print(len(order))
+PY
+}
+route_count() { ip netns exec "$LAB-rtr" "$XGW" --socket "$WORK/xgw.sock" show route summary --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["routes"])'; }
+# churn SECONDS: DFZ_CHURN route changes per second (alternating batches) for SECONDS;
+# writes "changes seconds" to $WORK/churn.
+churn() {
+    local end=$((SECONDS + $1)) n=0 t0=$SECONDS f=a
+    while [ $SECONDS -lt "$end" ]; do
+        local s; s=$(date +%s%N)
+        rtr ip -batch "$WORK/dfz/churn-$f.batch" || break
+        n=$((n + DFZ_CHURN))
+        f=$([ "$f" = a ] && echo b || echo a)
+        local left=$(( 1000000000 - ($(date +%s%N) - s) ))
+        [ "$left" -gt 0 ] && sleep "$(python3 -c "print($left / 1e9)")"
+    done
+    echo "$n $((SECONDS - t0))" >"$WORK/churn"
+}
+# stall_probe SECONDS: round trips of `xgw show errors` (answered by the control thread, as
+# ARP and the NAT's slow path are) back to back; writes "count median_ms max_ms".
+stall_probe() {
+    local end=$((SECONDS + $1))
+    : >"$WORK/probe"
+    while [ $SECONDS -lt "$end" ]; do
+        local s; s=$(date +%s%N)
+        ip netns exec "$LAB-rtr" "$XGW" --socket "$WORK/xgw.sock" show errors >/dev/null || break
+        echo $(( ($(date +%s%N) - s) / 1000000 )) >>"$WORK/probe"
+        sleep 0.05
+    done
+    python3 -c 'import statistics, sys; v = [int(l) for l in open(sys.argv[1])]; print(len(v), statistics.median(v), max(v))' "$WORK/probe"
+}
+
+if [ "$DFZ" = 1 ]; then
+    echo "== kernel mirror mode with the DFZ table ($DFZ_CSV), then under $DFZ_CHURN route changes/s"
+    kernel_off
+    mkdir -p "$WORK/dfz"
+    total=$(dfz_batch "$WORK/dfz")
+    scripts/lab.sh kernel
+    rtr ip route del 203.0.113.0/24 2>/dev/null || true
+    rtr ip route add 203.0.113.0/24 via 198.19.0.2
+    rtr sysctl -qw net.ipv4.ip_forward=0
+    printf '[[interface]]\nname = "r0"\n[[interface]]\nname = "r1"\n[kernel]\nmirror = true\n' >"$WORK/mirror.toml"
+    start_xgw "$WORK/mirror.toml" --queues "$QUEUES"
+    until grep -q "kernel routes imported" "$WORK/xgw.log"; do sleep 0.1; done
+    base=$(route_count)
+    t0=$(date +%s%N)
+    rtr ip -batch "$WORK/dfz/add.batch"
+    t1=$(date +%s%N)
+    until [ "$(route_count)" -ge $((base + total)) ]; do sleep 0.2; done
+    t2=$(date +%s%N)
+    stop_xgw
+    start_xgw "$WORK/mirror.toml" --queues "$QUEUES"
+    until grep -q "kernel routes imported" "$WORK/xgw.log"; do sleep 0.1; done
+    startup=$(grep -o 'kernel routes imported routes=[0-9]* ms=[0-9]*' "$WORK/xgw.log" | tail -1)
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$XGW_PID/status")
+    measure xgw-dfz
+    churn $((SECS + 4)) &
+    cp=$!
+    sleep 1
+    stall_probe $((SECS + 2)) >"$WORK/probe-churn" &
+    pp=$!
+    measure xgw-dfz-churn
+    wait "$cp" "$pp"
+    stall_probe 3 >"$WORK/probe-idle"
+    read -r changes csecs <"$WORK/churn"
+    builds=$(grep -c "kernel routes built into the FIB" "$WORK/xgw.log")
+    build_ms=$(grep -o 'kernel routes built into the FIB routes=[0-9]* ms=[0-9]*' "$WORK/xgw.log" | grep -o 'ms=[0-9]*' | cut -d= -f2 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] + 0, a[NR] + 0}')
+    python3 - "$total" "$t0" "$t1" "$t2" "$startup" "$rss" "$changes" "$csecs" "$builds" "$build_ms" "$(cat "$WORK/probe-churn")" "$(cat "$WORK/probe-idle")" >"$WORK/dfzinfo" <<'PY'
+import json, sys
+a = sys.argv
+bm, pc, pi = a[10].split(), a[11].split(), a[12].split()
+print(json.dumps({"routes": int(a[1]), "kernel_load_s": round((int(a[3]) - int(a[2])) / 1e9, 2),
+                  "xgw_has_all_s": round((int(a[4]) - int(a[2])) / 1e9, 2), "startup": a[5],
+                  "rss_kib": int(a[6]), "churn_changes": int(a[7]), "churn_secs": int(a[8]),
+                  "slow_builds": int(a[9]), "build_ms_median": int(bm[0]), "build_ms_max": int(bm[1]),
+                  "control_rtt_ms_churn": {"n": int(pc[0]), "median": float(pc[1]), "max": int(pc[2])},
+                  "control_rtt_ms_idle": {"n": int(pi[0]), "median": float(pi[1]), "max": int(pi[2])}}))
+PY
+    cat "$WORK/dfzinfo"
+    stop_xgw
+    rtr ip route flush proto 12
+    scripts/lab.sh xgwmode
+fi
+
 if [ "$CPS" = 1 ]; then
     echo "== connection rate (new UDP flows/s with >= 99% of first packets delivered)"
     make_cps_config
@@ -388,7 +507,7 @@ NFT
 fi
 
 mkdir -p "$OUT"
-python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" "$WORK/cps" "$WORK/flood" "$WORK/opsinfo" <<'PY' | tee "$OUT/bench.txt"
+python3 - "$WORK/results" "$WORK/idle" "$QUEUES" "$FLOWS" "$SECS" "$OUT/bench.json" "$WORK/zl" "$WORK/cps" "$WORK/flood" "$WORK/opsinfo" "$WORK/dfzinfo" <<'PY' | tee "$OUT/bench.txt"
 import json, os, platform, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 idle = {r["mode"]: r["idle_cpu_pct"] for r in map(json.loads, open(sys.argv[2]))} if os.path.exists(sys.argv[2]) else {}
@@ -435,7 +554,18 @@ if ops and by.get("xgw-nat-1m") and by.get("xgw-nat-1m-ops") and by["xgw-nat-1m"
     ops["ratio"] = round(by["xgw-nat-1m-ops"]["delivered_mpps"] / by["xgw-nat-1m"]["delivered_mpps"], 4)
     print(f"operator load ({ops['sessions']} sessions; {ops['scrapes']} scrapes at 100 ms and {ops['listings']} "
           f"full listings of {ops['listed']} sessions in {ops['secs']} s): xgw-nat-1m-ops / xgw-nat-1m = {ops['ratio']:.3f}x")
-json.dump({"ops": ops, "flood": flood, "cps": list(cps.values()), "kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
+dfz = json.load(open(sys.argv[11])) if os.path.exists(sys.argv[11]) else None
+if dfz:
+    d, c = by.get("xgw-dfz"), by.get("xgw-dfz-churn")
+    ratio = f"{c['delivered_mpps'] / d['delivered_mpps']:.3f}x" if d and c and d["delivered_mpps"] else "-"
+    print(f"DFZ in mirror mode: {dfz['routes']} routes loaded into the kernel with ip -batch in {dfz['kernel_load_s']} s, "
+          f"all in xgw's FIB {dfz['xgw_has_all_s']} s after the load began; at start with the table loaded: {dfz['startup']}; "
+          f"RSS {dfz['rss_kib'] // 1024} MiB")
+    print(f"under churn ({dfz['churn_changes']} route changes in {dfz['churn_secs']} s): xgw-dfz-churn / xgw-dfz = {ratio}; "
+          f"FIB builds over 100 ms: {dfz['slow_builds']} (median {dfz['build_ms_median']} ms, max {dfz['build_ms_max']} ms); "
+          f"control-thread round trip (show errors) median/max {dfz['control_rtt_ms_churn']['median']}/{dfz['control_rtt_ms_churn']['max']} ms "
+          f"under churn, {dfz['control_rtt_ms_idle']['median']}/{dfz['control_rtt_ms_idle']['max']} ms idle")
+json.dump({"dfz": dfz, "ops": ops, "flood": flood, "cps": list(cps.values()), "kernel": platform.release(), "cpus": os.cpu_count(), "interface": "veth",
            "xdp_mode": "native", "af_xdp": "copy", "queues": queues, "frame_size": 64,
            "flows": flows, "seconds": secs, "results": rows,
            "idle_cpu_pct": idle}, open(sys.argv[6], "w"), indent=1)

@@ -163,10 +163,16 @@ wait_route() {
 # within SECS: the number piped in (seconds) is at most SECS.
 at_most() { python3 -c 'import sys; t = float(sys.stdin.read().split()[-1]); print(t, "s"); sys.exit(0 if t <= float(sys.argv[1]) else 1)' "$1"; }
 kernel_forwarded() { rtr awk '/^Ip:/ { if (h) print $7; h = 1 }' /proc/net/snmp; }
-http_on_router() { # serve a small file from the router's kernel on 198.18.0.1:8080
+# tcp_to_router: the client fetches a page from a server the router's kernel runs on
+# 198.18.0.1:8080 (the host path), as a test.
+tcp_to_router() {
     mkdir -p "$WORK/www" && echo "hello from the router's kernel" >"$WORK/www/index.html"
     rtr python3 -m http.server 8080 --bind 198.18.0.1 --directory "$WORK/www" >/dev/null 2>&1 &
-    echo $!
+    local www=$!
+    sleep 0.5
+    expect "TCP to a service on the router's own address (the host path)" "hello from the router's kernel" \
+        cli curl -s --max-time 5 http://198.18.0.1:8080/index.html
+    kill "$www" 2>/dev/null; wait "$www" 2>/dev/null
 }
 
 # ---------------------------------------------------------------- phase static
@@ -187,11 +193,7 @@ if want_phase static; then
         check "ping through xgw to a kernel route (ip_forward = 0)" cli ping -c 3 -i 0.2 -W 2 203.0.113.1
         check "ping the router: the kernel answers" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
         check "ping the router's far address" cli ping -c 2 -i 0.2 -W 2 198.19.1.1
-        www=$(http_on_router)
-        sleep 0.5
-        expect "TCP to a service on the router's own address (the host path)" "hello from the router's kernel" \
-            cli curl -s --max-time 5 http://198.18.0.1:8080/index.html
-        kill "$www" 2>/dev/null; wait "$www" 2>/dev/null
+        tcp_to_router
         check "show interfaces learned the addresses from the kernel" jcheck '[p["addresses"] for p in v] == [["198.18.0.1/24"], ["198.19.0.1/24"], ["198.19.1.1/24"]]' xc show interfaces --json
         check "the next hop was resolved by the kernel (neigh.kernel_learned)" wait_count neigh.kernel_learned 1
         check "show route marks the route as the kernel's" jcheck 'any(r["prefix"] == "203.0.113.0/24" and r["source"] == "kernel" and r["via"] == "198.19.0.2" for r in v)' xc show route --json
@@ -357,11 +359,7 @@ if want_phase bird; then
             xc route get 203.0.113.1 --from 198.18.0.2 --ipproto udp --sport 20000 --dport 9 --json
         check "many flows: both servers receive traffic (ECMP)" spread 400 30000 40 40 400 400
         check "ping the router: the kernel answers" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
-        www=$(http_on_router)
-        sleep 0.5
-        expect "TCP to a service on the router's own address" "hello from the router's kernel" \
-            cli curl -s --max-time 5 http://198.18.0.1:8080/index.html
-        kill "$www" 2>/dev/null; wait "$www" 2>/dev/null
+        tcp_to_router
         # Server A's daemon dies without a word: its adjacency times out (dead 3 s).
         bird_stop sa
         check "server A's BIRD killed: every flow moves to B within dead interval + 1 s" took_at_most 4 wait_vias "198.19.1.2" 10

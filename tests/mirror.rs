@@ -64,6 +64,15 @@ fn neigh(addr: Ipv4Addr, port: usize, mac: MacAddr, state: u16) -> KernelMsg {
     })
 }
 
+/// The kernel's route to the remote prefix 203.0.113.0/24 through server 198.19.0.2.
+fn remote_route() -> KernelMsg {
+    KernelMsg::Route(route(
+        "203.0.113.0/24",
+        RouteKind::Unicast,
+        &[("198.19.0.2", 1)],
+    ))
+}
+
 /// The coalescing delay (20 ms by default) and a little.
 fn settle(t: &mut Testbed) {
     t.advance(Duration::from_millis(25));
@@ -83,11 +92,7 @@ fn via_of(t: &Testbed, dst: &str) -> Option<NextHop> {
 #[test]
 fn routes_come_from_the_kernel_after_the_coalescing_delay_under_the_files() {
     let mut t = bed_mirror(CFG);
-    t.kernel(&KernelMsg::Route(route(
-        "203.0.113.0/24",
-        RouteKind::Unicast,
-        &[("198.19.0.2", 1)],
-    )));
+    t.kernel(&remote_route());
     // The file has 192.0.2.0/24: the kernel's route of that prefix is not taken.
     t.kernel(&KernelMsg::Route(route(
         "192.0.2.0/24",
@@ -147,11 +152,7 @@ fn a_burst_of_changes_is_one_fib_build() {
 #[test]
 fn a_dump_replaces_the_table_only_when_complete() {
     let mut t = bed_mirror(CFG);
-    t.kernel(&KernelMsg::Route(route(
-        "203.0.113.0/24",
-        RouteKind::Unicast,
-        &[("198.19.0.2", 1)],
-    )));
+    t.kernel(&remote_route());
     settle(&mut t);
     // A resync: until the dump's end the old table forwards.
     t.kernel(&KernelMsg::Resync);
@@ -202,11 +203,7 @@ fn prohibit_routes_answer_admin_prohibited() {
 #[test]
 fn misses_are_resolved_by_the_kernel_not_by_arp() {
     let mut t = bed_mirror(CFG);
-    t.kernel(&KernelMsg::Route(route(
-        "203.0.113.0/24",
-        RouteKind::Unicast,
-        &[("198.19.0.2", 1)],
-    )));
+    t.kernel(&remote_route());
     settle(&mut t);
     t.push(0, &Ip::udp(client(), ip("203.0.113.7"), 10).client_frame());
     t.step();

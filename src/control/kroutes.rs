@@ -84,6 +84,8 @@ pub struct KernelRoutes {
     staged: Option<Staged>,
     /// When the first unpublished change happened (the caller's clock).
     dirty_since: Option<Duration>,
+    /// No FIB is due before this (see [`KernelRoutes::hold_off`]).
+    hold_until: Duration,
     /// What it did.
     pub stats: ImportStats,
 }
@@ -97,8 +99,16 @@ impl KernelRoutes {
             nexthops: HashMap::new(),
             staged: None,
             dirty_since: None,
+            hold_until: Duration::ZERO,
             stats: ImportStats::default(),
         }
+    }
+
+    /// No new FIB is due before `until` (the caller's clock): after a build that took `t`,
+    /// the caller holds the next off for a multiple of `t`, so that under sustained churn
+    /// building takes a bounded share of its thread whatever the table's size.
+    pub fn hold_off(&mut self, until: Duration) {
+        self.hold_until = until;
     }
 
     /// Prefixes held (in the table in use).
@@ -172,6 +182,7 @@ impl KernelRoutes {
     /// A new FIB should be built and published now.
     pub fn due(&self, now: Duration) -> bool {
         self.staged.is_none()
+            && now >= self.hold_until
             && self
                 .dirty_since
                 .is_some_and(|t| now.saturating_sub(t) >= self.settings.coalesce)
@@ -180,7 +191,11 @@ impl KernelRoutes {
     /// When the next FIB will be due (for the caller's poll timeout), if one is pending.
     pub fn due_in(&self, now: Duration) -> Option<Duration> {
         let t = self.dirty_since?;
-        Some((t + self.settings.coalesce).saturating_sub(now))
+        Some(
+            (t + self.settings.coalesce)
+                .max(self.hold_until)
+                .saturating_sub(now),
+        )
     }
 
     /// The routes were built into a FIB: nothing is pending.

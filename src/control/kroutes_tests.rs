@@ -369,3 +369,24 @@ fn odd_messages_never_panic_or_corrupt() {
     assert_eq!(got[1].target, RouteTarget::Dev { interface: 0 });
     assert_eq!(got[2].prefix.to_string(), "203.0.113.0/24");
 }
+
+#[test]
+fn a_hold_off_after_a_slow_build_delays_the_next_one() {
+    let mut k = fast();
+    k.apply(
+        &KernelMsg::Route(rt("203.0.113.0", 24, 0, &[(None, 5, 1)])),
+        ms(0),
+    );
+    assert!(k.due(ms(20)));
+    k.published();
+    // The build took 100 ms: nothing is due for 500 ms after it began.
+    k.hold_off(ms(520));
+    k.apply(
+        &KernelMsg::Route(rt("198.51.100.0", 24, 0, &[(None, 5, 1)])),
+        ms(30),
+    );
+    assert!(!k.due(ms(50)), "coalesced, but held off");
+    assert_eq!(k.due_in(ms(50)), Some(ms(470)));
+    assert!(!k.due(ms(519)));
+    assert!(k.due(ms(520)));
+}

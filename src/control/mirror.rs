@@ -41,6 +41,10 @@ use crate::{
 /// Neighbour resolutions waiting for the runtime to send at most; more are dropped (and
 /// counted) until it drains them: xgw's retransmission timer asks again.
 pub const MAX_SOLICITS: usize = 4096;
+/// After a FIB build that took `t`, the next waits at least `BUILD_HOLD_OFF * t`: under
+/// sustained route churn, building takes at most a fifth of the control thread (a change
+/// then waits up to that much longer than `[kernel] coalesce`).
+pub const BUILD_HOLD_OFF: u32 = 4;
 
 /// The mirror's state.
 #[derive(Debug)]
@@ -344,6 +348,10 @@ impl ControlPlane {
         self.rebuild_routes();
         self.counters.inc(ControlEvent::KernelFibBuilt);
         let took = started.elapsed();
+        if let Some(m) = self.mirror.as_mut() {
+            let t = m.since(now) + took * (BUILD_HOLD_OFF + 1);
+            m.routes.hold_off(t);
+        }
         let first = self
             .mirror
             .as_mut()

@@ -83,6 +83,7 @@ define_counters! {
         NeighKernelLearned = "neigh.kernel_learned" => "neighbours learned from the kernel's table (mirror mode)",
         NeighKernelSolicits = "neigh.kernel_solicits" => "neighbour resolutions asked of the kernel (mirror mode)",
         NeighSolicitDropped = "neigh.kernel_solicits_dropped" => "neighbour resolutions not asked: queue to the kernel full",
+        NeighSolicitRefused = "neigh.kernel_solicits_refused" => "neighbour resolutions the kernel refused (netlink error)",
     }
 }
 

@@ -3,9 +3,11 @@
 //! neighbours), dumps each at start and after lost events, one dump at a time, decodes what it reads
 //! ([`crate::kernel::decode`]) and hands the messages to the control thread through a
 //! bounded queue, ringing its doorbell. It never blocks the control thread: when the queue
-//! is full it stops queueing, and once there is room again it queues
-//! [`KernelMsg::Resync`] and a fresh dump, as it does when the socket itself overruns
-//! (`ENOBUFS`).
+//! is full the reader waits for room and stops reading the socket meanwhile. A dump is
+//! paced by its reader (the kernel writes the next part when the last was read), so a dump
+//! of a full table (886k routes) streams through the queue at the control thread's pace;
+//! events that arrive meanwhile wait in the socket's buffer, and if it overruns
+//! (`ENOBUFS`) the reader queues [`KernelMsg::Resync`] and dumps everything again.
 
 use std::{
     collections::VecDeque,
@@ -19,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam::channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use tracing::warn;
 
@@ -29,6 +31,8 @@ use crate::kernel::{self, DumpKind, KernelMsg};
 pub const QUEUE: usize = 4096;
 /// Socket receive buffer: a burst of link changes (a few hundred bytes to 1.5 KiB each) fits.
 const RCVBUF: usize = 4 << 20;
+/// The receive buffer in mirror mode (see [`force_rcvbuf`]).
+const MIRROR_RCVBUF: usize = 64 << 20;
 /// How often the reader looks at its stop flag while the socket is quiet.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -102,6 +106,14 @@ impl NetlinkFeed {
         if let Err(e) = sock.set_rx_buf_sz(RCVBUF) {
             warn!(error = %e, "netlink: receive buffer not enlarged");
         }
+        if follow == Follow::Mirror {
+            // A routing daemon installing a full table writes faster than a dump is read:
+            // room for about 300k route events (as FRR's zebra asks for), past
+            // net.core.rmem_max, which root may exceed.
+            if let Err(e) = force_rcvbuf(&sock, MIRROR_RCVBUF) {
+                warn!(error = %e, "netlink: receive buffer not enlarged to 64 MiB (events may overrun and cost full dumps)");
+            }
+        }
         let (tx, rx) = bounded(QUEUE);
         let stats = Arc::new(FeedStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -116,6 +128,7 @@ impl NetlinkFeed {
             plan: follow.dumps().iter().copied().collect(),
             in_flight: None,
             restart: false,
+            stop: stop.clone(),
         };
         r.next_dump()?;
         let st = stop.clone();
@@ -174,6 +187,8 @@ struct Reader {
     in_flight: Option<InFlight>,
     /// Everything must be dumped again once the dump in flight ends.
     restart: bool,
+    /// xgw is stopping.
+    stop: Arc<AtomicBool>,
 }
 
 impl Reader {
@@ -192,7 +207,7 @@ impl Reader {
         self.seq = self.seq.wrapping_add(2);
         let seq = self.seq;
         // Consumers stage what this dump lists from here on.
-        let _ = self.tx.try_send(KernelMsg::DumpStart { seq, kind });
+        self.queue(KernelMsg::DumpStart { seq, kind });
         let (req, nexthops, req_seq) = match kind {
             DumpKind::Links => (kernel::link_dump_request(seq), false, seq),
             DumpKind::Addresses => (kernel::addr_dump_request(seq), false, seq),
@@ -248,9 +263,34 @@ impl Reader {
     }
 
     fn resync(&mut self) {
-        let _ = self.tx.try_send(KernelMsg::Resync);
+        self.queue(KernelMsg::Resync);
         self.restart = true;
         self.request_next();
+    }
+
+    /// Queue `m`, waiting while the queue is full (ringing the control thread, which
+    /// drains it); false once the control thread is gone or xgw stops.
+    fn queue(&mut self, m: KernelMsg) -> bool {
+        let mut m = m;
+        loop {
+            match self.tx.try_send(m) {
+                Ok(()) => return true,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    (self.bell)();
+                    match self.tx.send_timeout(back, POLL) {
+                        Ok(()) => return true,
+                        Err(SendTimeoutError::Disconnected(_)) => return false,
+                        Err(SendTimeoutError::Timeout(back))
+                            if !self.stop.load(Ordering::Relaxed) =>
+                        {
+                            m = back;
+                        }
+                        Err(SendTimeoutError::Timeout(_)) => return false,
+                    }
+                }
+            }
+        }
     }
 
     fn run(&mut self, stop: &AtomicBool) {
@@ -307,10 +347,8 @@ impl Reader {
                     KernelMsg::Error { seq, errno } => Some((seq, errno)),
                     _ => None,
                 };
-                match self.tx.try_send(m) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => self.lost = true,
-                    Err(TrySendError::Disconnected(_)) => return,
+                if !self.queue(m) {
+                    return;
                 }
                 if let Some((seq, errno)) = ended {
                     if self.in_flight.is_some_and(|f| f.seq == seq) {
@@ -320,6 +358,28 @@ impl Reader {
             }
             (self.bell)();
         }
+    }
+}
+
+/// `SO_RCVBUFFORCE`: a receive buffer of `bytes`, beyond `net.core.rmem_max` (needs
+/// CAP_NET_ADMIN).
+fn force_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the fd is the live socket `sock` owns, borrowed for the call; `v` is a c_int
+    // that outlives it, passed with its exact size; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::addr_of!(v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

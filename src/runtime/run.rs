@@ -526,7 +526,16 @@ fn mirror_io(ctl: &mut ControlLoop, ops: &mut Ops, prog: &XdpProgram) -> usize {
             .counters
             .add(ControlEvent::NeighSolicitDropped, unsent);
     }
-    req.drain();
+    if work > 0 {
+        // The kernel's refusals of earlier requests (no ack is asked for: only errors).
+        let before = req.refused;
+        req.drain();
+        if req.refused > before {
+            ctl.plane
+                .counters
+                .add(ControlEvent::NeighSolicitRefused, req.refused - before);
+        }
+    }
     for (a, add) in ctl.plane.take_host_changes() {
         work += 1;
         match prog.set_host_address(a, add) {
