@@ -484,6 +484,18 @@ print(json.dumps({"routes": int(a[1]), "kernel_load_s": round((int(a[3]) - int(a
 PY
     cat "$WORK/dfzinfo"
     stop_xgw
+    # The kernel forwarding with the same table, and under the same churn (which costs CPU
+    # of its own on this machine's two cores): the reference for the ratio.
+    rtr sysctl -qw net.ipv4.ip_forward=1
+    r0_prog pass
+    measure kernel-dfz
+    churn $((SECS + 3)) &
+    cp=$!
+    sleep 1
+    measure kernel-dfz-churn
+    wait "$cp"
+    r0_prog none
+    rtr sysctl -qw net.ipv4.ip_forward=0
     rtr ip route flush proto 12
     scripts/lab.sh xgwmode
 fi
@@ -521,6 +533,8 @@ print(f"| router | offered Mpps | delivered Mpps | loss | vs kernel | ping ms | 
 print(f"|---|---|---|---|---|---|---|{zl_rule}")
 for r in rows:
     ref_mode = "kernel-nat" if r["mode"].endswith("nat") else "kernel"
+    if r["mode"].startswith("xgw-dfz"):
+        ref_mode = r["mode"].replace("xgw", "kernel")
     ref = by.get(ref_mode)
     ratio = f"{r['delivered_mpps'] / ref['delivered_mpps']:.2f}x" if ref and ref["delivered_mpps"] else "-"
     cells = ""
@@ -561,6 +575,9 @@ if dfz:
     print(f"DFZ in mirror mode: {dfz['routes']} routes loaded into the kernel with ip -batch in {dfz['kernel_load_s']} s, "
           f"all in xgw's FIB {dfz['xgw_has_all_s']} s after the load began; at start with the table loaded: {dfz['startup']}; "
           f"RSS {dfz['rss_kib'] // 1024} MiB")
+    k, kc = by.get("kernel-dfz"), by.get("kernel-dfz-churn")
+    if k and kc and k["delivered_mpps"]:
+        ratio += f" (kernel-dfz-churn / kernel-dfz = {kc['delivered_mpps'] / k['delivered_mpps']:.3f}x)"
     print(f"under churn ({dfz['churn_changes']} route changes in {dfz['churn_secs']} s): xgw-dfz-churn / xgw-dfz = {ratio}; "
           f"FIB builds over 100 ms: {dfz['slow_builds']} (median {dfz['build_ms_median']} ms, max {dfz['build_ms_max']} ms); "
           f"control-thread round trip (show errors) median/max {dfz['control_rtt_ms_churn']['median']}/{dfz['control_rtt_ms_churn']['max']} ms "
