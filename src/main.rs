@@ -622,9 +622,12 @@ fn run(
         }
     };
     // Mirror mode: the interfaces' addresses are the kernel's (read again on reload).
-    let (cfg, kernel_addresses) = if cfg.kernel.mirror {
-        let addrs = match xgw::io::netlink::kernel_addresses() {
-            Ok((addrs, links)) => by_name(&addrs, &links),
+    let (cfg, kernel_addresses, kernel_addrs) = if cfg.kernel.mirror {
+        let (all, addrs) = match xgw::io::netlink::kernel_addresses() {
+            Ok((all, links)) => {
+                let by = by_name(&all, &links);
+                (all, by)
+            }
             Err(e) => {
                 eprintln!("xgw: reading the kernel's addresses: {e}");
                 return ExitCode::FAILURE;
@@ -632,14 +635,14 @@ fn run(
         };
         let text = std::fs::read_to_string(path).unwrap_or_default();
         match config::parse_with(&text, &path.display().to_string(), Some(&addrs)) {
-            Ok(c) => (c, Some(addrs)),
+            Ok(c) => (c, Some(addrs), all),
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
         }
     } else {
-        (cfg, None)
+        (cfg, None, Vec::new())
     };
     match xgw::runtime::run(
         cfg,
@@ -649,6 +652,7 @@ fn run(
             config_path: Some(path.to_path_buf()),
             socket,
             kernel_addresses,
+            kernel_addrs,
         },
     ) {
         Ok(()) => ExitCode::SUCCESS,

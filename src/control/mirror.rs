@@ -124,13 +124,15 @@ impl Mirror {
         now.saturating_duration_since(self.epoch)
     }
 
-    fn address(&mut self, a: AddrMsg, add: bool) {
+    /// Add or remove one address; true if that changed the set.
+    fn address(&mut self, a: AddrMsg, add: bool) -> bool {
         let changed = if add {
             self.addresses.insert(a)
         } else {
             self.addresses.remove(&a)
         };
         self.hosts_dirty |= changed;
+        changed
     }
 
     /// The host addresses added (true) and removed (false) since the last call: the
@@ -150,18 +152,17 @@ impl Mirror {
         out
     }
 
-    /// An address dump ended: what it did not list is gone, what it listed is there.
-    fn addr_dump_done(&mut self, listed: BTreeSet<AddrMsg>) {
-        let gone: Vec<AddrMsg> = self.addresses.difference(&listed).copied().collect();
-        let new: Vec<AddrMsg> = listed.difference(&self.addresses).copied().collect();
-        // Additions first: an address that only changed its prefix length stays a host
-        // address throughout.
-        for a in new {
-            self.address(a, true);
-        }
-        for a in gone {
-            self.address(a, false);
-        }
+    /// An address dump ended: it is the namespace's set now. Returns the addresses that
+    /// came or went.
+    fn addr_dump_done(&mut self, listed: BTreeSet<AddrMsg>) -> Vec<AddrMsg> {
+        let changed: Vec<AddrMsg> = self
+            .addresses
+            .symmetric_difference(&listed)
+            .copied()
+            .collect();
+        self.hosts_dirty |= !changed.is_empty();
+        self.addresses = listed;
+        changed
     }
 }
 
@@ -217,10 +218,8 @@ impl ControlPlane {
             {
                 let (_, listed) = mirror.addr_dump.take().unwrap_or_default();
                 if matches!(m, KernelMsg::DumpDone { .. }) {
-                    let before = mirror.addresses.clone();
-                    mirror.addr_dump_done(listed);
-                    for a in before.symmetric_difference(&mirror.addresses.clone()) {
-                        self.port_address_changed(*a);
+                    for a in mirror.addr_dump_done(listed) {
+                        self.port_address_changed(a);
                     }
                 }
             }
@@ -237,9 +236,7 @@ impl ControlPlane {
         let Some(mirror) = self.mirror.as_mut() else {
             return;
         };
-        let before = mirror.addresses.len();
-        mirror.address(a, add);
-        if mirror.addresses.len() != before {
+        if mirror.address(a, add) {
             self.port_address_changed(a);
         }
     }
@@ -330,15 +327,7 @@ impl ControlPlane {
             return false;
         }
         let started = Instant::now();
-        let links: Vec<(u32, bool)> = self
-            .links
-            .ports()
-            .iter()
-            .map(|p| (p.ifindex, p.gone))
-            .collect();
-        let resolved = m
-            .routes
-            .resolve(|ifx| links.iter().position(|&(i, gone)| i == ifx && !gone));
+        let resolved = m.routes.resolve(|ifx| self.port_of_ifindex(ifx));
         let Some(m) = self.mirror.as_mut() else {
             return false;
         };

@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// Mirror mode: the kernel's addresses the configuration was read with (a reload
     /// checks the file against them).
     pub kernel_addresses: Option<config::KernelAddresses>,
+    /// Mirror mode: every address of the namespace as read then (the host path's), so
+    /// that start-up reads them once.
+    pub kernel_addrs: Vec<crate::kernel::AddrMsg>,
 }
 
 /// Run the router until SIGINT/SIGTERM; SIGHUP re-reads `opts.config_path` (routes, ICMP).
@@ -124,7 +127,14 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     // Kernel mirror mode: the namespace's addresses are the host's; frames to them (and ARP
     // and multicast) go to the kernel, and the control plane mirrors its tables.
     let mirror = if cfg.kernel.mirror {
-        let (addrs, _) = netlink::kernel_addresses().context("reading the kernel's addresses")?;
+        let addrs = match opts.kernel_addresses {
+            Some(_) => opts.kernel_addrs.clone(),
+            None => {
+                netlink::kernel_addresses()
+                    .context("reading the kernel's addresses")?
+                    .0
+            }
+        };
         let pool: Vec<std::net::Ipv4Addr> = cfg
             .nat
             .iter()
