@@ -339,7 +339,7 @@ fn kernel_routes_beyond_max_routes_are_refused_and_counted() {
     let m = t.control().mirror().expect("mirror mode");
     assert_eq!(m.kernel_routes().len(), 1000);
     assert_eq!(m.kernel_routes().stats.refused_full, 2000);
-    assert_eq!(m.resolved().len(), 1000);
+    assert_eq!(m.kernel_fib().len(), 1000);
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn host_addresses_follow_the_kernel_but_the_nat_pool_stays_xgws() {
         t.ctl.plane.take_host_changes(),
         vec![(ip("192.0.2.254"), false)]
     );
-    // A port's own address changing is counted (its ICMP source follows on restart).
+    // A port's own address changing is counted (and the port takes it: see below).
     t.kernel(&KernelMsg::Addr(add("198.18.0.9", port_ifindex(0), 24)));
     assert_eq!(
         t.control().counters.get(ControlEvent::KernelAddressChanged),
@@ -389,4 +389,57 @@ fn host_addresses_follow_the_kernel_but_the_nat_pool_stays_xgws() {
         t.ctl.plane.take_host_changes(),
         vec![(ip("198.18.0.9"), false)]
     );
+}
+
+#[test]
+fn a_port_takes_the_kernels_addresses_as_they_change() {
+    let mut t = bed_mirror(CFG);
+    let add = |a: &str, port, len| AddrMsg {
+        ifindex: port_ifindex(port),
+        addr: ip(a),
+        len,
+    };
+    let addrs = |t: &Testbed, p: usize| -> Vec<String> {
+        t.control().ports()[p]
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    // A secondary address: local at once, and its subnet is connected.
+    t.kernel(&KernelMsg::Addr(add("198.18.0.9", 0, 24)));
+    t.kernel(&KernelMsg::Addr(add("198.51.100.1", 1, 24)));
+    assert_eq!(addrs(&t, 0), ["198.18.0.1/24", "198.18.0.9/24"]);
+    assert!(t.control().routes().is_local(ip("198.18.0.9")));
+    assert_eq!(
+        via_of(&t, "198.51.100.7"),
+        Some(NextHop::Connected { port: 1 })
+    );
+    assert!(t
+        .control()
+        .routes()
+        .is_subnet_broadcast(ip("198.51.100.255")));
+    // The same address again changes nothing.
+    t.kernel(&KernelMsg::Addr(add("198.18.0.9", 0, 24)));
+    assert_eq!(addrs(&t, 0), ["198.18.0.1/24", "198.18.0.9/24"]);
+    // The primary goes: the secondary sources the port's ICMP errors now.
+    t.kernel(&KernelMsg::AddrDeleted(add("198.18.0.1", 0, 24)));
+    assert_eq!(addrs(&t, 0), ["198.18.0.9/24"]);
+    assert!(!t.control().routes().is_local(ip("198.18.0.1")));
+    let pkt = Ip::udp(client(), ip("192.0.2.7"), 100).ttl(1);
+    t.push(0, &pkt.client_frame());
+    t.step();
+    let tx = t.take_tx(0);
+    assert_eq!(tx.len(), 1, "one time exceeded");
+    let p = l3(&tx[0]);
+    assert_eq!(p.src_addr(), ip("198.18.0.9"));
+    assert_eq!(icmp_of(&p).msg_type(), Message::TimeExceeded);
+    // An address of a device that is not xgw's, or of the NAT pool, is no port's.
+    t.kernel(&KernelMsg::Addr(AddrMsg {
+        ifindex: 99,
+        addr: ip("192.0.2.77"),
+        len: 24,
+    }));
+    assert_eq!(addrs(&t, 1), ["198.19.0.1/24", "198.51.100.1/24"]);
+    assert!(!t.control().routes().is_local(ip("192.0.2.77")));
 }

@@ -15,7 +15,11 @@
 //! **Bounded**: at most `max_routes` prefixes; a new prefix beyond that is refused and
 //! counted, never evicting what is there.
 
-use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    time::Duration,
+};
 
 use crate::{
     config::{Route, RouteTarget},
@@ -68,7 +72,25 @@ struct KRoute {
 
 type Table = HashMap<(u32, u8), Vec<KRoute>>;
 
-#[derive(Debug, Default)]
+/// What changed in the table in use since [`KernelRoutes::take_dirty`] was last called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dirty {
+    /// Only these prefixes (`(network, length)`).
+    Keys(HashSet<(u32, u8)>),
+    /// Anything may have: resolve the whole table.
+    All,
+}
+
+impl Default for Dirty {
+    fn default() -> Self {
+        Dirty::Keys(HashSet::new())
+    }
+}
+
+/// Changed prefixes tracked one by one at most; beyond, the whole table is resolved again.
+pub const MAX_DIRTY: usize = 65_536;
+
+#[derive(Debug, Default, Clone)]
 struct Staged {
     seq: u32,
     routes: Table,
@@ -76,12 +98,14 @@ struct Staged {
 }
 
 /// The imported table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KernelRoutes {
     settings: ImportSettings,
     routes: Table,
     nexthops: HashMap<u32, NexthopMsg>,
     staged: Option<Staged>,
+    /// What changed in `routes` since the caller last took it.
+    dirty: Dirty,
     /// When the first unpublished change happened (the caller's clock).
     dirty_since: Option<Duration>,
     /// No FIB is due before this (see [`KernelRoutes::hold_off`]).
@@ -98,6 +122,7 @@ impl KernelRoutes {
             routes: HashMap::new(),
             nexthops: HashMap::new(),
             staged: None,
+            dirty: Dirty::All,
             dirty_since: None,
             hold_until: Duration::ZERO,
             stats: ImportStats::default(),
@@ -145,6 +170,7 @@ impl KernelRoutes {
             KernelMsg::RouteDeleted(r) => self.route(r, true),
             KernelMsg::Nexthop(n) => {
                 self.nexthops_mut().insert(n.id, n.clone());
+                self.dirty = Dirty::All;
                 true
             }
             KernelMsg::NexthopDeleted { id } => {
@@ -155,12 +181,14 @@ impl KernelRoutes {
                     v.retain(|r| r.nh_id != Some(id));
                     !v.is_empty()
                 });
+                self.dirty = Dirty::All;
                 gone
             }
             KernelMsg::DumpDone { seq } if self.staged.as_ref().is_some_and(|s| s.seq == *seq) => {
                 let s = self.staged.take().unwrap_or_default();
                 self.routes = s.routes;
                 self.nexthops = s.nexthops;
+                self.dirty = Dirty::All;
                 self.stats.dumps += 1;
                 true
             }
@@ -203,6 +231,29 @@ impl KernelRoutes {
         self.dirty_since = None;
     }
 
+    /// What changed since the last call (everything, the first time).
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// A prefix of the table in use changed.
+    fn touch(&mut self, key: (u32, u8)) {
+        if self.staged.is_some() {
+            return; // the dump's end marks everything
+        }
+        if let Dirty::Keys(k) = &mut self.dirty {
+            k.insert(key);
+            if k.len() > MAX_DIRTY {
+                self.dirty = Dirty::All;
+            }
+        }
+    }
+
+    /// The prefixes held, as `(network, length)`, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &(u32, u8)> + '_ {
+        self.routes.keys()
+    }
+
     fn table_mut(&mut self) -> &mut Table {
         match &mut self.staged {
             Some(s) => &mut s.routes,
@@ -242,6 +293,7 @@ impl KernelRoutes {
             }
             if changed {
                 self.stats.applied += 1;
+                self.touch(key);
             }
             return changed;
         }
@@ -264,6 +316,7 @@ impl KernelRoutes {
             }
         }
         self.stats.applied += 1;
+        self.touch(key);
         true
     }
 
@@ -279,61 +332,71 @@ impl KernelRoutes {
         let mut keys: Vec<&(u32, u8)> = self.routes.keys().collect();
         keys.sort_unstable();
         for key in keys {
-            let Some(best) = self.routes[key].first() else {
-                continue;
-            };
-            let prefix = Cidr::new(Ipv4Addr::from(key.0), key.1);
-            let one = |target| Route {
+            out.extend(self.resolve_prefix(*key, &port_of));
+        }
+        out
+    }
+
+    /// [`KernelRoutes::resolve`] for one prefix `(network, length)`: its routes to forward
+    /// by (none if it has none, or none on xgw's ports).
+    pub fn resolve_prefix(
+        &self,
+        key: (u32, u8),
+        port_of: impl Fn(u32) -> Option<usize>,
+    ) -> Vec<Route> {
+        let Some(best) = self.routes.get(&key).and_then(|v| v.first()) else {
+            return Vec::new();
+        };
+        let prefix = Cidr::new(Ipv4Addr::from(key.0), key.1);
+        let one = |target| {
+            vec![Route {
                 prefix,
                 target,
                 weight: 1,
-            };
-            match best.kind {
-                RouteKind::Blackhole => out.push(one(RouteTarget::Blackhole)),
-                RouteKind::Unreachable => out.push(one(RouteTarget::Unreachable)),
-                RouteKind::Prohibit => out.push(one(RouteTarget::Prohibit)),
-                RouteKind::Unicast => {
-                    let paths = match best.nh_id {
-                        Some(id) => match self.expand(id) {
-                            Expanded::Paths(p) => p,
-                            Expanded::Blackhole => {
-                                out.push(one(RouteTarget::Blackhole));
-                                continue;
-                            }
-                        },
-                        None => best.paths.to_vec(),
-                    };
-                    let on_ports: Vec<(RouteTarget, u16)> = paths
-                        .iter()
-                        .filter_map(|p| {
-                            let interface = port_of(p.oif)?;
-                            Some(match p.gateway {
-                                Some(gateway) => {
-                                    (RouteTarget::Via { gateway, interface }, p.weight)
-                                }
-                                None => (RouteTarget::Dev { interface }, p.weight),
-                            })
+            }]
+        };
+        match best.kind {
+            RouteKind::Blackhole => one(RouteTarget::Blackhole),
+            RouteKind::Unreachable => one(RouteTarget::Unreachable),
+            RouteKind::Prohibit => one(RouteTarget::Prohibit),
+            RouteKind::Unicast => {
+                let paths = match best.nh_id {
+                    Some(id) => match self.expand(id) {
+                        Expanded::Paths(p) => p,
+                        Expanded::Blackhole => return one(RouteTarget::Blackhole),
+                    },
+                    None => best.paths.to_vec(),
+                };
+                let on_ports: Vec<(RouteTarget, u16)> = paths
+                    .iter()
+                    .filter_map(|p| {
+                        let interface = port_of(p.oif)?;
+                        Some(match p.gateway {
+                            Some(gateway) => (RouteTarget::Via { gateway, interface }, p.weight),
+                            None => (RouteTarget::Dev { interface }, p.weight),
                         })
-                        .collect();
-                    // Gateways make a (possibly multipath) route; an on-link route is
-                    // single-path, so without gateways the first path is the route.
-                    let vias = on_ports
-                        .iter()
-                        .filter(|(t, _)| matches!(t, RouteTarget::Via { .. }));
-                    if vias.clone().next().is_some() {
-                        out.extend(vias.map(|&(target, w)| Route {
-                            prefix,
-                            target,
-                            weight: u8::try_from(w.clamp(1, 255)).unwrap_or(u8::MAX),
-                        }));
-                    } else if let Some(&(target, _)) = on_ports.first() {
-                        out.push(one(target));
-                    }
+                    })
+                    .collect();
+                // Gateways make a (possibly multipath) route; an on-link route is
+                // single-path, so without gateways the first path is the route.
+                let vias = on_ports
+                    .iter()
+                    .filter(|(t, _)| matches!(t, RouteTarget::Via { .. }));
+                if vias.clone().next().is_some() {
+                    vias.map(|&(target, w)| Route {
+                        prefix,
+                        target,
+                        weight: u8::try_from(w.clamp(1, 255)).unwrap_or(u8::MAX),
+                    })
+                    .collect()
+                } else if let Some(&(target, _)) = on_ports.first() {
+                    one(target)
+                } else {
+                    Vec::new()
                 }
-                RouteKind::Local | RouteKind::Broadcast | RouteKind::Other(_) => {}
             }
+            RouteKind::Local | RouteKind::Broadcast | RouteKind::Other(_) => Vec::new(),
         }
-        out
     }
 
     fn expand(&self, id: u32) -> Expanded {

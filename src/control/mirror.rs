@@ -13,8 +13,8 @@
 //!   speaker. xgw's own timers still age entries and fail unanswered ones.
 //! - **Addresses**: every IPv4 address of the namespace is the host's: the XDP program
 //!   passes frames to them to the kernel. The runtime applies the changes queued here; a
-//!   change of a port's own addresses is logged (its ICMP source and local routes follow
-//!   on restart; its connected route follows at once, as a kernel route).
+//!   port whose own addresses change takes them at once (ICMP source, local, broadcast
+//!   and connected routes).
 //!
 //! Sans-I/O, like the rest of the control plane: messages in, routes, neighbour updates
 //! and outgoing requests out.
@@ -25,17 +25,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{
+    kfib::KernelFib,
     kroutes::{ImportSettings, KernelRoutes},
     ControlEvent, ControlPlane,
 };
 use crate::{
-    config::{KernelSettings, Route},
+    config::KernelSettings,
     kernel::{AddrMsg, DumpKind, KernelMsg, NeighMsg},
     neigh::PortId,
-    wire::ethernet::MacAddr,
+    wire::{ethernet::MacAddr, ipv4::Cidr},
 };
 
 /// Neighbour resolutions waiting for the runtime to send at most; more are dropped (and
@@ -51,7 +52,7 @@ pub const BUILD_HOLD_OFF: u32 = 4;
 pub struct Mirror {
     routes: KernelRoutes,
     /// The kernel's routes as last resolved onto the ports.
-    resolved: Vec<Route>,
+    kfib: KernelFib,
     /// Resolutions to ask the kernel for: `(ifindex, address)`.
     solicits: Vec<(u32, Ipv4Addr)>,
     /// The namespace's addresses as last known.
@@ -83,7 +84,7 @@ impl Mirror {
                 max_routes: k.max_routes,
                 coalesce: k.coalesce,
             }),
-            resolved: Vec::new(),
+            kfib: KernelFib::default(),
             solicits: Vec::new(),
             addresses: addresses.iter().copied().collect(),
             addr_dump: None,
@@ -116,8 +117,8 @@ impl Mirror {
     }
 
     /// The kernel's routes as the FIB has them now.
-    pub fn resolved(&self) -> &[Route] {
-        &self.resolved
+    pub fn kernel_fib(&self) -> &KernelFib {
+        &self.kfib
     }
 
     fn since(&self, now: Instant) -> Duration {
@@ -241,25 +242,44 @@ impl ControlPlane {
         }
     }
 
-    /// A port's own address changed in the kernel: counted and logged (the port keeps the
-    /// addresses it started with as ICMP sources; the kernel's connected route follows).
+    /// A port's own address changed in the kernel: the port takes the kernel's addresses
+    /// as they are now (its ICMP source, local and broadcast routes and connected subnets
+    /// follow; the addresses it kept stay in their order, so the primary stays first
+    /// while it exists). Counted and logged.
     fn port_address_changed(&mut self, a: AddrMsg) {
-        if self
-            .mirror
-            .as_ref()
-            .is_some_and(|m| m.nat_pool.contains(&a.addr))
-        {
+        let Some(m) = self.mirror.as_ref() else {
+            return;
+        };
+        if m.nat_pool.contains(&a.addr) {
             return;
         }
-        if let Some(p) = self.port_of_ifindex(a.ifindex) {
-            self.counters.inc(ControlEvent::KernelAddressChanged);
-            warn!(
-                port = %self.cfg.interfaces[p].name,
-                address = %format!("{}/{}", a.addr, a.len),
-                "kernel address of a port changed: frames to it go to the kernel at once; \
-                 restart xgw to use it as the port's ICMP source"
-            );
+        let Some(p) = self.port_of_ifindex(a.ifindex) else {
+            return;
+        };
+        let now: Vec<Cidr> = m
+            .addresses
+            .iter()
+            .filter(|x| x.ifindex == a.ifindex && !m.nat_pool.contains(&x.addr))
+            .map(|x| Cidr::new(x.addr, x.len.min(32)))
+            .collect();
+        let old = &self.cfg.interfaces[p].addresses;
+        let mut next: Vec<Cidr> = old.iter().filter(|c| now.contains(c)).copied().collect();
+        next.extend(now.iter().filter(|c| !old.contains(c)));
+        self.counters.inc(ControlEvent::KernelAddressChanged);
+        if next == *old {
+            return;
         }
+        info!(
+            port = %self.cfg.interfaces[p].name,
+            address = %format!("{}/{}", a.addr, a.len),
+            addresses = ?next.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "kernel address of a port changed: the port follows"
+        );
+        self.cfg.interfaces[p].addresses.clone_from(&next);
+        let mut ports: Vec<crate::dataplane::PortInfo> = self.ports.to_vec();
+        ports[p].addresses = next;
+        self.ports = ports.into();
+        self.rebuild_routes();
     }
 
     fn kernel_neighbour(&mut self, now: Instant, n: &NeighMsg) {
@@ -327,14 +347,12 @@ impl ControlPlane {
             return false;
         }
         let started = Instant::now();
-        let resolved = m.routes.resolve(|ifx| self.port_of_ifindex(ifx));
+        self.rebuild_routes();
         let Some(m) = self.mirror.as_mut() else {
             return false;
         };
         m.routes.published();
-        m.resolved = resolved;
-        let n = m.resolved.len();
-        self.rebuild_routes();
+        let n = m.kfib.len();
         self.counters.inc(ControlEvent::KernelFibBuilt);
         let took = started.elapsed();
         if let Some(m) = self.mirror.as_mut() {
@@ -361,21 +379,20 @@ impl ControlPlane {
         true
     }
 
-    /// The runtime routes with the kernel's under them: a prefix the configuration or the
-    /// runtime routes have is not taken from the kernel.
-    pub(super) fn routes_with_kernel(&self) -> std::borrow::Cow<'_, [Route]> {
-        let Some(m) = self.mirror.as_ref().filter(|m| !m.resolved.is_empty()) else {
-            return std::borrow::Cow::Borrowed(&self.runtime_routes);
-        };
-        let ours: HashSet<crate::wire::ipv4::Cidr> = self
-            .cfg
-            .routes
+    /// Mirror mode: bring the kernel's layer of the route table up to date (before the
+    /// table is built from it).
+    pub(super) fn sync_kernel_fib(&mut self) {
+        let ports = self
+            .links
+            .ports()
             .iter()
-            .chain(&self.runtime_routes)
-            .map(|r| r.prefix)
+            .enumerate()
+            .map(|(p, l)| (l.ifindex, !l.gone && self.links.is_up(p)))
             .collect();
-        let mut all = self.runtime_routes.clone();
-        all.extend(m.resolved.iter().filter(|r| !ours.contains(&r.prefix)));
-        std::borrow::Cow::Owned(all)
+        if let Some(m) = self.mirror.as_mut() {
+            if m.kfib.sync(&mut m.routes, ports) {
+                self.counters.inc(ControlEvent::KernelFullResolves);
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod emit;
 pub mod event_loop;
 pub mod frag;
 pub mod icmp;
+pub mod kfib;
 pub mod kroutes;
 pub mod link;
 pub mod mirror;
@@ -79,6 +80,7 @@ define_counters! {
         NetlinkResync = "netlink.resyncs" => "netlink events lost (socket overrun or queue full): full dump",
         KernelRouteChanges = "kernel.route_changes" => "kernel route and nexthop changes applied (mirror mode)",
         KernelFibBuilt = "kernel.fib_builds" => "FIBs built from the kernel's routes (each after a burst settled)",
+        KernelFullResolves = "kernel.full_resolves" => "times every kernel route was resolved again (a dump, a nexthop object or a port changed); other builds resolve only the changed prefixes",
         KernelAddressChanged = "kernel.port_address_changes" => "a port's kernel address added or removed while running",
         NeighKernelLearned = "neigh.kernel_learned" => "neighbours learned from the kernel's table (mirror mode)",
         NeighKernelSolicits = "neigh.kernel_solicits" => "neighbour resolutions asked of the kernel (mirror mode)",
@@ -444,7 +446,13 @@ impl ControlPlane {
     }
 
     fn rebuild_routes(&mut self) {
-        self.routes = Routes::build(&self.cfg, &self.routes_with_kernel(), &self.down_ports());
+        self.sync_kernel_fib();
+        self.routes = Routes::build(
+            &self.cfg,
+            &self.runtime_routes,
+            self.mirror.as_ref().map(mirror::Mirror::kernel_fib),
+            &self.down_ports(),
+        );
         self.neigh
             .set_pinned(route_gateways(&self.cfg, &self.runtime_routes));
         self.routes_changed = true;

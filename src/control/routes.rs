@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, net::Ipv4Addr, sync::Arc};
 
+use super::kfib::KernelFib;
 use crate::{
     config::{Route, RouteTarget, ValidConfig},
     dataplane::NextHop,
@@ -23,7 +24,7 @@ pub struct Routes {
 }
 
 /// One multipath route's gateways: `Via` next-hop indices and their weights, as written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Group {
     /// Next-hop indices (each a `NextHop::Via`).
     pub members: Vec<u32>,
@@ -50,31 +51,33 @@ impl Routes {
     /// Precedence for equal prefixes: local /32 > broadcast /32 > connected > static
     /// (config validation rejects duplicate static prefixes).
     pub fn from_config(cfg: &ValidConfig) -> Routes {
-        Routes::build(cfg, &[], &[])
+        Routes::build(cfg, &[], None, &[])
     }
 
     /// The table for `cfg` plus `runtime` routes (`xgw route add`; their prefixes differ
     /// from the configuration's, which the caller ensures), with the same precedence.
     /// Ports marked in `down` (by index; missing means up) lose their connected and
     /// broadcast routes and every route through them; their addresses stay local.
-    pub fn build(cfg: &ValidConfig, runtime: &[Route], down: &[bool]) -> Routes {
+    pub fn build(
+        cfg: &ValidConfig,
+        runtime: &[Route],
+        kernel: Option<&KernelFib>,
+        down: &[bool],
+    ) -> Routes {
         let is_down = |p: usize| down.get(p).copied().unwrap_or(false);
-        let mut nexthops: Vec<NextHop> = Vec::new();
-        let mut ids: HashMap<NextHop, u32> = HashMap::new();
-        let mut id = |nh: NextHop| -> u32 {
-            *ids.entry(nh).or_insert_with(|| {
-                nexthops.push(nh);
-                u32::try_from(nexthops.len() - 1).expect("fewer than 2^32 next hops")
-            })
+        // The kernel's routes (mirror mode) are the bottom layer: its next hops keep their
+        // values, and everything below replaces its routes of the same prefix.
+        let (mut b, mut nh) = match kernel {
+            Some(k) => (k.builder().clone(), k.nexthops().clone()),
+            None => (FibBuilder::new(), NextHops::default()),
         };
-        let mut b = FibBuilder::new();
-        let mut groups: Vec<Group> = Vec::new();
         let all: Vec<&Route> = cfg.routes.iter().chain(runtime).collect();
         // A multipath route is consecutive routes of one prefix (config validation keeps
         // prefixes of different [[route]]s apart).
         for paths in all.chunk_by(|a, b| a.prefix == b.prefix) {
-            let live: Vec<&&Route> = paths
+            let live: Vec<&Route> = paths
                 .iter()
+                .copied()
                 .filter(|r| match r.target {
                     RouteTarget::Via { interface, .. } | RouteTarget::Dev { interface } => {
                         !is_down(interface)
@@ -82,34 +85,14 @@ impl Routes {
                     _ => true,
                 })
                 .collect();
-            let nh_of = |r: &Route| match r.target {
-                RouteTarget::Via { gateway, interface } => NextHop::Via {
-                    gateway,
-                    port: port_id(interface),
-                },
-                RouteTarget::Dev { interface } => NextHop::Connected {
-                    port: port_id(interface),
-                },
-                RouteTarget::Blackhole => NextHop::Blackhole,
-                RouteTarget::Unreachable => NextHop::Unreachable,
-                RouteTarget::Prohibit => NextHop::Prohibit,
+            let prefix = to_prefix(paths[0].prefix);
+            // A configured route with no live path hides the kernel's too.
+            match nh.value_of(&live) {
+                Some(v) => b.insert(prefix, v),
+                None => b.remove(prefix),
             };
-            match live.as_slice() {
-                [] => {}
-                [r] => {
-                    let v = id(nh_of(r));
-                    b.insert(to_prefix(r.prefix), v);
-                }
-                many => {
-                    let members = many.iter().map(|r| id(nh_of(r))).collect();
-                    let weights = many.iter().map(|r| r.weight).collect();
-                    let gid = u32::try_from(groups.len()).expect("fewer than 2^32 groups");
-                    groups.push(Group { members, weights });
-                    let v = id(NextHop::Group { id: gid });
-                    b.insert(to_prefix(many[0].prefix), v);
-                }
-            }
         }
+        let mut id = |n: NextHop| nh.intern(n);
         for (p, iface) in cfg
             .interfaces
             .iter()
@@ -146,8 +129,8 @@ impl Routes {
         let fib = Arc::new(b.build());
         Routes {
             builder: Arc::new(b),
-            nexthops,
-            groups: groups.into(),
+            nexthops: nh.list,
+            groups: nh.groups.into(),
             fib,
         }
     }
@@ -233,6 +216,80 @@ impl Routes {
     }
 }
 
+/// Next hops and ECMP groups by FIB value, each distinct one once.
+#[derive(Debug, Clone, Default)]
+pub struct NextHops {
+    /// Next hops by value.
+    list: Vec<NextHop>,
+    ids: HashMap<NextHop, u32>,
+    /// Groups by id (`NextHop::Group { id }`).
+    groups: Vec<Group>,
+    group_ids: HashMap<Group, u32>,
+}
+
+impl NextHops {
+    /// The value of `n`, added if new.
+    pub fn intern(&mut self, n: NextHop) -> u32 {
+        *self.ids.entry(n).or_insert_with(|| {
+            self.list.push(n);
+            u32::try_from(self.list.len() - 1).expect("fewer than 2^32 next hops")
+        })
+    }
+
+    /// The value of one prefix's routes (its live paths: one, or the gateways of a
+    /// multipath route); `None` if there are none.
+    pub fn value_of(&mut self, paths: &[&Route]) -> Option<u32> {
+        let nh_of = |r: &Route| match r.target {
+            RouteTarget::Via { gateway, interface } => NextHop::Via {
+                gateway,
+                port: port_id(interface),
+            },
+            RouteTarget::Dev { interface } => NextHop::Connected {
+                port: port_id(interface),
+            },
+            RouteTarget::Blackhole => NextHop::Blackhole,
+            RouteTarget::Unreachable => NextHop::Unreachable,
+            RouteTarget::Prohibit => NextHop::Prohibit,
+        };
+        match paths {
+            [] => None,
+            [r] => Some(self.intern(nh_of(r))),
+            many => {
+                let g = Group {
+                    members: many.iter().map(|r| self.intern(nh_of(r))).collect(),
+                    weights: many.iter().map(|r| r.weight).collect(),
+                };
+                let next = u32::try_from(self.groups.len()).expect("fewer than 2^32 groups");
+                let id = *self.group_ids.entry(g).or_insert_with_key(|g| {
+                    self.groups.push(g.clone());
+                    next
+                });
+                Some(self.intern(NextHop::Group { id }))
+            }
+        }
+    }
+
+    /// The next hop of value `v`.
+    pub fn get(&self, v: u32) -> Option<NextHop> {
+        self.list.get(v as usize).copied()
+    }
+
+    /// Group `id`.
+    pub fn group(&self, id: u32) -> Option<&Group> {
+        self.groups.get(id as usize)
+    }
+
+    /// How many next hops (values) there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// There are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
 fn port_id(p: usize) -> u16 {
     u16::try_from(p).expect("config limits the number of interfaces")
 }
@@ -309,7 +366,7 @@ via = "198.18.0.9"
     #[test]
     fn a_down_port_loses_its_routes_but_not_its_addresses() {
         let cfg = config::parse(CFG, "t.toml").unwrap();
-        let r = Routes::build(&cfg, &[], &[false, true]);
+        let r = Routes::build(&cfg, &[], None, &[false, true]);
         let g = |s: &str| r.get(a(s)).map(|i| (i.prefix.to_string(), i.nexthop));
         // r1 (port 1) is down: its subnets, broadcasts and the default route through it go.
         assert_eq!(g("198.19.0.7"), None);
@@ -330,7 +387,7 @@ via = "198.18.0.9"
             Some(NextHop::Connected { port: 0 })
         );
         // Back up: the same table as without link state.
-        let up = Routes::build(&cfg, &[], &[false, false]);
+        let up = Routes::build(&cfg, &[], None, &[false, false]);
         assert_eq!(up.get(a("8.8.8.8")), routes().get(a("8.8.8.8")));
     }
 
