@@ -449,6 +449,34 @@ mod tests {
     }
 
     #[test]
+    fn collecting_keeps_the_last_value_of_a_repeated_prefix() {
+        let b: FibBuilder = [
+            (p("198.18.0.0/15"), 1),
+            (p("0.0.0.0/0"), 2),
+            (p("198.18.0.0/15"), 3),
+            (p("198.18.0.0/16"), 4),
+            (p("198.18.0.0/15"), 5),
+        ]
+        .into_iter()
+        .collect();
+        let got: Vec<(Prefix, RouteValue)> = b.iter().collect();
+        assert_eq!(
+            got,
+            [
+                (p("0.0.0.0/0"), 2),
+                (p("198.18.0.0/15"), 5),
+                (p("198.18.0.0/16"), 4)
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "reserved")]
+    fn collecting_refuses_no_route() {
+        let _: FibBuilder = [(p("0.0.0.0/0"), NO_ROUTE)].into_iter().collect();
+    }
+
+    #[test]
     fn only_default_route() {
         let b: FibBuilder = [(p("0.0.0.0/0"), 42)].into_iter().collect();
         let f = b.build();
