@@ -5,8 +5,9 @@
  * is passed to the kernel unchanged.
  *
  * XSKMAP key = slot * XGW_MAX_QUEUES + rx_queue_index, where slot is the
- * interface's position in `port_ifindex` (filled in by xgw before load), so
- * keys of different interfaces and queues never collide. A frame whose key has no
+ * interface's position in `port_ifindex` (filled in by xgw, and again when a
+ * port's device is created anew), so keys of different interfaces and queues
+ * never collide. A frame whose key has no
  * socket (worker not up yet) falls back to XDP_PASS through the redirect
  * flags, so the interface is never black-holed.
  *
@@ -93,9 +94,10 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-/* The ifindex of each port, by slot, then zeros; set by xgw before load. Read-only, so
- * the verifier knows the values and the lookup below compiles to one compare per port. */
-const volatile __u32 port_ifindex[XGW_MAX_PORTS];
+/* The ifindex of each port, by slot, then zeros; set by xgw before attaching, and again
+ * when a port's device is deleted and created anew (a new ifindex). Writable (.bss, read
+ * through its mmap by xgw and directly here), so one load and compare per port. */
+volatile __u32 port_ifindex[XGW_MAX_PORTS];
 
 /* Kernel mirror mode (see the top of the file). */
 const volatile __u32 host_path = 0;
@@ -108,7 +110,8 @@ struct {
 } host_addrs SEC(".maps");
 
 /* NAT prefilter (see the top of the file). Sizes set by xgw before load. */
-const volatile __u32 nat_outside_ifindex = 0;
+/* The outside port's ifindex (0: no prefilter); follows a re-created device as above. */
+volatile __u32 nat_outside_ifindex = 0;
 /* 64-bit words per (pool address, protocol): must match nat::portmap. */
 #define XGW_PORT_WORDS (65536 / 64)
 

@@ -789,6 +789,20 @@ if want_phase 10; then
         expect "r1 gone: net unreachable" "Destination Net Unreachable" cli ping -c 1 -W 2 198.19.0.2
         check "r0 still forwards to the router itself" cli ping -c 2 -i 0.2 -W 2 198.18.0.1
         check "xgw keeps running" kill -0 "$XGW_PID"
+        # Created again (a new ifindex): xgw moves its sockets and XDP program there.
+        ip link add s0 netns "$LAB-srv" type veth peer r1 netns "$LAB-rtr"
+        srv ethtool -K s0 tx off gro on >/dev/null
+        rtr ethtool -K r1 tx off gro off lro off >/dev/null 2>&1 || true
+        srv ip addr add 198.19.0.2/24 dev s0
+        srv ip link set s0 up
+        rtr ip link set r1 up
+        srv ip route replace default via 198.19.0.1
+        check "the re-created r1 is attached (link.reattached)" wait_count link.reattached 1
+        check "show interfaces says the new r1 is up, with its new ifindex" \
+            jcheck "v[1][\"state\"] == \"up\" and v[1][\"ifindex\"] == $(rtr cat /sys/class/net/r1/ifindex)" xc show interfaces --json
+        check "ping through the re-created r1" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
+        check "the worker took back the frames of r1's dead socket (logged)" grep -q "AF_XDP socket re-created on the new device.*frames_reclaimed=[1-9]" "$WORK/xgw.log"
+        expect "no failed attach" "^0$" err_count link.reattach_failed
         stop_xgw
         grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown after a port was deleted" || bad "clean shutdown after a port was deleted" "$(tail -20 "$WORK/xgw.log")"
     else

@@ -151,3 +151,77 @@ fn a_flapping_link_settles_in_its_last_state() {
     t.step();
     assert_eq!(t.take_tx(1).len(), 1, "ARP on r1: the route is back");
 }
+
+#[test]
+fn a_recreated_interface_is_attached_and_forwards_again() {
+    use xgw::kernel::{KernelMsg, LinkMsg};
+    let mut t = bed_with_server(CFG);
+    let to_remote = Ip::udp(client(), ip("203.0.113.7"), 10).client_frame();
+    let link = |ifindex, up, mtu| {
+        KernelMsg::Link(LinkMsg {
+            ifindex,
+            name: "r1".into(),
+            admin_up: up,
+            oper_up: up,
+            mtu,
+        })
+    };
+    let old = xgw::runtime::testbed::port_ifindex(1);
+    t.kernel(&KernelMsg::LinkDeleted {
+        ifindex: old,
+        name: "r1".into(),
+    });
+    assert_eq!(t.control().counters.get(ControlEvent::LinkGone), 1);
+    assert!(!t.control().links().is_up(1));
+    // A new r1, first down with a smaller MTU: attached at once, but down.
+    t.kernel(&link(77, false, 1400));
+    assert_eq!(t.control().counters.get(ControlEvent::LinkBack), 1);
+    assert_eq!(t.control().counters.get(ControlEvent::LinkReattached), 1);
+    let l = &t.control().links().ports()[1];
+    assert_eq!(
+        (l.ifindex, l.gone, l.up, l.dev_mtu),
+        (77, false, false, 1400)
+    );
+    assert_eq!(t.control().ports()[1].mtu, 1400);
+    t.push(0, &to_remote);
+    t.step();
+    assert!(t.take_tx(1).is_empty(), "down: nothing to it yet");
+    // It comes up: routes through it are back, its neighbours are resolved again.
+    t.kernel(&link(77, true, 1400));
+    assert!(t.control().links().is_up(1));
+    t.take_tx(2);
+    t.push(0, &to_remote);
+    t.step();
+    let req = t.take_tx(1);
+    assert_eq!(req.len(), 1, "ARP for the server on the new r1");
+    assert_eq!(parse_arp(&req[0]).target_protocol_addr, server());
+    // Messages about the old device change nothing now.
+    t.kernel(&KernelMsg::LinkDeleted {
+        ifindex: old,
+        name: "r1".into(),
+    });
+    assert!(t.control().links().is_up(1));
+    assert_eq!(t.control().counters.get(ControlEvent::LinkGone), 1);
+}
+
+#[test]
+fn a_failed_reattach_leaves_the_port_down_until_the_next_device() {
+    let mut t = bed_with_server(CFG);
+    let old = xgw::runtime::testbed::port_ifindex(1);
+    t.kernel(&xgw::kernel::KernelMsg::LinkDeleted {
+        ifindex: old,
+        name: "r1".into(),
+    });
+    // The runtime could not attach (say, the socket was refused).
+    t.control_mut()
+        .reattached(1, 99, None, Err("refused".into()));
+    assert_eq!(
+        t.control().counters.get(ControlEvent::LinkReattachFailed),
+        1
+    );
+    assert!(!t.control().links().is_up(1));
+    assert!(t.control().links().ports()[1].gone);
+    // A report for a device that is not the one pending attaches nothing either.
+    t.control_mut().reattached(1, 99, None, Ok(()));
+    assert!(t.control().links().ports()[1].gone);
+}

@@ -289,4 +289,31 @@ fn prefilter_in_netns() {
             .is_err(),
         "map full"
     );
+
+    // The outside port's device created anew (d2, a new ifindex): the program steers it as
+    // the port and the prefilter follows it; the old ifindex is no port any more.
+    sh(&[
+        "ip", "link", "add", "d2", "type", "veth", "peer", "name", "d3",
+    ]);
+    let again = ifindex("d2");
+    assert!(prog.set_port_ifindex(2, again).is_err(), "no port 2");
+    assert!(prog.set_port_ifindex(1, inside).is_err(), "another port's");
+    assert!(prog.set_port_ifindex(1, 0).is_err(), "no device 0");
+    assert_eq!(prog.set_port_ifindex(1, again).expect("moved"), outside);
+    prog.attach(again, XdpMode::Native).expect("attach to d2");
+    let v = |f: &[u8], dev: u32| prog.verdict(f, dev).expect("test run");
+    let unmapped = frame(proto::UDP, POOL, &udp(40002), 5, 0);
+    let before = prog.stats();
+    assert_eq!(v(&unmapped, again), XDP_DROP, "filtered on the new device");
+    assert_eq!(
+        v(&unmapped, outside),
+        XDP_PASS,
+        "the old ifindex is not a port"
+    );
+    let after = prog.stats();
+    assert_eq!(after.nat_unmapped - before.nat_unmapped, 1);
+    assert_eq!(after.not_from_a_port - before.not_from_a_port, 1);
+    // The inside port is untouched.
+    assert_eq!(v(&unmapped, inside), XDP_PASS);
+    assert_eq!(prog.stats().no_socket - after.no_socket, 1);
 }

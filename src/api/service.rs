@@ -448,16 +448,25 @@ impl Service {
 
     fn interfaces(&self) -> Value {
         let total = Self::total(&self.worker_counts());
-        // The egress MTU follows the device's (link monitoring) and a deleted device is
-        // "gone": both live on the control thread (the facts fixed at start otherwise).
-        let live: Vec<(u16, bool)> = self
+        // The egress MTU follows the device's (link monitoring), a deleted device is
+        // "gone", a re-created one has a new ifindex and MAC, and in mirror mode the
+        // addresses are the kernel's: all live on the control thread (the facts fixed at
+        // start otherwise).
+        let live: Vec<(PortInfo, bool, u32)> = self
             .call(|cx| {
                 let plane = &cx.ctl.plane;
                 plane
                     .ports()
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| (p.mtu, plane.links().ports().get(i).is_some_and(|l| l.gone)))
+                    .map(|(i, p)| {
+                        let l = plane.links().ports().get(i);
+                        (
+                            p.clone(),
+                            l.is_some_and(|l| l.gone),
+                            l.map_or(0, |l| l.ifindex),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -483,15 +492,19 @@ impl Service {
                     .collect();
                 let drops: u64 = queues
                     .iter()
-                    .map(|q| q["rx_dropped"].as_u64().unwrap_or(0) + q["rx_ring_full"].as_u64().unwrap_or(0))
+                    .map(|q| {
+                        q["rx_dropped"].as_u64().unwrap_or(0)
+                            + q["rx_ring_full"].as_u64().unwrap_or(0)
+                    })
                     .sum();
                 let c = |w| total.port_count(p, w);
+                let info = live.get(p).map_or(&f.info, |l| &l.0);
                 json!({
                     "name": f.info.name,
-                    "ifindex": f.ifindex,
-                    "mac": f.info.mac.to_string(),
-                    "mtu": live.get(p).map_or(f.info.mtu, |l| l.0),
-                    "addresses": f.info.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "ifindex": live.get(p).map_or(f.ifindex, |l| l.2),
+                    "mac": info.mac.to_string(),
+                    "mtu": info.mtu,
+                    "addresses": info.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "state": if live.get(p).is_some_and(|l| l.1) {
                         "gone".to_string()
                     } else {

@@ -10,8 +10,8 @@
 //! the next oversized packet gets fragmentation needed with the new value (RFC 1191).
 //!
 //! A port's device is found by ifindex. A deleted one is **gone**; a new device with the
-//! port's name is reported as reappeared (its sockets cannot follow it: see
-//! [`LinkChange::Reappeared`]). A dump (at start, and after lost events) is authoritative:
+//! port's name is reported as reappeared, and once the runtime has moved the port's
+//! sockets and XDP program to it ([`ControlPlane::reattached`]) the port takes its state. A dump (at start, and after lost events) is authoritative:
 //! a port it does not list is gone.
 
 use tracing::{info, warn};
@@ -22,6 +22,7 @@ use crate::{
     dataplane::PortInfo,
     kernel::{DumpKind, KernelMsg, LinkMsg},
     neigh::PortId,
+    wire::ethernet::MacAddr,
 };
 
 /// One port's device as last reported.
@@ -39,6 +40,9 @@ pub struct PortLink {
     pub gone: bool,
     /// A dump in progress listed it.
     seen: bool,
+    /// A deleted port's new device as last reported, until the port is attached to it:
+    /// `(up, MTU)`.
+    next: Option<(bool, u32)>,
 }
 
 /// A change of one port (by index) the control plane acts on.
@@ -58,8 +62,9 @@ pub enum LinkChange {
     /// Its device was deleted (also reported as [`LinkChange::Down`] if it was up).
     Gone(u16),
     /// A device with the port's name exists again, with a new ifindex. The port's AF_XDP
-    /// sockets and XDP program were bound to the old device and died with it: the port stays
-    /// down until xgw is restarted.
+    /// sockets and XDP program were bound to the old device and died with it: the port
+    /// stays down until the runtime has moved them to the new device
+    /// ([`ControlPlane::reattached`]).
     Reappeared {
         /// Port.
         port: u16,
@@ -90,6 +95,7 @@ impl Links {
                     dev_mtu,
                     gone: false,
                     seen: false,
+                    next: None,
                 })
                 .collect(),
             dumping: None,
@@ -122,6 +128,13 @@ impl Links {
             KernelMsg::LinkDeleted { ifindex, .. } => {
                 if let Some(p) = self.by_ifindex(*ifindex) {
                     self.gone(p, &mut out);
+                } else if let Some(lp) = self
+                    .ports
+                    .iter_mut()
+                    .find(|p| p.gone && p.ifindex == *ifindex)
+                {
+                    // The new device went before the port was attached to it.
+                    lp.next = None;
                 }
             }
             KernelMsg::DumpStart {
@@ -159,9 +172,10 @@ impl Links {
                     self.gone(p, out);
                 }
                 let lp = &mut self.ports[p];
+                lp.seen = true;
+                lp.next = Some((l.is_up(), l.mtu));
                 if lp.ifindex != l.ifindex {
                     lp.ifindex = l.ifindex;
-                    lp.seen = true;
                     out.push(LinkChange::Reappeared {
                         port,
                         ifindex: l.ifindex,
@@ -185,6 +199,35 @@ impl Links {
                 LinkChange::Down(port)
             });
         }
+    }
+
+    /// Port `p` now serves its re-created device `ifindex`: it is no longer gone, and takes
+    /// the device's state as last reported (the changes that makes, in order). Nothing if
+    /// the port was not gone or the device is not the one last reported.
+    pub fn attached(&mut self, p: usize, ifindex: u32) -> Vec<LinkChange> {
+        let mut out = Vec::new();
+        let Some(lp) = self
+            .ports
+            .get_mut(p)
+            .filter(|l| l.gone && l.ifindex == ifindex)
+        else {
+            return out;
+        };
+        lp.gone = false;
+        lp.up = false;
+        let (up, mtu) = lp.next.take().unwrap_or((false, lp.dev_mtu));
+        if mtu != 0 && mtu != lp.dev_mtu {
+            lp.dev_mtu = mtu;
+            out.push(LinkChange::Mtu {
+                port: port_id(p),
+                mtu,
+            });
+        }
+        if up {
+            lp.up = true;
+            out.push(LinkChange::Up(port_id(p)));
+        }
+        out
     }
 
     fn gone(&mut self, p: usize, out: &mut Vec<LinkChange>) {
@@ -281,13 +324,57 @@ impl ControlPlane {
             }
             LinkChange::Gone(p) => {
                 self.counters.inc(ControlEvent::LinkGone);
-                warn!(port = %name(p), "interface deleted: the port is down until it reappears and xgw is restarted");
+                warn!(port = %name(p), "interface deleted: the port is down until a device of its name exists again");
             }
             LinkChange::Reappeared { port, ifindex } => {
                 self.counters.inc(ControlEvent::LinkBack);
-                warn!(port = %name(port), ifindex, "interface re-created: restart xgw to attach to it (the port stays down)");
+                info!(port = %name(port), ifindex, "interface re-created: attaching to it");
+                self.reattach.retain(|&(p, _)| p != port);
+                self.reattach.push((port, ifindex));
             }
         }
+    }
+
+    /// The ports to attach to their re-created devices, as `(port, ifindex)`: the runtime
+    /// moves their sockets and XDP program there, then calls
+    /// [`ControlPlane::reattached`].
+    pub fn take_reattach(&mut self) -> Vec<(u16, u32)> {
+        std::mem::take(&mut self.reattach)
+    }
+
+    /// The runtime moved port `port` to its device `ifindex` (whose MAC is `mac`, if the
+    /// runtime knows it), or could not (`Err`, why): then the port stays down until a
+    /// device of its name is created again.
+    pub fn reattached(
+        &mut self,
+        port: u16,
+        ifindex: u32,
+        mac: Option<MacAddr>,
+        result: Result<(), String>,
+    ) {
+        let p = usize::from(port);
+        let Some(pname) = self.cfg.interfaces.get(p).map(|i| i.name.clone()) else {
+            return;
+        };
+        if let Err(why) = result {
+            self.counters.inc(ControlEvent::LinkReattachFailed);
+            warn!(port = %pname, ifindex, "could not attach to the re-created interface: {why}; the port stays down");
+            return;
+        }
+        if let Some(mac) = mac.filter(|m| *m != self.ports[p].mac) {
+            let mut ports: Vec<PortInfo> = self.ports.to_vec();
+            ports[p].mac = mac;
+            self.ports = ports.into();
+            self.routes_changed = true;
+        }
+        self.counters.inc(ControlEvent::LinkReattached);
+        info!(port = %pname, ifindex, "attached to the re-created interface");
+        for c in self.links.attached(p, ifindex) {
+            self.link_change(c);
+        }
+        // In mirror mode the kernel's routes through the new device now resolve onto the
+        // port (its ifindex changed): the next build re-resolves them all.
+        self.rebuild_routes();
     }
 
     /// Frames to ports that are down are dropped here, not queued behind the dead link.
@@ -384,6 +471,36 @@ mod tests {
         );
         assert!(!l.is_up(1), "a re-created device is not attached");
         assert_eq!(l.apply(&msg(11, "r1", true, 1500)), vec![]);
+        // Its state changes while it waits; attaching takes the last one.
+        assert_eq!(l.apply(&msg(11, "r1", true, 9000)), vec![]);
+        assert_eq!(l.attached(1, 12), vec![], "not the device reported");
+        assert_eq!(
+            l.attached(1, 11),
+            vec![LinkChange::Mtu { port: 1, mtu: 9000 }, LinkChange::Up(1)]
+        );
+        assert!(l.is_up(1) && !l.ports()[1].gone);
+        assert_eq!(l.attached(1, 11), vec![], "once");
+        // Now the device's own events count again.
+        assert_eq!(
+            l.apply(&msg(11, "r1", false, 9000)),
+            vec![LinkChange::Down(1)]
+        );
+    }
+
+    #[test]
+    fn a_new_device_deleted_before_it_is_attached_comes_up_down() {
+        let mut l = links();
+        l.apply(&KernelMsg::LinkDeleted {
+            ifindex: 6,
+            name: "r1".into(),
+        });
+        l.apply(&msg(11, "r1", true, 1500));
+        l.apply(&KernelMsg::LinkDeleted {
+            ifindex: 11,
+            name: "r1".into(),
+        });
+        assert_eq!(l.attached(1, 11), vec![]);
+        assert!(!l.is_up(1));
     }
 
     #[test]

@@ -75,7 +75,9 @@ define_counters! {
         LinkUp = "link.up" => "ports come back up (their routes restored)",
         LinkMtu = "link.mtu_changed" => "device MTU changes applied",
         LinkGone = "link.deleted" => "ports whose device was deleted",
-        LinkBack = "link.reappeared" => "deleted ports' devices re-created (restart to attach)",
+        LinkBack = "link.reappeared" => "deleted ports' devices re-created (xgw attaches to them)",
+        LinkReattached = "link.reattached" => "ports attached to their re-created device (sockets and XDP moved over)",
+        LinkReattachFailed = "link.reattach_failed" => "re-created devices xgw could not attach to (the port stays down; see the log)",
         NetlinkMalformed = "netlink.malformed" => "netlink messages that did not parse (skipped)",
         NetlinkResync = "netlink.resyncs" => "netlink events lost (socket overrun or queue full): full dump",
         KernelRouteChanges = "kernel.route_changes" => "kernel route and nexthop changes applied (mirror mode)",
@@ -125,6 +127,8 @@ pub struct ControlPlane {
     nat_log: Option<natlog::NatLogLink>,
     /// The ports' devices as netlink last reported them.
     links: link::Links,
+    /// Ports whose device was created anew, for the runtime to attach: `(port, ifindex)`.
+    reattach: Vec<(u16, u32)>,
     /// The ECMP flow-hash seed (random per router).
     ecmp_seed: u64,
     /// Kernel mirror mode's state (`[kernel] mirror = true`).
@@ -219,6 +223,7 @@ impl ControlPlane {
             nat_fast,
             nat_log: None,
             links: link::Links::default(),
+            reattach: Vec::new(),
             ecmp_seed: port_key(),
             mirror: None,
             counters: ControlCounters::default(),

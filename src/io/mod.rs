@@ -78,4 +78,15 @@ pub trait PacketIo {
     fn stats(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
+
+    /// Port `port`'s device was deleted and one named `ifname` exists again: serve it
+    /// instead. Returns the new socket's descriptor, if there is one to steer frames to
+    /// (the XSKMAP); by default, I/O that is not bound to devices has nothing to do.
+    ///
+    /// # Errors
+    /// The port cannot be moved to the new device (it keeps its old state).
+    fn reattach(&mut self, port: usize, ifname: &str) -> std::io::Result<Option<i32>> {
+        let _ = (port, ifname);
+        Ok(None)
+    }
 }

@@ -149,7 +149,6 @@ impl XdpProgram {
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| err("BPF object", "no .rodata"))?;
-        ro.port_ifindex[..ifindexes.len()].copy_from_slice(ifindexes);
         let words = nat.map_or(1, |n| {
             (n.capacity.max(n.pool.len()) * 2 * PORT_WORDS).max(1)
         });
@@ -160,10 +159,18 @@ impl XdpProgram {
                     "outside must be a port, pool non-empty",
                 ));
             }
-            ro.nat_outside_ifindex = n.outside_ifindex;
         }
         if host.is_some() {
             ro.host_path = 1;
+        }
+        let bss = open
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .ok_or_else(|| err("BPF object", "no .bss"))?;
+        bss.port_ifindex[..ifindexes.len()].copy_from_slice(ifindexes);
+        if let Some(n) = nat {
+            bss.nat_outside_ifindex = n.outside_ifindex;
         }
         let entries = |n: usize, what: &str| {
             u32::try_from(n).map_err(|_| err(what, format!("{n} entries do not fit a map")))
@@ -273,8 +280,9 @@ impl XdpProgram {
         let known = self
             .skel
             .maps
-            .rodata_data
-            .is_some_and(|ro| ro.port_ifindex.contains(&ifindex));
+            .bss_data
+            .as_deref()
+            .is_some_and(|b| b.port_ifindex.contains(&ifindex));
         if !known {
             return Err(err("attach", format!("ifindex {ifindex} is not a port")));
         }
@@ -305,6 +313,42 @@ impl XdpProgram {
         let link = unsafe { OwnedFd::from_raw_fd(fd) };
         self.links.push((ifindex, link));
         Ok(())
+    }
+
+    /// Port `slot`'s device is now `ifindex` (deleted and created anew): frames from it
+    /// are steered as the port's (and the NAT prefilter, if the port is the outside one,
+    /// follows). Returns the old ifindex.
+    ///
+    /// # Errors
+    /// `slot` is not a port, or `ifindex` is invalid or another port's.
+    pub fn set_port_ifindex(&mut self, slot: usize, ifindex: u32) -> io::Result<u32> {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .ok_or_else(|| err("BPF object", "no .bss"))?;
+        let n = bss.port_ifindex.iter().take_while(|&&i| i != 0).count();
+        if slot >= n || ifindex <= 1 {
+            return Err(err(
+                "port ifindex",
+                format!("slot {slot}, ifindex {ifindex}"),
+            ));
+        }
+        if bss
+            .port_ifindex
+            .iter()
+            .enumerate()
+            .any(|(i, &x)| i != slot && x == ifindex)
+        {
+            return Err(err("port ifindex", format!("{ifindex} is another port's")));
+        }
+        let old = bss.port_ifindex[slot];
+        if bss.nat_outside_ifindex == old {
+            bss.nat_outside_ifindex = ifindex;
+        }
+        bss.port_ifindex[slot] = ifindex;
+        Ok(old)
     }
 
     /// Register an AF_XDP socket for `(slot, queue)`.

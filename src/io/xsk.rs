@@ -15,6 +15,10 @@
 //!   port per worker), and the XDP program is loaded by us, not by libxdp (the
 //!   `INHIBIT_PROG_LOAD` flag) — the precondition of `Socket::new`.
 //!
+//! - **U5** `owner[i]` names the port whose rings hold frame `i` (0: none). So when a
+//!   port's device is deleted, the frames stranded in its dead rings are known and taken
+//!   back once its socket is closed ([`XskIo::reattach`]).
+//!
 //! In debug builds `check_conservation` asserts U1's count after every loop: frames in
 //! `free` + those handed to fill and TX rings and not yet returned == the UMEM's size.
 
@@ -80,6 +84,13 @@ pub struct XskIo {
     umem: Umem,
     ports: Vec<PortRings>,
     free: Vec<FrameDesc>,
+    /// Every frame's descriptor as the UMEM handed it out, by frame index (U5).
+    frames: Vec<FrameDesc>,
+    /// Where each frame is, by frame index (U5): 0 in userspace (`free`, a burst), `p + 1`
+    /// in port `p`'s fill or TX ring (or its completion ring).
+    owner: Vec<u8>,
+    queue_id: u32,
+    sock_cfg: SocketConfig,
     rx_descs: [FrameDesc; BATCH],
     scratch: Vec<FrameDesc>,
     total_frames: usize,
@@ -133,6 +144,64 @@ impl Default for XskOptions {
 /// burst would take several syscalls; raise it to the ring size. Older kernels reject the
 /// option, which only costs the extra kicks.
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// A socket on `name` at `queue_id` from `umem`, with its own fill and completion rings.
+fn open_port(
+    sock_cfg: SocketConfig,
+    umem: &Umem,
+    name: &str,
+    queue_id: u32,
+) -> io::Result<PortRings> {
+    let cname = CString::new(name).map_err(|e| io_err("ifname", e))?;
+    // SAFETY: U4 — this worker creates exactly one socket per (ifname, queue_id) (a port's
+    // socket is replaced only after its device was deleted: a new device is a new pair),
+    // and INHIBIT_PROG_LOAD is set because the XDP program is ours (io::xdp).
+    let (tx, rx, rings) = unsafe { Socket::new(sock_cfg, umem, &Interface::new(cname), queue_id) }
+        .map_err(|e| io_err(&format!("AF_XDP socket on {name} queue {queue_id}"), e))?;
+    let (fq, cq) = rings.ok_or_else(|| {
+        io_err(
+            name,
+            "no fill/completion rings (pair already bound from this UMEM)",
+        )
+    })?;
+    raise_tx_budget(rx.fd().as_raw_fd());
+    let zerocopy = bound_zerocopy(rx.fd().as_raw_fd());
+    let ifindex = CString::new(name)
+        .ok()
+        // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+        .map_or(0, |c| unsafe { libc::if_nametoindex(c.as_ptr()) });
+    Ok(PortRings {
+        tx,
+        rx,
+        fq,
+        cq,
+        in_fill: 0,
+        in_tx: 0,
+        pending_tx: Vec::with_capacity(BATCH),
+        ifindex,
+        redirect_allowed: false,
+        zerocopy,
+        redirect: false,
+    })
+}
+
+/// U5: the frames of `descs` are now where `to` says (0: userspace, `p + 1`: port `p`).
+#[inline]
+fn mark(owner: &mut [u8], descs: &[FrameDesc], to: usize) {
+    let to = u8::try_from(to).unwrap_or(u8::MAX);
+    for d in descs {
+        if let Some(o) = owner.get_mut(d.addr() / FRAME_SIZE as usize) {
+            *o = to;
+        }
+    }
+}
+
+/// Does a device with this ifindex exist (in this network namespace)?
+fn device_exists(ifindex: u32) -> bool {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` is IF_NAMESIZE bytes, as if_indextoname requires; it writes at most that.
+    !unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) }.is_null()
+}
 
 fn raise_tx_budget(fd: i32) {
     let budget: u32 = RING_SIZE;
@@ -225,38 +294,19 @@ impl XskIo {
             .build();
         let mut ports = Vec::new();
         for name in ifnames {
-            let cname = CString::new(name.as_str()).map_err(|e| io_err("ifname", e))?;
-            // SAFETY: U4 — this worker creates exactly one socket per (ifname, queue_id), and
-            // INHIBIT_PROG_LOAD is set because the XDP program is ours (io::xdp).
-            let (tx, rx, rings) =
-                unsafe { Socket::new(sock_cfg, &umem, &Interface::new(cname), queue_id) }
-                    .map_err(|e| io_err(&format!("AF_XDP socket on {name} queue {queue_id}"), e))?;
-            let (fq, cq) = rings.ok_or_else(|| {
-                io_err(
-                    name,
-                    "no fill/completion rings (pair already bound from this UMEM)",
-                )
-            })?;
-            raise_tx_budget(rx.fd().as_raw_fd());
-            let zerocopy = bound_zerocopy(rx.fd().as_raw_fd());
-            ports.push(PortRings {
-                tx,
-                rx,
-                fq,
-                cq,
-                in_fill: 0,
-                in_tx: 0,
-                pending_tx: Vec::with_capacity(BATCH),
-                ifindex: 0,
-                redirect_allowed: false,
-                zerocopy,
-                redirect: false,
-            });
+            ports.push(open_port(sock_cfg, &umem, name, queue_id)?);
         }
         let total_frames = descs.len();
+        if ifnames.len() >= usize::from(u8::MAX) {
+            return Err(io_err("ports", "more than 254"));
+        }
         let mut io = XskIo {
             umem,
             ports,
+            frames: descs.clone(),
+            owner: vec![0; descs.len()],
+            queue_id,
+            sock_cfg,
             free: descs,
             rx_descs: [FrameDesc::default(); BATCH],
             scratch: vec![FrameDesc::default(); RING_SIZE as usize],
@@ -336,6 +386,66 @@ impl XskIo {
         self.busy = false;
     }
 
+    /// Port `port`'s device was deleted and a device of its name, `ifname`, exists again:
+    /// bind a new socket there (same UMEM), close the old one and take back the frames
+    /// stranded in its rings. Returns the new socket's descriptor (for the XSKMAP).
+    ///
+    /// # Errors
+    /// The old device still exists (renamed, not deleted: its socket could still receive
+    /// into the frames, so they are not taken back and nothing changes), or the new socket
+    /// could not be created (the old one stays).
+    pub fn reattach(&mut self, port: usize, ifname: &str) -> io::Result<i32> {
+        let Some(old) = self.ports.get(port) else {
+            return Err(io_err("reattach", format!("no port {port}")));
+        };
+        if old.ifindex != 0 && device_exists(old.ifindex) {
+            return Err(io_err(
+                "reattach",
+                format!(
+                    "the old device (ifindex {}) still exists; delete it",
+                    old.ifindex
+                ),
+            ));
+        }
+        let mut new = open_port(self.sock_cfg, &self.umem, ifname, self.queue_id)?;
+        new.redirect_allowed = old.redirect_allowed;
+        let old = std::mem::replace(&mut self.ports[port], new);
+        debug_assert!(old.pending_tx.is_empty(), "only within a burst");
+        let stranded = old.in_fill + old.in_tx;
+        // Closing the socket (its last ring) releases it: the kernel unbound it when the
+        // device was unregistered (xsk_unbind_dev), and release waits for its users.
+        drop(old);
+        let tag = u8::try_from(port + 1).unwrap_or(u8::MAX);
+        for (i, o) in self.owner.iter_mut().enumerate() {
+            if *o == tag {
+                // U1/U5: frame `i` was in the dead socket's rings and nowhere else; the
+                // socket is gone, so userspace owns it again.
+                *o = 0;
+                self.free.push(self.frames[i]);
+            }
+        }
+        debug_assert_eq!(
+            self.free.len()
+                + self
+                    .ports
+                    .iter()
+                    .map(|p| p.in_fill + p.in_tx)
+                    .sum::<usize>(),
+            self.total_frames,
+            "U5: {stranded} frames were in the dead rings"
+        );
+        tracing::info!(
+            port,
+            ifname,
+            queue = self.queue_id,
+            frames_reclaimed = stranded,
+            "AF_XDP socket re-created on the new device"
+        );
+        self.probe_redirect();
+        self.refill();
+        Ok(self.ports[port].rx.fd().as_raw_fd())
+    }
+
     /// Frames in this worker's UMEM.
     pub fn frame_count(&self) -> usize {
         self.total_frames
@@ -349,7 +459,7 @@ impl XskIo {
     /// Top up every fill ring from the free list, sharing frames fairly between ports.
     fn refill(&mut self) {
         let share = (self.free.len() / self.ports.len().max(1)).max(1);
-        for p in &mut self.ports {
+        for (i, p) in self.ports.iter_mut().enumerate() {
             let want = u32::try_from(share.min(self.free.len())).unwrap_or(u32::MAX);
             let n = p.fq.nb_free(want).min(want) as usize;
             if n == 0 {
@@ -362,6 +472,7 @@ impl XskIo {
             // ring accepts all of them.
             let produced = unsafe { p.fq.produce(&self.free[from..]) };
             debug_assert_eq!(produced, n);
+            mark(&mut self.owner, &self.free[from..from + produced], i + 1);
             self.free.truncate(self.free.len() - produced);
             p.in_fill += produced;
             if p.fq.needs_wakeup() {
@@ -381,13 +492,14 @@ impl XskIo {
             // they come from this UMEM (U3) and `scratch` is ours.
             let n = unsafe { p.cq.consume(&mut self.scratch) };
             p.in_tx -= n;
+            mark(&mut self.owner, &self.scratch[..n], 0);
             self.free.extend_from_slice(&self.scratch[..n]);
         }
     }
 
     /// Hand each port's pending descriptors to its TX ring and kick it if asked.
     fn transmit_pending(&mut self) {
-        for p in &mut self.ports {
+        for (i, p) in self.ports.iter_mut().enumerate() {
             if p.pending_tx.is_empty() {
                 continue;
             }
@@ -398,6 +510,7 @@ impl XskIo {
             // nb_free`, so the ring takes them all.
             let sent = unsafe { p.tx.produce(&p.pending_tx[..room]) };
             p.in_tx += sent;
+            mark(&mut self.owner, &p.pending_tx[..sent], i + 1);
             let unsent = p.pending_tx.len() - sent;
             if unsent > 0 {
                 self.tx_dropped += unsent as u64;
@@ -440,6 +553,7 @@ impl PacketIo for XskIo {
             return 0;
         }
         p.in_fill -= n;
+        mark(&mut self.owner, &self.rx_descs[..n], 0);
         let mut verdicts = [Verdict::Drop; BATCH];
         {
             let umem = &self.umem;
@@ -568,6 +682,10 @@ impl PacketIo for XskIo {
 
     fn tx_dropped(&self) -> u64 {
         self.tx_dropped
+    }
+
+    fn reattach(&mut self, port: usize, ifname: &str) -> io::Result<Option<i32>> {
+        XskIo::reattach(self, port, ifname).map(Some)
     }
 
     fn stats(&self) -> Vec<(String, u64)> {

@@ -6,7 +6,10 @@
 use std::{
     io,
     os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd},
+    sync::Arc,
 };
+
+use parking_lot::RwLock;
 
 /// One socket's counters (`struct xdp_statistics`, Linux 5.9+ layout).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,10 +33,18 @@ pub struct XskStats {
 const SOL_XDP: libc::c_int = 283;
 const XDP_STATISTICS: libc::c_int = 7;
 
-/// Duplicated socket descriptors: `[queue][port]`.
-#[derive(Debug, Default)]
+/// Duplicated socket descriptors: `[queue][port]`. Clones share them (a port's socket
+/// replaced by [`XskStatsReader::replace`] is read by every clone).
+#[derive(Debug, Default, Clone)]
 pub struct XskStatsReader {
-    fds: Vec<Vec<OwnedFd>>,
+    fds: Arc<RwLock<Vec<Vec<OwnedFd>>>>,
+}
+
+fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `fd` is an open AF_XDP socket owned by the caller's `XskIo` for the duration
+    // of this call; it is only borrowed to duplicate it.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned()
 }
 
 impl XskStatsReader {
@@ -42,26 +53,37 @@ impl XskStatsReader {
     /// # Errors
     /// `dup` failed (descriptor limit).
     pub fn add_queue(&mut self, fds: &[RawFd]) -> io::Result<()> {
-        let mut v = Vec::with_capacity(fds.len());
-        for &fd in fds {
-            // SAFETY: `fd` is an open AF_XDP socket owned by the caller's `XskIo` for the
-            // duration of this call; it is only borrowed to duplicate it.
-            let b = unsafe { BorrowedFd::borrow_raw(fd) };
-            v.push(b.try_clone_to_owned()?);
-        }
-        self.fds.push(v);
+        let v = fds.iter().map(|&fd| dup(fd)).collect::<io::Result<_>>()?;
+        self.fds.write().push(v);
+        Ok(())
+    }
+
+    /// Queue `q`'s socket on `port` is now `fd` (the port's device was created anew); the
+    /// duplicate of the old one is closed.
+    ///
+    /// # Errors
+    /// No such queue or port, or `dup` failed.
+    pub fn replace(&self, q: usize, port: usize, fd: RawFd) -> io::Result<()> {
+        let new = dup(fd)?;
+        let mut fds = self.fds.write();
+        let slot = fds
+            .get_mut(q)
+            .and_then(|v| v.get_mut(port))
+            .ok_or_else(|| io::Error::other(format!("no socket for queue {q} port {port}")))?;
+        *slot = new;
         Ok(())
     }
 
     /// Number of queues.
     pub fn queues(&self) -> usize {
-        self.fds.len()
+        self.fds.read().len()
     }
 
     /// The statistics of queue `q`'s socket on `port`, or `None` if there is none or the
     /// kernel refuses.
     pub fn read(&self, q: usize, port: usize) -> Option<XskStats> {
-        let fd = self.fds.get(q)?.get(port)?;
+        let fds = self.fds.read();
+        let fd = fds.get(q)?.get(port)?;
         let mut st = XskStats::default();
         let mut len = std::mem::size_of::<XskStats>() as libc::socklen_t;
         // SAFETY: `fd` is an open descriptor we own; `st` is a writable `repr(C)` buffer of

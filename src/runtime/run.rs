@@ -10,10 +10,14 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use crossbeam::channel::{bounded, Receiver};
+use crossbeam::channel::{bounded, Receiver, Sender};
 use tracing::{info, warn};
 
-use super::{notify::Notify, punt_policy, worker::Worker};
+use super::{
+    notify::Notify,
+    punt_policy,
+    worker::{Worker, WorkerCommand},
+};
 use crate::{
     api::{
         self,
@@ -230,12 +234,18 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         }
         ios.push(io);
     }
-    for (dev, iface) in devs.iter().zip(&cfg.interfaces) {
-        let mode = if opts.generic || iface.xdp_mode == config::XdpMode::Generic {
-            XdpMode::Generic
-        } else {
-            XdpMode::Native
-        };
+    let modes: Vec<XdpMode> = cfg
+        .interfaces
+        .iter()
+        .map(|iface| {
+            if opts.generic || iface.xdp_mode == config::XdpMode::Generic {
+                XdpMode::Generic
+            } else {
+                XdpMode::Native
+            }
+        })
+        .collect();
+    for (dev, &mode) in devs.iter().zip(&modes) {
         prog.attach(dev.ifindex, mode)?;
         info!(port = %dev.name, ifindex = dev.ifindex, ?mode, queues, "XDP attached (bpf_link)");
     }
@@ -243,6 +253,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let mut links = Vec::new();
     let mut counters = Vec::new();
     let mut handles = Vec::new();
+    let mut commands = Vec::new();
     let epoch = control.epoch();
     let trace = Arc::new(crate::dataplane::trace::Trace::default());
     for (q, io) in ios.into_iter().enumerate() {
@@ -259,7 +270,10 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         counters.push(c.clone());
         let mut pipeline = Pipeline::new(PuntTx::new(queues, &policy));
         pipeline.set_trace(trace.clone(), u16::try_from(q).unwrap_or(u16::MAX));
+        let (ctx, crx) = bounded(4);
+        commands.push((ctx, waker.clone()));
         let mut w = Worker::new(io, pipeline, cell.clone(), irx, waker, c, epoch);
+        w.set_commands(crx);
         let stop = stop.clone();
         handles.push(
             thread::Builder::new()
@@ -286,7 +300,7 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
     let inventory = Inventory {
         ports: ports_facts(&cfg, &devs, &control, opts.generic),
         workers: counters.clone(),
-        xsk: xsk_stats,
+        xsk: xsk_stats.clone(),
         nat: control.nat_view().clone(),
         epoch,
         started: std::time::SystemTime::now(),
@@ -325,10 +339,17 @@ pub fn run(cfg: ValidConfig, opts: RunOptions) -> Result<()> {
         xdp_pool: prefilter.as_ref().map_or(0, |p| p.pool.len()),
         netlink,
         requests,
+        attach: Attach {
+            commands,
+            xsk_stats,
+            modes,
+        },
     };
     ops.notify.ready();
     let mut ctl = ControlLoop::new(control, cell, links);
-    control_loop(&mut ctl, &doorbell, &signals, &mut ops, &counters, &prog);
+    control_loop(
+        &mut ctl, &doorbell, &signals, &mut ops, &counters, &mut prog,
+    );
 
     info!("stopping");
     ops.notify.stopping();
@@ -494,6 +515,89 @@ struct Ops {
     netlink: NetlinkFeed,
     /// Mirror mode: requests to the kernel (neighbour resolution).
     requests: Option<NetlinkRequests>,
+    /// What moving a port to its re-created device takes.
+    attach: Attach,
+}
+
+/// The means to move a port to its re-created device.
+struct Attach {
+    /// Each worker's command queue and its waker.
+    commands: Vec<(Sender<WorkerCommand>, Arc<Waker>)>,
+    xsk_stats: XskStatsReader,
+    /// Each port's XDP attach mode.
+    modes: Vec<XdpMode>,
+}
+
+/// How long a worker may take to move its socket (it is woken first; one loop suffices).
+const REATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Move the ports whose device was created anew to it, as the control plane asks: the XDP
+/// program steers the new ifindex as the port's, every worker binds a socket there (and
+/// takes back the frames of its dead one), the sockets go into the XSKMAP, the program is
+/// attached to the device, and the control plane takes the port back. On a failure the
+/// port stays down (logged and counted by the control plane).
+fn reattach_ports(ctl: &mut ControlLoop, at: &Attach, prog: &mut XdpProgram) -> usize {
+    let todo = ctl.plane.take_reattach();
+    let n = todo.len();
+    for (port, ifindex) in todo {
+        let p = usize::from(port);
+        let name = ctl.plane.ports()[p].name.clone();
+        let r = reattach_port(at, prog, p, &name, ifindex);
+        let (mac, r) = match r {
+            Ok(mac) => (Some(mac), Ok(())),
+            Err(e) => (None, Err(format!("{e:#}"))),
+        };
+        ctl.plane.reattached(port, ifindex, mac, r);
+    }
+    n
+}
+
+fn reattach_port(
+    at: &Attach,
+    prog: &mut XdpProgram,
+    p: usize,
+    name: &str,
+    ifindex: u32,
+) -> Result<crate::wire::ethernet::MacAddr> {
+    let dev = NetDev::open(name).with_context(|| format!("interface {name}"))?;
+    if dev.ifindex != ifindex {
+        bail!(
+            "{name} is ifindex {} now, not {ifindex} (re-created again: that attaches next)",
+            dev.ifindex
+        );
+    }
+    let slot = u32::try_from(p)?;
+    prog.set_port_ifindex(p, ifindex)?;
+    for (q, (tx, waker)) in at.commands.iter().enumerate() {
+        let (rtx, rrx) = bounded(1);
+        tx.try_send(WorkerCommand::Reattach {
+            port: p,
+            ifname: name.to_owned(),
+            reply: rtx,
+        })
+        .map_err(|_| anyhow::anyhow!("worker {q} is not taking commands"))?;
+        waker.wake();
+        let fd = rrx
+            .recv_timeout(REATTACH_WAIT)
+            .map_err(|_| anyhow::anyhow!("worker {q} did not answer"))?
+            .with_context(|| format!("worker {q}: AF_XDP socket on {name}"))?;
+        if let Some(fd) = fd {
+            let q32 = u32::try_from(q)?;
+            prog.register_socket(slot, q32, fd)?;
+            if let Err(e) = at.xsk_stats.replace(q, p, fd) {
+                warn!(port = name, queue = q, error = %e, "socket statistics not followed");
+            }
+        }
+    }
+    let mode = at.modes.get(p).copied().unwrap_or(XdpMode::Native);
+    prog.attach(ifindex, mode)?;
+    info!(
+        port = name,
+        ifindex,
+        ?mode,
+        "XDP attached to the re-created interface (bpf_link)"
+    );
+    Ok(dev.mac)
 }
 
 /// Netlink messages applied per control-loop round at most (the rest wait for the next).
@@ -622,13 +726,15 @@ fn control_loop(
     sig: &Signals<'_>,
     ops: &mut Ops,
     counters: &[Arc<SharedCounters>],
-    prog: &XdpProgram,
+    prog: &mut XdpProgram,
 ) {
-    let xdp = || xdp_lines(prog.stats());
     while !sig.stop.load(Ordering::Relaxed) {
         doorbell.clear();
         let now = Instant::now();
         let mut work = apply_netlink(ctl, &ops.netlink);
+        work += reattach_ports(ctl, &ops.attach, prog);
+        let prog = &*prog;
+        let xdp = || xdp_lines(prog.stats());
         work += mirror_io(ctl, ops, prog);
         work += ctl.step(now);
         let reload_due = sig.reload.swap(false, Ordering::Relaxed) && ops.config.path.is_some();

@@ -212,6 +212,7 @@ impl Testbed {
     /// # Panics
     /// If it does not settle in 64 rounds.
     pub fn step(&mut self) {
+        self.attach_recreated();
         for _ in 0..64 {
             let work = self.round();
             let rx_idle = self
@@ -265,6 +266,20 @@ impl Testbed {
         });
         self.ctl.plane.link_message(&m);
         self.step();
+    }
+
+    /// As the runtime's control thread does: move the ports whose device was created anew
+    /// to it (every worker's I/O, then the control plane).
+    fn attach_recreated(&mut self) {
+        for (port, ifindex) in self.ctl.plane.take_reattach() {
+            let name = self.ctl.plane.ports()[usize::from(port)].name.clone();
+            let r = self
+                .workers
+                .iter_mut()
+                .try_for_each(|w| w.io.reattach(usize::from(port), &name).map(drop))
+                .map_err(|e| e.to_string());
+            self.ctl.plane.reattached(port, ifindex, None, r);
+        }
     }
 
     /// Mirror mode: the kernel reported `m` (applied as the runtime's control thread does),

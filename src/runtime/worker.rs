@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crossbeam::channel::Receiver;
+use crossbeam::channel::{Receiver, Sender};
 
 use crate::{
     control::publish::SnapshotCell,
@@ -23,6 +23,21 @@ use crate::{
 /// transmit-path re-check) and how long a stop request waits; each wakeup costs CPU.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// What the control thread asks of a worker besides forwarding.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// Move port `port` to the re-created device `ifname` ([`PacketIo::reattach`]); the
+    /// result (the new socket's descriptor, if any) goes to `reply`.
+    Reattach {
+        /// The port.
+        port: usize,
+        /// Its device's name.
+        ifname: String,
+        /// Where the result goes.
+        reply: Sender<std::io::Result<Option<i32>>>,
+    },
+}
+
 /// One worker: its I/O, pipeline, snapshot and counters.
 #[derive(Debug)]
 pub struct Worker<I: PacketIo> {
@@ -32,6 +47,7 @@ pub struct Worker<I: PacketIo> {
     cell: Arc<SnapshotCell>,
     snap: Arc<Snapshot>,
     inject: Receiver<(u16, Vec<u8>)>,
+    commands: Option<Receiver<WorkerCommand>>,
     waker: Arc<Waker>,
     counters: Arc<SharedCounters>,
     /// How long to keep polling after the last frame before sleeping.
@@ -58,10 +74,34 @@ impl<I: PacketIo> Worker<I> {
             cell,
             snap,
             inject,
+            commands: None,
             waker,
             counters,
             idle_poll,
             epoch,
+        }
+    }
+
+    /// Take commands from `rx` (checked once per loop; wake the worker after sending).
+    pub fn set_commands(&mut self, rx: Receiver<WorkerCommand>) {
+        self.commands = Some(rx);
+    }
+
+    fn command(&mut self, c: WorkerCommand) {
+        match c {
+            WorkerCommand::Reattach {
+                port,
+                ifname,
+                reply,
+            } => {
+                let r = if port < self.io.port_count() {
+                    self.io.reattach(port, &ifname)
+                } else {
+                    Err(std::io::Error::other(format!("no port {port}")))
+                };
+                // The control thread may have given up waiting: nothing to do then.
+                let _ = reply.send(r);
+            }
         }
     }
 
@@ -99,6 +139,10 @@ impl<I: PacketIo> Worker<I> {
             } else {
                 self.pipeline.counters.event(Event::InjectFailed, 1);
             }
+        }
+        while let Some(c) = self.commands.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            work += 1;
+            self.command(c);
         }
         self.io.flush();
         let c = &mut self.pipeline.counters;
