@@ -43,9 +43,11 @@ use crate::{
 /// counted) until it drains them: xgw's retransmission timer asks again.
 pub const MAX_SOLICITS: usize = 4096;
 /// After a FIB build that took `t`, the next waits at least `BUILD_HOLD_OFF * t`: under
-/// sustained route churn, building takes at most a fifth of the control thread (a change
-/// then waits up to that much longer than `[kernel] coalesce`).
-pub const BUILD_HOLD_OFF: u32 = 4;
+/// sustained route churn, building takes at most a tenth of the control thread. With the
+/// prefix-by-prefix import a DFZ-size build is ~50 ms, so a change then waits up to about
+/// half a second longer than `[kernel] coalesce`; with small tables builds take
+/// microseconds and the hold-off is nothing.
+pub const BUILD_HOLD_OFF: u32 = 9;
 
 /// The mirror's state.
 #[derive(Debug)]
