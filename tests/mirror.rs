@@ -443,3 +443,30 @@ fn a_port_takes_the_kernels_addresses_as_they_change() {
     assert_eq!(addrs(&t, 1), ["198.19.0.1/24", "198.51.100.1/24"]);
     assert!(!t.control().routes().is_local(ip("192.0.2.77")));
 }
+
+#[test]
+fn a_reload_keeps_the_addresses_the_ports_took_from_the_kernel() {
+    let mut t = bed_mirror(CFG);
+    t.kernel(&KernelMsg::Addr(AddrMsg {
+        ifindex: port_ifindex(0),
+        addr: ip("198.18.0.9"),
+        len: 24,
+    }));
+    // The file as read again: its ports' addresses are the kernel's (checked on reading),
+    // here the ones it started with.
+    let cfg = xgw::config::parse(CFG, "m.toml").unwrap();
+    t.control_mut()
+        .reload(&cfg)
+        .expect("not an interface change");
+    let addrs: Vec<String> = t.control().config().interfaces[0]
+        .addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(addrs, ["198.18.0.1/24", "198.18.0.9/24"]);
+    assert!(t.control().routes().is_local(ip("198.18.0.9")));
+    // Another change to an interface is still refused.
+    let renamed = CFG.replacen("\"r1\"", "\"r9\"", 1);
+    let cfg = xgw::config::parse(&renamed, "m.toml").unwrap();
+    assert!(t.control_mut().reload(&cfg).is_err());
+}

@@ -330,7 +330,17 @@ impl ControlPlane {
     /// `[control]`, `[metrics]`, and see [`NatPolicy::check_reconfigure`]); nothing is
     /// applied then.
     pub fn reload(&mut self, cfg: &ValidConfig) -> Result<(), String> {
-        if cfg.interfaces != self.cfg.interfaces {
+        // In mirror mode the ports' addresses are the kernel's, followed while running (the
+        // new file's were checked against the kernel when it was read): not a change.
+        let mirror = self.cfg.kernel.mirror;
+        let without_addresses = |c: &ValidConfig| {
+            let mut v = c.interfaces.clone();
+            if mirror {
+                v.iter_mut().for_each(|i| i.addresses.clear());
+            }
+            v
+        };
+        if without_addresses(cfg) != without_addresses(&self.cfg) {
             return Err("[[interface]] sections changed: restart xgw to apply".into());
         }
         if cfg.control != self.cfg.control {
@@ -394,7 +404,11 @@ impl ControlPlane {
         if cfg.icmp != self.cfg.icmp {
             self.icmp = IcmpLimiter::new(&cfg.icmp, port_key());
         }
+        let live = std::mem::take(&mut self.cfg.interfaces);
         self.cfg = cfg.clone();
+        if mirror {
+            self.cfg.interfaces = live;
+        }
         self.rebuild_routes();
         Ok(())
     }
