@@ -19,7 +19,10 @@
 # Phase "bird": BIRD 2 with OSPF in all three; ECMP across both servers, failover when one
 # server's daemon stops or its link goes down, withdrawal everywhere.
 #
-#   scripts/e2e-mirror.sh [path/to/xgw]      E2E_PHASES="static bird" to pick
+# Phase "frr": FRR's zebra and ospfd in the router (routes through kernel nexthop objects),
+# BIRD in the servers: ECMP, failover, withdrawal.
+#
+#   scripts/e2e-mirror.sh [path/to/xgw]      E2E_PHASES="static bird frr" to pick
 #
 # Every namespace is named after this run ($LAB-*) and removed on exit, even on failure;
 # every daemon started is stopped by its pid. Only 198.18.0.0/15 and TEST-NET addresses.
@@ -387,6 +390,98 @@ if want_phase bird; then
         bad "xgw starts in mirror mode (BIRD)" "$(cat "$WORK/xgw.log")"
     fi
     lab_down
+fi
+
+# ---------------------------------------------------------------- phase frr
+# FRR (zebra + ospfd) in the router namespace, BIRD in the servers: zebra installs routes
+# through kernel nexthop objects (RTM_NEWNEXTHOP, "nhid" in ip route), which xgw follows.
+FRR=/usr/lib/frr
+# frr_start: zebra, then ospfd, with this run's config, pid, zserv and vty paths; their
+# pids are recorded for lab_down.
+frr_start() {
+    local d=$WORK/frr
+    mkdir -p "$d"
+    cat >"$d/zebra.conf" <<EOF
+hostname rtr
+log file $d/zebra.log
+EOF
+    cat >"$d/ospfd.conf" <<EOF
+hostname rtr
+log file $d/ospfd.log
+router ospf
+ ospf router-id 198.18.0.1
+interface r0
+ ip ospf area 0
+ ip ospf passive
+interface r1
+ ip ospf area 0
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 3
+interface r2
+ ip ospf area 0
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 3
+EOF
+    # The daemons drop to the frr user (root is not in its vty group): their directory is
+    # theirs, and the run's directory only traversable.
+    chmod o+x "$WORK"
+    chown -R frr:frr "$d"
+    local common=(-u frr -g frr -A 127.0.0.1 -P 0 -z "$d/zserv.api" --vty_socket "$d")
+    ip netns exec "$LAB-rtr" "$FRR/zebra" -f "$d/zebra.conf" -i "$d/zebra.pid" "${common[@]}" >"$WORK/zebra.out" 2>&1 &
+    BIRD_PIDS+=($!)
+    for _ in $(seq 50); do [ -S "$d/zserv.api" ] && break; sleep 0.1; done
+    ip netns exec "$LAB-rtr" "$FRR/ospfd" -f "$d/ospfd.conf" -i "$d/ospfd.pid" "${common[@]}" >"$WORK/ospfd.out" 2>&1 &
+    BIRD_PIDS+=($!)
+    [ -S "$d/zserv.api" ]
+}
+if want_phase frr; then
+    phase "mirror mode under FRR (zebra + ospfd, nexthop objects) with BIRD servers"
+    if [ ! -x "$FRR/zebra" ]; then
+        bad "FRR installed (Debian frr; scripts/deps.sh installs it)"
+    else
+        lab_up || { bad "lab up"; exit 1; }
+        bird_conf sa 198.19.0.2 '        interface "sa0" { type ptp; hello 1; dead 3; };
+        interface "dum0" { stub yes; };'
+        bird_conf sb 198.19.1.2 '        interface "sb0" { type ptp; hello 1; dead 3; };
+        interface "dum0" { stub yes; };'
+        mirror_config "$WORK/f.toml"
+        if start_xgw "$WORK/f.toml"; then
+            check "zebra and ospfd start in the router namespace" frr_start
+            for n in "sa $SA" "sb $SB"; do
+                set -- $n
+                bird_start "$1" "$2" || bad "bird starts in $2"
+            done
+            rtr sysctl -qw net.ipv4.ip_forward=0
+            check "OSPF converges under FRR: xgw forwards 203.0.113.0/24 through both servers" wait_vias "198.19.0.2,198.19.1.2" 40
+            check "zebra installed the route through a nexthop object (nhid)" bash -c \
+                "ip netns exec $LAB-rtr ip route show 203.0.113.0/24 | grep -q nhid"
+            check "xgw imported the nexthop group (route get shows two members)" jcheck 'len(v["nexthops"]) == 2' \
+                xc route get 203.0.113.1 --from 198.18.0.2 --ipproto udp --sport 20000 --dport 9 --json
+            # FRR paces its own router-LSA (it may list the links seconds after the
+            # adjacencies are up): the way back to the client is there once both servers
+            # have learned its subnet.
+            check "both servers learn the client's subnet from FRR (the way back)" bash -c \
+                "for _ in \$(seq 300); do ip netns exec $SA ip route show 198.18.0.0/24 | grep -q via && ip netns exec $SB ip route show 198.18.0.0/24 | grep -q via && exit 0; sleep 0.1; done; exit 1"
+            check "the client reaches the remote prefix through xgw (FRR)" cli ping -c 3 -i 0.2 -W 2 203.0.113.1
+            check "many flows: both servers receive traffic (ECMP through a nexthop group)" spread 400 40000 40 40 400 400
+            bird_stop sa
+            check "server A's BIRD killed: every flow moves to B within dead interval + 1 s (FRR)" took_at_most 4 wait_vias "198.19.1.2" 10
+            check "after the failover all flows reach server B (FRR)" spread 200 41000 0 200 0 200
+            sa ip link set dum0 down
+            sb ip link set dum0 down
+            check "the prefix withdrawn everywhere leaves xgw's FIB (FRR)" wait_vias "none" 20
+            expect "a withdrawn prefix gets net unreachable from the router (FRR)" "From 198\.18\.0\.1 .*Destination Net Unreachable" \
+                cli ping -c 1 -W 2 203.0.113.1
+            check "the router's kernel forwarded nothing itself under FRR (Ip ForwDatagrams = 0)" bash -c "[ \"\$(ip netns exec $LAB-rtr awk '/^Ip:/ { if (h) print \$7; h = 1 }' /proc/net/snmp)\" = 0 ]"
+            stop_xgw
+            grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown under FRR" || bad "clean shutdown under FRR" "$(tail -20 "$WORK/xgw.log")"
+        else
+            bad "xgw starts in mirror mode (FRR)" "$(cat "$WORK/xgw.log")"
+        fi
+        lab_down
+    fi
 fi
 
 echo
