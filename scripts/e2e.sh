@@ -803,6 +803,14 @@ if want_phase 10; then
         check "ping through the re-created r1" cli ping -c 3 -i 0.2 -W 2 198.19.0.2
         check "the worker took back the frames of r1's dead socket (logged)" grep -q "AF_XDP socket re-created on the new device.*frames_reclaimed=[1-9]" "$WORK/xgw.log"
         expect "no failed attach" "^0$" err_count link.reattach_failed
+        # The first port's socket carries each worker's UMEM: its re-creation is refused
+        # (counted and logged; the port stays down) and xgw keeps running.
+        rtr ip link del r0
+        ip link add c0 netns "$LAB-cli" type veth peer r0 netns "$LAB-rtr"
+        rtr ip link set r0 up
+        check "re-creating the first port is refused (link.reattach_failed)" wait_count link.reattach_failed 1
+        check "show interfaces says r0 is gone" jcheck 'v[0]["state"] == "gone"' xc show interfaces --json
+        check "xgw keeps running after a refused attach" kill -0 "$XGW_PID"
         stop_xgw
         grep -q "final counters" "$WORK/xgw.log" && ok "clean shutdown after a port was deleted" || bad "clean shutdown after a port was deleted" "$(tail -20 "$WORK/xgw.log")"
     else

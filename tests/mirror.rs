@@ -470,3 +470,53 @@ fn a_reload_keeps_the_addresses_the_ports_took_from_the_kernel() {
     let cfg = xgw::config::parse(&renamed, "m.toml").unwrap();
     assert!(t.control_mut().reload(&cfg).is_err());
 }
+
+#[test]
+fn a_recreated_port_takes_the_addresses_its_new_device_got_while_it_was_gone() {
+    use xgw::kernel::LinkMsg;
+    let mut t = bed_mirror(CFG);
+    let old = port_ifindex(1);
+    let addr = |ifindex, a: &str| AddrMsg {
+        ifindex,
+        addr: ip(a),
+        len: 24,
+    };
+    t.kernel(&KernelMsg::LinkDeleted {
+        ifindex: old,
+        name: "r1".into(),
+    });
+    t.kernel(&KernelMsg::AddrDeleted(addr(old, "198.19.0.1")));
+    // The new r1 and its address arrive in one batch, before the port is attached.
+    let now = t.now;
+    let p = t.control_mut();
+    for m in [
+        KernelMsg::Link(LinkMsg {
+            ifindex: 88,
+            name: "r1".into(),
+            admin_up: true,
+            oper_up: true,
+            mtu: 1500,
+        }),
+        KernelMsg::Addr(addr(88, "198.19.7.1")),
+    ] {
+        p.link_message(&m);
+        p.kernel_message(now, &m);
+    }
+    t.step();
+    assert_eq!(
+        t.control().counters.get(ControlEvent::LinkReattached),
+        1,
+        "attached"
+    );
+    let addrs: Vec<String> = t.control().ports()[1]
+        .addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(addrs, ["198.19.7.1/24"]);
+    assert!(t.control().routes().is_local(ip("198.19.7.1")));
+    assert_eq!(
+        via_of(&t, "198.19.7.9"),
+        Some(NextHop::Connected { port: 1 })
+    );
+}

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     config::Route,
+    dataplane::NextHop,
     fib::{FibBuilder, Prefix},
 };
 
@@ -82,10 +83,10 @@ impl KernelFib {
             }
         }
         k.uses = vec![0; k.nexthops.len()];
+        k.unused = k.uses.len();
         for &(_, v) in &set {
-            k.uses[v as usize] += 1;
+            k.count(v, true);
         }
-        k.unused = k.uses.iter().filter(|&&u| u == 0).count();
         k.builder = set.into_iter().collect();
         k
     }
@@ -104,17 +105,34 @@ impl KernelFib {
             None => self.builder.remove(p),
         };
         if let Some(v) = new {
-            let u = &mut self.uses[v as usize];
-            if *u == 0 {
-                self.unused -= 1;
-            }
-            *u += 1;
+            self.count(v, true);
         }
         if let Some(v) = old {
-            let u = &mut self.uses[v as usize];
-            *u -= 1;
-            if *u == 0 {
-                self.unused += 1;
+            self.count(v, false);
+        }
+    }
+
+    /// One more (`up`) or one fewer prefix uses value `v`, and so each member of its group.
+    fn count(&mut self, v: u32, up: bool) {
+        let members: Vec<u32> = match self.nexthops.get(v) {
+            Some(NextHop::Group { id }) => self
+                .nexthops
+                .group(id)
+                .map_or_else(Vec::new, |g| g.members.clone()),
+            _ => Vec::new(),
+        };
+        for x in std::iter::once(v).chain(members) {
+            let u = &mut self.uses[x as usize];
+            if up {
+                if *u == 0 {
+                    self.unused -= 1;
+                }
+                *u += 1;
+            } else {
+                *u -= 1;
+                if *u == 0 {
+                    self.unused += 1;
+                }
             }
         }
     }

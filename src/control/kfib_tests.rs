@@ -241,3 +241,35 @@ fn unused_next_hops_stay_bounded_under_a_flood_of_new_gateways() {
     }
     assert!(k.full_builds >= 19, "{k:?}");
 }
+
+/// Next hops used only as members of ECMP groups count as used: a table of many groups
+/// over many gateways is not resolved again in full on every change.
+#[test]
+fn group_members_count_as_used() {
+    let mut r = table();
+    let t = std::time::Duration::ZERO;
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    for i in 0..1500u32 {
+        r.apply(
+            &KernelMsg::Route(route(
+                0xcb00_0000 + (i << 8),
+                24,
+                32,
+                RouteKind::Unicast,
+                &[(base + 2 * i, 5), (base + 2 * i + 1, 3)],
+            )),
+            t,
+        );
+    }
+    let mut k = KernelFib::default();
+    assert!(k.sync(&mut r, ports()));
+    assert_eq!(k.unused(), 0, "every member is some group's");
+    r.apply(
+        &KernelMsg::RouteDeleted(route(0xcb00_0000, 24, 32, RouteKind::Unicast, &[])),
+        t,
+    );
+    assert!(!k.sync(&mut r, ports()), "one change, not a full resolve");
+    // The deleted route's group and its two members are unused now.
+    assert_eq!(k.unused(), 3);
+    assert_eq!(k.len(), 1499);
+}

@@ -372,6 +372,8 @@ impl ControlPlane {
         for c in self.links.attached(p, ifindex) {
             self.link_change(c);
         }
+        // Mirror mode: the new device's addresses came while the port was gone.
+        self.port_takes_kernel_addresses(p);
         // In mirror mode the kernel's routes through the new device now resolve onto the
         // port (its ifindex changed): the next build re-resolves them all.
         self.rebuild_routes();

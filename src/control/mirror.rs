@@ -249,33 +249,46 @@ impl ControlPlane {
     /// follow; the addresses it kept stay in their order, so the primary stays first
     /// while it exists). Counted and logged.
     fn port_address_changed(&mut self, a: AddrMsg) {
-        let Some(m) = self.mirror.as_ref() else {
-            return;
-        };
-        if m.nat_pool.contains(&a.addr) {
+        if self
+            .mirror
+            .as_ref()
+            .is_some_and(|m| m.nat_pool.contains(&a.addr))
+        {
             return;
         }
         let Some(p) = self.port_of_ifindex(a.ifindex) else {
             return;
         };
+        self.counters.inc(ControlEvent::KernelAddressChanged);
+        self.port_takes_kernel_addresses(p);
+    }
+
+    /// Mirror mode: port `p` takes its device's addresses as the kernel has them now (also
+    /// after the port was attached to a re-created device, whose addresses came while it
+    /// was gone).
+    pub(super) fn port_takes_kernel_addresses(&mut self, p: usize) {
+        let (Some(m), Some(ifindex)) = (
+            self.mirror.as_ref(),
+            self.links.ports().get(p).map(|l| l.ifindex),
+        ) else {
+            return;
+        };
         let now: Vec<Cidr> = m
             .addresses
             .iter()
-            .filter(|x| x.ifindex == a.ifindex && !m.nat_pool.contains(&x.addr))
+            .filter(|x| x.ifindex == ifindex && !m.nat_pool.contains(&x.addr))
             .map(|x| Cidr::new(x.addr, x.len.min(32)))
             .collect();
         let old = &self.cfg.interfaces[p].addresses;
         let mut next: Vec<Cidr> = old.iter().filter(|c| now.contains(c)).copied().collect();
         next.extend(now.iter().filter(|c| !old.contains(c)));
-        self.counters.inc(ControlEvent::KernelAddressChanged);
         if next == *old {
             return;
         }
         info!(
             port = %self.cfg.interfaces[p].name,
-            address = %format!("{}/{}", a.addr, a.len),
             addresses = ?next.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "kernel address of a port changed: the port follows"
+            "kernel addresses of a port changed: the port follows"
         );
         self.cfg.interfaces[p].addresses.clone_from(&next);
         let mut ports: Vec<crate::dataplane::PortInfo> = self.ports.to_vec();

@@ -398,6 +398,17 @@ impl XskIo {
         let Some(old) = self.ports.get(port) else {
             return Err(io_err("reattach", format!("no port {port}")));
         };
+        // The first port's socket shares its descriptor with the UMEM, and every other
+        // socket binds through that descriptor (libxdp's shared UMEM): while it is unbound
+        // (its device deleted) no socket can be bound from this UMEM, so that port cannot
+        // be moved, nor any port while its device is gone.
+        if port == 0 || self.ports[0].ifindex == 0 || !device_exists(self.ports[0].ifindex) {
+            return Err(io_err(
+                "reattach",
+                "the first interface's socket carries the worker's UMEM and its device is \
+                 gone: restart xgw to attach to the new device",
+            ));
+        }
         if old.ifindex != 0 && device_exists(old.ifindex) {
             return Err(io_err(
                 "reattach",
@@ -412,8 +423,10 @@ impl XskIo {
         let old = std::mem::replace(&mut self.ports[port], new);
         debug_assert!(old.pending_tx.is_empty(), "only within a burst");
         let stranded = old.in_fill + old.in_tx;
-        // Closing the socket (its last ring) releases it: the kernel unbound it when the
-        // device was unregistered (xsk_unbind_dev), and release waits for its users.
+        // The kernel unbound the old socket when its device was unregistered
+        // (xsk_unbind_dev, under rtnl, before a device of the same name could be created
+        // again): it no longer receives into or sends from the UMEM, whatever still holds
+        // its descriptor (the statistics reader's duplicate, until replaced).
         drop(old);
         let tag = u8::try_from(port + 1).unwrap_or(u8::MAX);
         for (i, o) in self.owner.iter_mut().enumerate() {

@@ -567,7 +567,6 @@ fn reattach_port(
         );
     }
     let slot = u32::try_from(p)?;
-    prog.set_port_ifindex(p, ifindex)?;
     for (q, (tx, waker)) in at.commands.iter().enumerate() {
         let (rtx, rrx) = bounded(1);
         tx.try_send(WorkerCommand::Reattach {
@@ -589,6 +588,8 @@ fn reattach_port(
             }
         }
     }
+    // Only now (every worker has its socket there) is the new ifindex steered as the port.
+    prog.set_port_ifindex(p, ifindex)?;
     let mode = at.modes.get(p).copied().unwrap_or(XdpMode::Native);
     prog.attach(ifindex, mode)?;
     info!(
